@@ -1,0 +1,196 @@
+"""The rule file, as msgspec Structs mirroring the YAML.
+
+A rule file is a YAML list of rules. Field names follow Sigma's correlation format
+(`name`, `correlation.type`, `group-by`, `timespan`, `condition`) so a security team
+recognises it, and `match` takes Alertmanager's matcher syntax so an SRE does:
+
+```yaml
+- name: service-error-burst
+  match: ['severity=~"critical|warning"']
+  correlation:
+    type: event_count
+    group-by: [service]
+    timespan: 60s
+    condition: {gte: 5}
+  incident:
+    title: "{service}: {count} alerts in 60s"
+    severity: P2
+    category: availability
+```
+
+The correlation types form a tagged union on `type`, so one decode checks every field
+and msgspec's error path (`$[0].correlation.timespan`) names the culprit.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal, TypeAlias
+
+import msgspec
+
+from stormwatch.wire import Duration, Severity
+
+__all__ = [
+    "Absence",
+    "ClassifyCase",
+    "ClassifyWhen",
+    "Condition",
+    "Correlation",
+    "EventCount",
+    "Group",
+    "IncidentSpec",
+    "ResolveSpec",
+    "Rule",
+    "RuleFile",
+    "Temporal",
+    "TemporalOrdered",
+    "ValueCount",
+]
+
+_Strict = {"kw_only": True, "forbid_unknown_fields": True, "frozen": True}
+GroupBy = Annotated[list[str], msgspec.Meta(description="label names the rule groups by")]
+Level = Annotated[int, msgspec.Meta(ge=1, le=3)]
+
+
+class Condition(msgspec.Struct, **_Strict):
+    """A threshold on the window's value: `{gte: 5}`, or a range `{gt: 1, lte: 10}`.
+
+    For `value_count`, `field` names the label (or labels, joined) whose distinct
+    values are counted.
+    """
+
+    gt: float | None = None
+    gte: float | None = None
+    lt: float | None = None
+    lte: float | None = None
+    eq: float | None = None
+    neq: float | None = None
+    field: str | list[str] | None = None
+
+    def holds(self, value: float) -> bool:
+        """True when `value` satisfies every bound that is set."""
+        return (
+            (self.gt is None or value > self.gt)
+            and (self.gte is None or value >= self.gte)
+            and (self.lt is None or value < self.lt)
+            and (self.lte is None or value <= self.lte)
+            and (self.eq is None or value == self.eq)
+            and (self.neq is None or value != self.neq)
+        )
+
+
+class _Windowed(msgspec.Struct, **_Strict):
+    group_by: GroupBy = msgspec.field(name="group-by", default_factory=list)
+    timespan: Duration
+
+
+class EventCount(_Windowed, tag="event_count", tag_field="type"):
+    """At least (or at most) N matching alerts of one group within a sliding timespan."""
+
+    condition: Condition = Condition(gte=1)
+
+
+class ValueCount(_Windowed, tag="value_count", tag_field="type"):
+    """N distinct values of `condition.field` among one group's alerts within the timespan."""
+
+    condition: Condition
+
+
+class Temporal(_Windowed, tag="temporal", tag_field="type"):
+    """All of `rules` matched for the same group within the timespan, in any order."""
+
+    rules: list[str]
+    aliases: dict[str, dict[str, str]] = {}
+    """alias -> {rule name -> label}: joins fields named differently in different rules."""
+    condition: Condition | None = None
+    """Counts distinct matched rules; default: all of them."""
+
+
+class TemporalOrdered(_Windowed, tag="temporal_ordered", tag_field="type"):
+    """`rules` matched in the listed order within the timespan (SEC's PairWithWindow)."""
+
+    rules: list[str]
+    aliases: dict[str, dict[str, str]] = {}
+    condition: Condition | None = None
+
+
+class Absence(_Windowed, tag="absence", tag_field="type"):
+    """An expected alert or heartbeat for a group did not arrive within the timespan."""
+
+
+class Group(msgspec.Struct, tag="group", tag_field="type", **_Strict):
+    """Alertmanager-style grouping: every matching alert of a group in one incident."""
+
+    group_by: GroupBy = msgspec.field(name="group-by", default_factory=list)
+    group_wait: Duration = Duration(30)
+    group_interval: Duration = Duration(300)
+    repeat_interval: Duration = Duration(14400)
+
+
+Correlation: TypeAlias = EventCount | ValueCount | Temporal | TemporalOrdered | Absence | Group
+
+
+class IncidentSpec(msgspec.Struct, **_Strict):
+    """How an incident the rule opens is titled and classified by default.
+
+    `title` and `summary` take `{label}` placeholders filled from the group's labels
+    (and the labels all its alerts share), plus `{rule}` and `{count}`.
+    """
+
+    title: str = "{rule}"
+    summary: str = ""
+    severity: Severity = "P3"
+    category: str = "availability"
+
+
+class ClassifyWhen(msgspec.Struct, **_Strict):
+    """Conditions on what an incident holds; all that are set must hold."""
+
+    alert_severity: list[str] = []
+    """The highest `severity` label among its alerts is one of these."""
+    min_alerts: int | None = None
+    min_distinct: dict[str, int] = {}
+    """label -> at least this many distinct values across its alerts (services, hosts)."""
+    source: list[str] = []
+    match: list[str] = []
+    """Matchers over the labels every alert of the incident shares."""
+
+
+class ClassifyCase(msgspec.Struct, **_Strict):
+    """The first case whose `when` holds sets severity, category, impact and urgency."""
+
+    when: ClassifyWhen = ClassifyWhen()
+    severity: Severity | None = None
+    category: str | None = None
+    impact: Level | None = None
+    urgency: Level | None = None
+
+
+class ResolveSpec(msgspec.Struct, **_Strict):
+    """When an open incident resolves, besides all of its alerts resolving.
+
+    `quiet`: no matching alert fired or was re-sent for this long.
+    `condition` + `timespan`: hysteresis, as SEC's SingleWith2Thresholds: the window's
+    value over `timespan` satisfies `condition` (e.g. `{lte: 0}`).
+    """
+
+    quiet: Duration | None = None
+    condition: Condition | None = None
+    timespan: Duration | None = None
+
+
+class Rule(msgspec.Struct, **_Strict):
+    """One rule. Without `correlation` it only names a match for `temporal` rules to join."""
+
+    name: Annotated[str, msgspec.Meta(min_length=1, pattern=r"^[A-Za-z0-9_.:-]+$")]
+    description: str = ""
+    match: list[str] = []
+    source: list[str] = []
+    correlation: Correlation | None = None
+    incident: IncidentSpec = IncidentSpec()
+    classify: list[ClassifyCase] = []
+    resolve: ResolveSpec | None = None
+    enabled: bool = True
+
+
+RuleFile: TypeAlias = list[Rule]

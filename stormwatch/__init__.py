@@ -1,0 +1,1 @@
+# Empty on purpose: `import stormwatch.wire` must load nothing else of ours.
