@@ -1,0 +1,205 @@
+"""Incident lifecycle: open, join, resolve; and the `Incident` view sinks receive.
+
+An incident's key is a hash of its rule, its group values and the event time of the
+alert that opened it: deterministic, so replaying an archive yields the same keys and
+a sink can use the key as its idempotency key.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import string
+from collections.abc import Mapping
+
+from correlate.classify import Classifier
+from correlate.state import IncidentState, State, Tracked
+from rules import Rule
+from stormwatch.wire import Incident, IncidentAlert, TimelineEntry
+
+__all__ = ["TIMELINE_LIMIT", "IncidentBook", "incident_key", "render_template"]
+
+TIMELINE_LIMIT = 50
+"""Timeline entries kept per incident; older ones are counted in `timeline_dropped`."""
+
+_SEP = "\x1e"
+
+
+def incident_key(rule: str, group_key: str, opened_by: float) -> str:
+    body = f"{rule}{_SEP}{group_key}{_SEP}{opened_by!r}".encode()
+    return "inc-" + hashlib.blake2b(body, digest_size=10).hexdigest()
+
+
+class _Placeholders(dict[str, str]):
+    def __missing__(self, key: str) -> str:
+        return "{" + key + "}"
+
+
+_formatter = string.Formatter()
+
+
+def render_template(template: str, values: Mapping[str, str]) -> str:
+    """Fill `{label}` placeholders; an unknown placeholder stays as written."""
+    if "{" not in template:
+        return template
+    try:
+        return _formatter.vformat(template, (), _Placeholders(values))
+    except (ValueError, IndexError, KeyError, AttributeError):
+        return template
+
+
+def common_labels(alerts: list[IncidentAlert]) -> dict[str, str]:
+    if not alerts:
+        return {}
+    common = dict(alerts[0].labels)
+    for a in alerts[1:]:
+        for k in [k for k, v in common.items() if a.labels.get(k) != v]:
+            del common[k]
+    return common
+
+
+class IncidentBook:
+    """Opens, updates and resolves incidents in a `State`, and records what changed.
+
+    `touched` collects, per incident key in first-touch order, the reasons it changed in
+    the current batch; the engine turns them into one event per incident per batch.
+    """
+
+    def __init__(self, state: State, max_alerts: int) -> None:
+        self.state = state
+        self.max_alerts = max_alerts
+        self.touched: dict[str, list[str]] = {}
+        self.opened: set[str] = set()
+        self.resolved: set[str] = set()
+
+    def _touch(self, key: str, reason: str) -> None:
+        reasons = self.touched.setdefault(key, [])
+        if reason not in reasons:
+            reasons.append(reason)
+
+    def _log(self, inc: IncidentState, at: float, event: str, detail: str = "") -> None:
+        inc.timeline.append(TimelineEntry(at=at, event=event, detail=detail))
+        if len(inc.timeline) > TIMELINE_LIMIT:
+            # Keep the opening entry: it says why the incident exists.
+            del inc.timeline[1]
+            inc.timeline_dropped += 1
+
+    def open_for(self, rule: str, group_key: str) -> IncidentState | None:
+        key = self.state.open_by_group.get(rule + _SEP + group_key)
+        return self.state.incidents.get(key) if key is not None else None
+
+    def open(
+        self, rule: str, group: dict[str, str], group_key: str, members: list[Tracked],
+        opened_by: float, now: float, why: str,
+    ) -> IncidentState:
+        key = incident_key(rule, group_key, opened_by)
+        times = [m.alert.starts_at for m in members]
+        inc = IncidentState(
+            key=key, rule=rule, group=group, group_key=group_key, opened_at=now,
+            first_seen=min(times), last_seen=max(times), last_activity=now, why=why,
+        )
+        self.state.incidents[key] = inc
+        self.state.open_by_group[rule + _SEP + group_key] = key
+        self._log(inc, now, "opened", why)
+        for m in members:
+            self._add_member(inc, m, now, log=False)
+        self.opened.add(key)
+        self._touch(key, "opened")
+        if inc.firing == 0:
+            # Every alert that made the window has already resolved: the incident still
+            # happened, so it is opened and resolved in the same batch.
+            self.resolve(inc, now, "all alerts resolved")
+        return inc
+
+    def _add_member(self, inc: IncidentState, tracked: Tracked, now: float, *, log: bool) -> None:
+        fp = tracked.alert.fingerprint
+        firing = tracked.status == "firing"
+        if inc.key in tracked.incidents:
+            # A member that resolved and fired again: same alert, firing once more.
+            inc.firing += firing
+            if log:
+                self._log(inc, now, "alert_refired", fp)
+            return
+        tracked.incidents.append(inc.key)
+        inc.alert_count += 1
+        inc.firing += firing
+        if len(inc.exemplars) < self.max_alerts:
+            inc.exemplars.append(fp)
+        if log:
+            self._log(inc, now, "alert_added", fp)
+
+    def join(self, inc: IncidentState, tracked: Tracked, now: float) -> None:
+        self._add_member(inc, tracked, now, log=True)
+        t = tracked.alert.starts_at
+        inc.first_seen = min(inc.first_seen, t)
+        inc.last_seen = max(inc.last_seen, t)
+        inc.last_activity = now
+        self._touch(inc.key, "alerts_added")
+
+    def saw_duplicate(self, tracked: Tracked, now: float) -> None:
+        for key in tracked.incidents:
+            inc = self.state.incidents.get(key)
+            if inc is not None and inc.status == "open":
+                inc.last_activity = now
+                self._touch(key, "duplicates")
+
+    def alert_resolved(self, tracked: Tracked, now: float) -> None:
+        for key in tracked.incidents:
+            inc = self.state.incidents.get(key)
+            if inc is None or inc.status != "open":
+                continue
+            inc.firing -= 1
+            self._log(inc, now, "alert_resolved", tracked.alert.fingerprint)
+            if inc.firing <= 0:
+                self.resolve(inc, now, "all alerts resolved")
+            else:
+                self._touch(key, "alerts_resolved")
+
+    def resolve(self, inc: IncidentState, now: float, why: str) -> None:
+        if inc.status != "open":
+            return
+        inc.status = "resolved"
+        inc.resolved_at = now
+        self._log(inc, now, "resolved", why)
+        self.state.open_by_group.pop(inc.rule + _SEP + inc.group_key, None)
+        for fp in inc.exemplars:
+            tracked = self.state.tracked.get(fp)
+            if tracked is not None and inc.key in tracked.incidents:
+                tracked.incidents.remove(inc.key)
+        self.resolved.add(inc.key)
+        self._touch(inc.key, "resolved")
+
+    def view(self, inc: IncidentState, rule: Rule, classifier: Classifier) -> Incident:
+        """Build the wire `Incident` (classified, titled) from the engine's state."""
+        tracked = self.state.tracked
+        alerts = []
+        for fp in inc.exemplars:
+            t = tracked.get(fp)
+            if t is None:
+                continue
+            a = t.alert
+            alerts.append(
+                IncidentAlert(
+                    fingerprint=fp, labels=a.labels, annotations=a.annotations, status=t.status,  # type: ignore[arg-type]
+                    starts_at=a.starts_at, last_seen=t.last_seen, ends_at=t.ends_at,
+                    duplicates=t.duplicates, source=a.source, generator_url=a.generator_url,
+                )
+            )
+        common = common_labels(alerts)
+        c = classifier.classify(alerts, inc.alert_count, common)
+        values = {**common, **inc.group, "rule": inc.rule, "count": str(inc.alert_count)}
+        timeline = list(inc.timeline)
+        if inc.timeline_dropped:
+            timeline.insert(1, TimelineEntry(
+                at=timeline[0].at, event="timeline_truncated",
+                detail=f"{inc.timeline_dropped} earlier entries not kept",
+            ))
+        return Incident(
+            key=inc.key, rule=inc.rule, group=inc.group, status=inc.status,  # type: ignore[arg-type]
+            severity=c.severity, category=c.category, priority=c.priority,
+            title=render_template(rule.incident.title, values),
+            summary=render_template(rule.incident.summary, values),
+            alerts=alerts, alert_count=inc.alert_count,
+            truncated_alerts=inc.alert_count - len(alerts),
+            first_seen=inc.first_seen, last_seen=inc.last_seen, opened_at=inc.opened_at,
+            resolved_at=inc.resolved_at, timeline=timeline,
+        )
