@@ -7,7 +7,8 @@ so a sender with a fast clock cannot drag the watermark into the future.
 
 Per batch, in straight lines: expire alerts whose `ends_at` passed -> for each alert in
 (event time, fingerprint) order: dedup -> match rules -> window -> open or join an
-incident -> one event per touched incident. Sorting the batch first makes the result
+incident -> events for the incidents opened or resolved. Other changes are sent as one
+`updated` event per incident from `tick`, at most every `update_interval`. Sorting the batch first makes the result
 independent of the order of alerts inside one batch.
 
 Semantics (the rule reference in README.md says the same):
@@ -53,6 +54,9 @@ class EngineConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, fro
     so this must exceed the longest `for:` in use."""
     max_alerts_per_incident: int = 100
     """Alerts listed on an incident; beyond it they are counted, not listed (storms)."""
+    update_interval: Duration = Duration(10)
+    """Least time between two `updated` events of one incident; opened and resolved
+    are sent at once. Alertmanager's `group_interval` plays the same part."""
     retention: Duration = Duration(900)
     """How long resolved alerts and incidents are remembered (re-sends, explain)."""
 
@@ -245,7 +249,27 @@ class Engine:
                 book.resolve(inc, now, f"quiet for {format_duration(lr.quiet)}")
         if now - self._last_gc >= 60:
             self._gc(now)
-        return Effects(events=self._emit(book, now), counts=counts)
+        events = self._emit(book, now)
+        events.extend(self._flush_updates(now))
+        return Effects(events=events, counts=counts)
+
+    def _flush_updates(self, now: float) -> list[IncidentEvent]:
+        out: list[IncidentEvent] = []
+        interval = self.config.update_interval
+        incidents = self.state.incidents
+        dirty = self.state.dirty
+        for key in list(dirty):
+            inc = incidents.get(key)
+            if inc is None or inc.status != "open":
+                del dirty[key]
+                continue
+            if now - inc.last_event_at < interval:
+                continue
+            reasons = dirty.pop(key)
+            lr = self._rule_for(inc.rule)
+            view = IncidentBook(self.state, self.config.max_alerts_per_incident).view(inc, lr.rule, lr.classifier)
+            out.append(self._event(inc, "updated", ",".join(reasons), view, now))
+        return out
 
     def _expire(self, book: IncidentBook, counts: Counts, now: float) -> None:
         for tracked in self._dedup.expire(now):
@@ -278,27 +302,27 @@ class Engine:
         return IncidentBook(self.state, self.config.max_alerts_per_incident).view(inc, lr.rule, lr.classifier)
 
     def _emit(self, book: IncidentBook, now: float) -> list[IncidentEvent]:
+        """Events for the incidents opened or resolved in this call, in that order."""
         out: list[IncidentEvent] = []
-        for key, reasons in book.touched.items():
+        for key, kinds in book.touched.items():
             inc = self.state.incidents[key]
             lr = self._rule_for(inc.rule)
             view = book.view(inc, lr.rule, lr.classifier)
-            if key in book.opened:
+            if "opened" in kinds:
+                self.state.dirty.pop(key, None)  # the opened view already holds them
                 opened = view
-                if key in book.resolved:
+                if "resolved" in kinds:
                     opened = msgspec.structs.replace(view, status="open", resolved_at=None)
-                inc.sequence += 1
-                out.append(IncidentEvent(event="opened", at=now, reason="opened", sequence=inc.sequence, incident=opened))
-                if key in book.resolved:
-                    inc.sequence += 1
-                    out.append(IncidentEvent(event="resolved", at=now, reason=_resolve_reason(inc), sequence=inc.sequence, incident=view))
-            elif key in book.resolved:
-                inc.sequence += 1
-                out.append(IncidentEvent(event="resolved", at=now, reason=_resolve_reason(inc), sequence=inc.sequence, incident=view))
-            else:
-                inc.sequence += 1
-                out.append(IncidentEvent(event="updated", at=now, reason=",".join(reasons), sequence=inc.sequence, incident=view))
+                out.append(self._event(inc, "opened", "opened", opened, now))
+            if "resolved" in kinds:
+                out.append(self._event(inc, "resolved", _resolve_reason(inc), view, now))
         return out
+
+    @staticmethod
+    def _event(inc: IncidentState, kind: str, reason: str, view: Incident, now: float) -> IncidentEvent:
+        inc.sequence += 1
+        inc.last_event_at = now
+        return IncidentEvent(event=kind, at=now, reason=reason, sequence=inc.sequence, incident=view)  # type: ignore[arg-type]
 
     # -- queries and persistence ----------------------------------------------------------
 

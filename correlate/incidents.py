@@ -60,8 +60,10 @@ def common_labels(alerts: list[IncidentAlert]) -> dict[str, str]:
 class IncidentBook:
     """Opens, updates and resolves incidents in a `State`, and records what changed.
 
-    `touched` collects, per incident key in first-touch order, the reasons it changed in
-    the current batch; the engine turns them into one event per incident per batch.
+    `touched` collects the incidents opened or resolved in the current call: those are
+    sent at once. Any other change (alerts added or resolved, re-sends) only marks the
+    incident dirty in `State.dirty`; `Engine.tick` sends one `updated` event for it at
+    most every `update_interval`, so a storm of re-sends costs one update, not thousands.
     """
 
     def __init__(self, state: State, max_alerts: int) -> None:
@@ -72,8 +74,14 @@ class IncidentBook:
         self.resolved: set[str] = set()
 
     def _touch(self, key: str, reason: str) -> None:
-        reasons = self.touched.setdefault(key, [])
-        if reason not in reasons:
+        if reason in ("opened", "resolved"):
+            self.touched.setdefault(key, []).append(reason)
+            return
+        dirty = self.state.dirty
+        reasons = dirty.get(key)
+        if reasons is None:
+            dirty[key] = [reason]
+        elif reason not in reasons:
             reasons.append(reason)
 
     def _log(self, inc: IncidentState, at: float, event: str, detail: str = "") -> None:
@@ -161,6 +169,7 @@ class IncidentBook:
         inc.resolved_at = now
         self._log(inc, now, "resolved", why)
         self.state.open_by_group.pop(inc.rule + _SEP + inc.group_key, None)
+        self.state.dirty.pop(inc.key, None)
         for fp in inc.exemplars:
             tracked = self.state.tracked.get(fp)
             if tracked is not None and inc.key in tracked.incidents:

@@ -36,8 +36,8 @@ class RuleState(msgspec.Struct, kw_only=True, gc=False):
     changes it starts the rule afresh, one that keeps it keeps these windows."""
 
     fingerprint: str
-    groups: dict[str, list[tuple[float, str]]] = {}
-    """group key -> (event time, fingerprint) sorted by time."""
+    groups: dict[str, list[tuple[float, str, str]]] = {}
+    """group key -> (event time, fingerprint, value) sorted by time."""
 
 
 class IncidentState(msgspec.Struct, kw_only=True, gc=False):
@@ -59,6 +59,9 @@ class IncidentState(msgspec.Struct, kw_only=True, gc=False):
     alert_count: int = 0
     firing: int = 0
     sequence: int = 0
+    last_event_at: float = 0.0
+    """Processing time of the last event sent for it; `updated` events are spaced by
+    `update_interval` from it."""
     timeline: list[TimelineEntry] = []
     timeline_dropped: int = 0
     why: str = ""
@@ -74,6 +77,8 @@ class State(msgspec.Struct, kw_only=True, gc=False):
     rules: dict[str, RuleState] = {}
     incidents: dict[str, IncidentState] = {}
     open_by_group: dict[str, str] = {}
+    dirty: dict[str, list[str]] = {}
+    """Open incidents changed since their last event -> why; flushed as `updated` on tick."""
     """"rule\\x1egroup key" -> key of its open incident."""
 
 

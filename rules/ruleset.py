@@ -7,6 +7,7 @@ import hashlib
 import msgspec
 
 from rules.schema import Rule
+from stormwatch.wire import encode_hook
 
 __all__ = ["Origin", "RuleSet", "rule_fingerprint"]
 
@@ -31,7 +32,7 @@ class RuleSet(msgspec.Struct, frozen=True, kw_only=True):
         return len(self.rules)
 
 
-_encoder = msgspec.json.Encoder(order="sorted")
+_encoder = msgspec.json.Encoder(order="sorted", enc_hook=encode_hook)
 
 
 def rule_fingerprint(rule: Rule) -> str:

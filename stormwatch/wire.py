@@ -29,6 +29,7 @@ __all__ = [
     "Severity",
     "TimelineEntry",
     "decode_hook",
+    "encode_hook",
     "iso8601",
     "parse_duration",
 ]
@@ -101,6 +102,14 @@ def decode_hook(type_: type, obj: Any) -> Any:
         msg = "expected a duration such as 30s or 5m"
         raise TypeError(msg)
     msg = f"unsupported type {type_!r}"
+    raise NotImplementedError(msg)
+
+
+def encode_hook(obj: Any) -> Any:
+    """msgspec `enc_hook` for our own scalar types: a `Duration` encodes as seconds."""
+    if isinstance(obj, Duration):
+        return float(obj)
+    msg = f"cannot encode {type(obj).__name__}"
     raise NotImplementedError(msg)
 
 
