@@ -6,36 +6,34 @@ out. The engine reads no clock and does no I/O: the caller passes processing tim
 so a sender with a fast clock cannot drag the watermark into the future.
 
 Per batch, in straight lines: expire alerts whose `ends_at` passed -> for each alert in
-(event time, fingerprint) order: dedup -> match rules -> window -> open or join an
-incident -> events for the incidents opened or resolved. Other changes are sent as one
-`updated` event per incident from `tick`, at most every `update_interval`. Sorting the batch first makes the result
-independent of the order of alerts inside one batch.
+(event time, fingerprint) order: dedup -> silences -> match rules -> window -> open or
+join an incident -> events for the incidents opened or resolved. Other changes are sent
+as one `updated` event per incident from `tick`, at most every `update_interval`.
+Sorting the batch first makes the result independent of the order inside one batch.
 
-Semantics (the rule reference in README.md says the same):
+Semantics (README.md's rule reference says the same):
 - the watermark is the highest event time seen; an alert more than `allowed_lateness`
   behind it is late: counted per rule in `Effects.counts.late_by_rule`, never merged
   into a window (it still joins an incident already open for its group);
 - an alert feeds at most one incident per rule: the alerts that open an incident leave
   the window, and while it is open later alerts of its group join it;
-- an incident resolves when all its alerts have resolved, or after `resolve.quiet`
-  without a matching alert firing or being re-sent (checked on `tick`).
+- an incident resolves when all its alerts have resolved, after `resolve.quiet` without
+  a matching alert, or when `resolve.condition` holds over `resolve.timespan`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 import msgspec
 
-from correlate.classify import Classifier
 from correlate.dedup import Admission, DedupTable
-from correlate.incidents import IncidentBook
-from correlate.match import RuleMatcher
-from correlate.state import IncidentState, RuleState, State, Tracked, decode_state, encode_state
-from correlate.windows import count_hit, evict_before, insert_event
-from correlate.windows.count import fires_on_arrival
-from rules import Rule, RuleSet, rule_fingerprint
-from rules.schema import EventCount
+from correlate.incidents import IncidentBook, common_labels
+from correlate.rulebook import LiveRule, Rulebook
+from correlate.state import IncidentState, State, Tracked, decode_state, encode_state
+from correlate.suppress import InhibitRule, Silence, active_silence, inhibitor_of
+from correlate.windows import count_hit, distinct_hit, evict_before, insert_event, ordered_hit
+from rules import Matcher, RuleSet
 from stormwatch.wire import Alert, Duration, Incident, IncidentEvent, format_duration
 
 __all__ = ["Counts", "Effects", "Engine", "EngineConfig"]
@@ -59,6 +57,9 @@ class EngineConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, fro
     are sent at once. Alertmanager's `group_interval` plays the same part."""
     retention: Duration = Duration(900)
     """How long resolved alerts and incidents are remembered (re-sends, explain)."""
+    inhibit: list[InhibitRule] = msgspec.field(default_factory=lambda: [InhibitRule()])
+    """Inhibit rules; the default holds back P2-P4 incidents of a service while a P1
+    incident of the same service is open. `inhibit: []` turns inhibition off."""
 
 
 class Counts(msgspec.Struct, kw_only=True):
@@ -71,6 +72,7 @@ class Counts(msgspec.Struct, kw_only=True):
     expired: int = 0
     stale: int = 0
     unmatched: int = 0
+    silenced: int = 0
     late: int = 0
     duplicates_by_source: dict[str, int] = {}
     late_by_rule: dict[str, int] = {}
@@ -81,25 +83,6 @@ class Effects(msgspec.Struct, kw_only=True):
 
     events: list[IncidentEvent]
     counts: Counts
-
-
-class _LiveRule:
-    """A correlating rule with everything the hot path needs hoisted out of the Struct."""
-
-    __slots__ = ("classifier", "condition", "fires", "group_by", "name", "quiet", "rule", "state", "timespan")
-
-    def __init__(self, rule: Rule, state: RuleState) -> None:
-        corr = rule.correlation
-        assert isinstance(corr, EventCount), "checked by Engine._supported"
-        self.rule = rule
-        self.name = rule.name
-        self.state = state
-        self.group_by = tuple(corr.group_by)
-        self.timespan = float(corr.timespan)
-        self.condition = corr.condition
-        self.fires = fires_on_arrival(corr.condition)
-        self.quiet = float(rule.resolve.quiet) if rule.resolve and rule.resolve.quiet else None
-        self.classifier = Classifier(rule)
 
 
 def _order(a: Alert) -> tuple[float, str, str]:
@@ -120,35 +103,22 @@ class Engine:
         self.config = config or EngineConfig()
         self.state = state if state is not None else State()
         self._dedup = DedupTable(self.state, self.config.resolve_timeout, self.config.retention)
-        self._retired: dict[str, _LiveRule] = {}
+        self._retired: dict[str, LiveRule] = {}
         self._last_gc = self.state.watermark
+        self._silences: list[tuple[Silence, list[Matcher]]] = [(s, s.compiled()) for s in self.state.silences]
         self._install(rules)
 
-    # -- rules ----------------------------------------------------------------------
-
-    @staticmethod
-    def _supported(rule: Rule) -> bool:
-        return isinstance(rule.correlation, EventCount)
+    # -- rules and silences --------------------------------------------------------------
 
     def _install(self, rules: RuleSet) -> None:
-        old_states = self.state.rules
-        new_states: dict[str, RuleState] = {}
-        live: dict[str, _LiveRule] = {}
-        for rule in rules.rules:
-            if not rule.enabled or not self._supported(rule):
-                continue
-            fp = rule_fingerprint(rule)
-            prev = old_states.get(rule.name)
-            rs = prev if prev is not None and prev.fingerprint == fp else RuleState(fingerprint=fp)
-            new_states[rule.name] = rs
-            live[rule.name] = _LiveRule(rule, rs)
-        for name, lr in getattr(self, "_live", {}).items():
-            if name not in live:
+        book = Rulebook(rules, self.state.rules)
+        for name, lr in getattr(self, "_book", book).live.items():
+            if name not in book.live:
                 self._retired[name] = lr
-        self.state.rules = new_states
+        self.state.rules = book.states
         self.rules = rules
-        self._live = live
-        self._matcher = RuleMatcher([r for r in rules.rules if r.name in live])
+        self._book = book
+        self._live = book.live
 
     def reload(self, rules: RuleSet) -> None:
         """Swap in new rules. Windows of rules whose match and correlation did not change
@@ -156,7 +126,20 @@ class Engine:
         resolve as their alerts do."""
         self._install(rules)
 
-    # -- the hot path -----------------------------------------------------------------
+    def add_silence(self, silence: Silence) -> None:
+        """Add or replace (by id) a silence; raises MatcherError for a bad matcher."""
+        compiled = silence.compiled()
+        self.expire_silence(silence.id)
+        self.state.silences.append(silence)
+        self._silences.append((silence, compiled))
+
+    def expire_silence(self, silence_id: str) -> bool:
+        before = len(self.state.silences)
+        self.state.silences = [s for s in self.state.silences if s.id != silence_id]
+        self._silences = [(s, m) for s, m in self._silences if s.id != silence_id]
+        return len(self.state.silences) != before
+
+    # -- the hot path -------------------------------------------------------------------
 
     def process(self, alerts: Sequence[Alert], now: float) -> Effects:
         """Take one batch of alerts at processing time `now`."""
@@ -164,8 +147,11 @@ class Engine:
         counts = Counts(received=len(alerts))
         self._expire(book, counts, now)
         admit = self._dedup.admit
-        candidates = self._matcher.candidates
+        candidates = self._book.matcher.candidates
+        listeners = self._book.listeners
+        live = self._live
         state = self.state
+        silences = self._silences
         for alert in sorted(alerts, key=_order):
             admission, tracked = admit(alert, now)
             if admission is Admission.DUPLICATE:
@@ -183,6 +169,9 @@ class Engine:
                 counts.stale += 1
                 continue
             counts.new += 1
+            if silences and active_silence(silences, alert.labels, now) is not None:
+                counts.silenced += 1
+                continue
             t = alert.starts_at if alert.starts_at < now else now
             if t > state.watermark:
                 state.watermark = t
@@ -191,16 +180,26 @@ class Engine:
                 counts.unmatched += 1
                 continue
             for c in matched:
-                self._feed(self._live[c.name], alert, tracked, t, now, book, counts)  # type: ignore[arg-type]
+                lr = live.get(c.name)
+                if lr is not None:
+                    self._feed(lr, c.name, alert, tracked, t, now, book, counts)  # type: ignore[arg-type]
+                for temporal in listeners.get(c.name, ()):
+                    self._feed(temporal, c.name, alert, tracked, t, now, book, counts)  # type: ignore[arg-type]
         return Effects(events=self._emit(book, now), counts=counts)
 
     def _feed(
-        self, lr: _LiveRule, alert: Alert, tracked: Tracked, t: float, now: float,
+        self, lr: LiveRule, via: str, alert: Alert, tracked: Tracked, t: float, now: float,
         book: IncidentBook, counts: Counts,
     ) -> None:
-        values = [alert.labels.get(label, "") for label in lr.group_by]
+        labels = alert.labels
+        values = [labels.get(name, "") for name in lr.group_labels(via)]
         gkey = _SEP.join(values)
         inc = book.open_for(lr.name, gkey)
+        if lr.kind == "absence":
+            lr.state.last_seen[gkey] = now
+            if inc is not None:
+                book.resolve(inc, now, "a matching alert arrived again")
+            return
         if inc is not None:
             book.join(inc, tracked, now)
             return
@@ -213,63 +212,126 @@ class Engine:
         events = groups.get(gkey)
         if events is None:
             events = groups[gkey] = []
-        else:
+        elif lr.kind != "group":
             evict_before(events, horizon - lr.timespan)
-        in_order = insert_event(events, (t, alert.fingerprint, ""))
-        if not lr.fires:
+        if lr.kind == "value":
+            value = _SEP.join(labels.get(f, "") for f in lr.field)
+        elif lr.kind in ("temporal", "ordered"):
+            value = via
+        else:
+            value = ""
+        in_order = insert_event(events, (t, alert.fingerprint, value))
+        if lr.kind == "group":
+            lr.state.pending.setdefault(gkey, now)
             return
-        hit = count_hit(events, t, lr.timespan, lr.condition, in_order)
-        if hit is None:
+        picked = self._hit(lr, events, t, in_order)
+        if picked is None:
             return
-        lo, hi = hit
-        tracked_by_fp = self.state.tracked
-        members = [tracked_by_fp[e[1]] for e in events[lo:hi] if e[1] in tracked_by_fp]
-        group = dict(zip(lr.group_by, values, strict=True))
-        why = (
-            f"{hi - lo} matching alerts within {format_duration(lr.timespan)} "
-            f"(event_count {_describe(lr.condition)}) for {_describe_group(group)}"
-        )
-        del events[lo:hi]
+        window = [events[i] for i in picked]
+        for i in sorted(picked, reverse=True):
+            del events[i]
         if not events:
             del groups[gkey]
-        book.open(lr.name, group, gkey, members, opened_by=t, now=now, why=why)
+        tracked_by_fp = self.state.tracked
+        members = [tracked_by_fp[e[1]] for e in window if e[1] in tracked_by_fp]
+        group = dict(zip(lr.group_by, values, strict=True))
+        book.open(lr.name, group, gkey, _unique(members), opened_by=t, now=now,
+                  why=_why(lr, len(window), group, window), window=window)
+
+    @staticmethod
+    def _hit(lr: LiveRule, events: list[tuple[float, str, str]], t: float, in_order: bool) -> list[int] | None:
+        if lr.kind == "count":
+            if not lr.fires:
+                return None
+            hit = count_hit(events, t, lr.timespan, lr.condition, in_order)  # type: ignore[arg-type]
+        elif lr.kind == "ordered":
+            return ordered_hit(events, t, lr.timespan, lr.steps)
+        else:
+            hit = distinct_hit(events, t, lr.timespan, lr.holds, in_order)
+        return list(range(*hit)) if hit is not None else None
 
     # -- timers -------------------------------------------------------------------------
 
     def tick(self, now: float) -> Effects:
-        """Advance timers to `now`: alert expiry, quiet periods, and forgetting old state."""
+        """Advance timers to `now`: alert expiry, group waits, absences, quiet periods,
+        hysteresis, repeat intervals, spaced updates; and forget old state."""
         book = IncidentBook(self.state, self.config.max_alerts_per_incident)
         counts = Counts()
         self._expire(book, counts, now)
+        for lr in self._live.values():
+            if lr.kind == "group":
+                self._flush_groups(lr, book, now)
+            elif lr.kind == "absence":
+                self._check_absence(lr, book, now)
+            elif lr.kind == "count" and not lr.fires:
+                self._check_upper_bound(lr, book, now)
         for inc in list(self.state.incidents.values()):
-            if inc.status != "open":
-                continue
-            lr = self._live.get(inc.rule)
-            if lr is not None and lr.quiet is not None and now - inc.last_activity >= lr.quiet:
-                book.resolve(inc, now, f"quiet for {format_duration(lr.quiet)}")
+            if inc.status == "open":
+                self._check_resolve_timers(inc, book, now)
         if now - self._last_gc >= 60:
             self._gc(now)
         events = self._emit(book, now)
         events.extend(self._flush_updates(now))
         return Effects(events=events, counts=counts)
 
-    def _flush_updates(self, now: float) -> list[IncidentEvent]:
-        out: list[IncidentEvent] = []
-        interval = self.config.update_interval
-        incidents = self.state.incidents
-        dirty = self.state.dirty
-        for key in list(dirty):
-            inc = incidents.get(key)
-            if inc is None or inc.status != "open":
-                del dirty[key]
+    def _flush_groups(self, lr: LiveRule, book: IncidentBook, now: float) -> None:
+        """`group` rules open an incident `group_wait` after a group's first alert, with
+        every alert of the group still firing then (none firing: nothing is sent)."""
+        wait = lr.group.group_wait  # type: ignore[union-attr]
+        for gkey, first in list(lr.state.pending.items()):
+            if now - first < wait:
                 continue
-            if now - inc.last_event_at < interval:
+            del lr.state.pending[gkey]
+            events = lr.state.groups.pop(gkey, [])
+            tracked = self.state.tracked
+            members = [tracked[e[1]] for e in events if e[1] in tracked and tracked[e[1]].status == "firing"]
+            if not members:
                 continue
-            reasons = dirty.pop(key)
-            lr = self._rule_for(inc.rule)
-            view = IncidentBook(self.state, self.config.max_alerts_per_incident).view(inc, lr.rule, lr.classifier)
-            out.append(self._event(inc, "updated", ",".join(reasons), view, now))
-        return out
+            group = lr.group_of(gkey)
+            why = f"{len(members)} alerts grouped by {_describe_group(group)} after group_wait {format_duration(wait)}"
+            book.open(lr.name, group, gkey, _unique(members), opened_by=events[0][0], now=now, why=why, window=events)
+
+    def _check_absence(self, lr: LiveRule, book: IncidentBook, now: float) -> None:
+        for gkey, last in lr.state.last_seen.items():
+            if now - last < lr.timespan or book.open_for(lr.name, gkey) is not None:
+                continue
+            group = lr.group_of(gkey)
+            why = f"no matching alert for {_describe_group(group)} within {format_duration(lr.timespan)}"
+            book.open(lr.name, group, gkey, [], opened_by=last + lr.timespan, now=now, why=why, idle_resolves=False)
+
+    def _check_upper_bound(self, lr: LiveRule, book: IncidentBook, now: float) -> None:
+        """`event_count` with only `lt`/`lte`: judged when a full window has passed."""
+        cond = lr.condition
+        assert cond is not None
+        end = self.state.watermark
+        for gkey, events in list(lr.state.groups.items()):
+            open_inc = book.open_for(lr.name, gkey)
+            if not events or end - events[0][0] < lr.timespan:
+                continue
+            count = len(events) - _first_at_or_after(events, end - lr.timespan)
+            holds = cond.holds(count)
+            if holds and open_inc is None:
+                group = lr.group_of(gkey)
+                why = f"only {count} matching alerts within {format_duration(lr.timespan)} for {_describe_group(group)}"
+                book.open(lr.name, group, gkey, [], opened_by=end, now=now, why=why, idle_resolves=False)
+            elif not holds and open_inc is not None:
+                book.resolve(open_inc, now, f"{count} matching alerts within {format_duration(lr.timespan)} again")
+
+    def _check_resolve_timers(self, inc: IncidentState, book: IncidentBook, now: float) -> None:
+        lr = self._live.get(inc.rule)
+        if lr is None:
+            return
+        if lr.quiet is not None and now - inc.last_activity >= lr.quiet:
+            book.resolve(inc, now, f"quiet for {format_duration(lr.quiet)}")
+            return
+        if lr.resolve_condition is not None:
+            span = lr.resolve_timespan
+            inc.arrivals = [a for a in inc.arrivals if a > now - span]
+            if now - inc.opened_at >= span and lr.resolve_condition.holds(len(inc.arrivals)):
+                book.resolve(inc, now, f"{len(inc.arrivals)} matching alerts in the last {format_duration(span)}")
+                return
+        if lr.group is not None and inc.announced and now - inc.last_event_at >= lr.group.repeat_interval:
+            self.state.dirty.setdefault(inc.key, []).append("repeat_interval")
 
     def _expire(self, book: IncidentBook, counts: Counts, now: float) -> None:
         for tracked in self._dedup.expire(now):
@@ -283,8 +345,12 @@ class Engine:
         incidents = self.state.incidents
         for key in [k for k, i in incidents.items() if i.status == "resolved" and (i.resolved_at or 0) < cutoff]:
             del incidents[key]
+        self.state.silences = [s for s in self.state.silences if s.ends_at > now]
+        self._silences = [(s, m) for s, m in self._silences if s.ends_at > now]
         horizon = self.state.watermark - self.config.allowed_lateness
         for lr in self._live.values():
+            if lr.kind == "group":
+                continue
             groups = lr.state.groups
             for gkey in list(groups):
                 events = groups[gkey]
@@ -294,34 +360,87 @@ class Engine:
 
     # -- output -------------------------------------------------------------------------
 
-    def _rule_for(self, name: str) -> _LiveRule:
+    def _rule_for(self, name: str) -> LiveRule:
         return self._live.get(name) or self._retired[name]
 
     def _view(self, inc: IncidentState) -> Incident:
         lr = self._rule_for(inc.rule)
         return IncidentBook(self.state, self.config.max_alerts_per_incident).view(inc, lr.rule, lr.classifier)
 
+    def _open_announced(self) -> Iterator[tuple[str, str, dict[str, str]]]:
+        for key in self.state.open_by_group.values():
+            inc = self.state.incidents.get(key)
+            if inc is not None and inc.announced and inc.severity:
+                yield key, inc.severity, inc.labels
+
+    def _inhibited(self, inc: IncidentState, view: Incident) -> str | None:
+        if not any(view.severity in r.target_severity for r in self.config.inhibit):
+            return None
+        labels = {**common_labels(view.alerts), **view.group}
+        return inhibitor_of(self.config.inhibit, view.severity, labels, self._open_announced(), inc.key)
+
     def _emit(self, book: IncidentBook, now: float) -> list[IncidentEvent]:
         """Events for the incidents opened or resolved in this call, in that order."""
         out: list[IncidentEvent] = []
         for key, kinds in book.touched.items():
             inc = self.state.incidents[key]
-            lr = self._rule_for(inc.rule)
-            view = book.view(inc, lr.rule, lr.classifier)
+            view = self._view(inc)
             if "opened" in kinds:
                 self.state.dirty.pop(key, None)  # the opened view already holds them
                 opened = view
                 if "resolved" in kinds:
                     opened = msgspec.structs.replace(view, status="open", resolved_at=None)
-                out.append(self._event(inc, "opened", "opened", opened, now))
-            if "resolved" in kinds:
+                by = self._inhibited(inc, opened)
+                if by is not None:
+                    self._hold(inc, by, now)
+                else:
+                    out.append(self._event(inc, "opened", "opened", opened, now))
+            if "resolved" in kinds and inc.announced:
                 out.append(self._event(inc, "resolved", _resolve_reason(inc), view, now))
+        return out
+
+    def _hold(self, inc: IncidentState, by: str, now: float) -> None:
+        inc.announced = False
+        if inc.inhibited_by != by:
+            inc.inhibited_by = by
+            book = IncidentBook(self.state, self.config.max_alerts_per_incident)
+            book._log(inc, now, "inhibited", f"held back while {by} is open")  # noqa: SLF001
+
+    def _flush_updates(self, now: float) -> list[IncidentEvent]:
+        out: list[IncidentEvent] = []
+        incidents = self.state.incidents
+        for inc in incidents.values():
+            # Announce what inhibition held back, once its inhibitor is gone.
+            if inc.status == "open" and not inc.announced:
+                view = self._view(inc)
+                by = self._inhibited(inc, view)
+                if by is None:
+                    inc.announced = True
+                    inc.inhibited_by = ""
+                    self.state.dirty.pop(inc.key, None)
+                    out.append(self._event(inc, "opened", "no longer inhibited", view, now))
+                elif by != inc.inhibited_by:
+                    self._hold(inc, by, now)
+        dirty = self.state.dirty
+        for key in list(dirty):
+            inc = incidents.get(key)
+            if inc is None or inc.status != "open" or not inc.announced:
+                del dirty[key]
+                continue
+            lr = self._rule_for(inc.rule)
+            interval = lr.group.group_interval if lr.group is not None else self.config.update_interval
+            if now - inc.last_event_at < interval:
+                continue
+            reasons = dirty.pop(key)
+            out.append(self._event(inc, "updated", ",".join(reasons), self._view(inc), now))
         return out
 
     @staticmethod
     def _event(inc: IncidentState, kind: str, reason: str, view: Incident, now: float) -> IncidentEvent:
         inc.sequence += 1
         inc.last_event_at = now
+        inc.severity = view.severity
+        inc.labels = {**common_labels(view.alerts), **view.group}
         return IncidentEvent(event=kind, at=now, reason=reason, sequence=inc.sequence, incident=view)  # type: ignore[arg-type]
 
     # -- queries and persistence ----------------------------------------------------------
@@ -353,11 +472,26 @@ class Engine:
         return cls(rules, config, decode_state(blob))
 
 
+def _unique(members: list[Tracked]) -> list[Tracked]:
+    seen: dict[str, Tracked] = {}
+    for m in members:
+        seen.setdefault(m.alert.fingerprint, m)
+    return list(seen.values())
+
+
+def _first_at_or_after(events: list[tuple[float, str, str]], t: float) -> int:
+    from bisect import bisect_left
+
+    return bisect_left(events, t, key=lambda e: e[0])
+
+
 def _resolve_reason(inc: IncidentState) -> str:
     return inc.timeline[-1].detail if inc.timeline else "resolved"
 
 
 def _describe(cond: object) -> str:
+    if cond is None:
+        return "all rules"
     fields = msgspec.structs.asdict(cond)  # type: ignore[arg-type]
     return ", ".join(f"{k} {v:g}" for k, v in fields.items() if v is not None and k != "field")
 
@@ -366,3 +500,16 @@ def _describe_group(group: dict[str, str]) -> str:
     if not group:
         return "all matching alerts"
     return ", ".join(f'{k}="{v}"' for k, v in group.items())
+
+
+def _why(lr: LiveRule, n: int, group: dict[str, str], window: list[tuple[float, str, str]]) -> str:
+    span = format_duration(lr.timespan)
+    where = _describe_group(group)
+    if lr.kind == "count":
+        return f"{n} matching alerts within {span} (event_count {_describe(lr.condition)}) for {where}"
+    if lr.kind == "value":
+        distinct = len({e[2] for e in window})
+        return f"{distinct} distinct {'+'.join(lr.field)} within {span} (value_count {_describe(lr.condition)}) for {where}"
+    if lr.kind == "temporal":
+        return f"rules {', '.join(sorted({e[2] for e in window}))} all matched within {span} for {where}"
+    return f"rules {' -> '.join(e[2] for e in window)} matched in order within {span} for {where}"

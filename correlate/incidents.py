@@ -97,13 +97,15 @@ class IncidentBook:
 
     def open(
         self, rule: str, group: dict[str, str], group_key: str, members: list[Tracked],
-        opened_by: float, now: float, why: str,
+        opened_by: float, now: float, why: str, *, window: list[tuple[float, str, str]] | None = None,
+        idle_resolves: bool = True,
     ) -> IncidentState:
         key = incident_key(rule, group_key, opened_by)
         times = [m.alert.starts_at for m in members]
         inc = IncidentState(
             key=key, rule=rule, group=group, group_key=group_key, opened_at=now,
-            first_seen=min(times), last_seen=max(times), last_activity=now, why=why,
+            first_seen=min(times, default=opened_by), last_seen=max(times, default=opened_by),
+            last_activity=now, why=why, window=window or [], arrivals=[now] * len(members),
         )
         self.state.incidents[key] = inc
         self.state.open_by_group[rule + _SEP + group_key] = key
@@ -112,7 +114,7 @@ class IncidentBook:
             self._add_member(inc, m, now, log=False)
         self.opened.add(key)
         self._touch(key, "opened")
-        if inc.firing == 0:
+        if inc.firing == 0 and idle_resolves:
             # Every alert that made the window has already resolved: the incident still
             # happened, so it is opened and resolved in the same batch.
             self.resolve(inc, now, "all alerts resolved")
@@ -141,6 +143,7 @@ class IncidentBook:
         inc.first_seen = min(inc.first_seen, t)
         inc.last_seen = max(inc.last_seen, t)
         inc.last_activity = now
+        inc.arrivals.append(now)
         self._touch(inc.key, "alerts_added")
 
     def saw_duplicate(self, tracked: Tracked, now: float) -> None:

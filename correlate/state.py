@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import msgspec
 
+from correlate.suppress import Silence
 from stormwatch.wire import Alert, TimelineEntry
 
 __all__ = ["IncidentState", "RuleState", "State", "Tracked", "decode_state", "encode_state"]
@@ -38,6 +39,10 @@ class RuleState(msgspec.Struct, kw_only=True, gc=False):
     fingerprint: str
     groups: dict[str, list[tuple[float, str, str]]] = {}
     """group key -> (event time, fingerprint, value) sorted by time."""
+    pending: dict[str, float] = {}
+    """`group` rules: group key -> processing time its first alert arrived (group_wait)."""
+    last_seen: dict[str, float] = {}
+    """`absence` rules: group key -> processing time a matching alert last arrived."""
 
 
 class IncidentState(msgspec.Struct, kw_only=True, gc=False):
@@ -66,6 +71,16 @@ class IncidentState(msgspec.Struct, kw_only=True, gc=False):
     timeline_dropped: int = 0
     why: str = ""
     """Why the incident opened, in one sentence (for explain)."""
+    window: list[tuple[float, str, str]] = []
+    """The window contents that opened it (for explain)."""
+    arrivals: list[float] = []
+    """Processing times of alerts that fed it, within `resolve.timespan` (hysteresis)."""
+    severity: str = ""
+    labels: dict[str, str] = {}
+    """Severity and labels (group + shared) as last sent; what inhibition compares."""
+    announced: bool = True
+    """False while inhibition has held back its `opened` event."""
+    inhibited_by: str = ""
 
 
 class State(msgspec.Struct, kw_only=True, gc=False):
@@ -77,6 +92,7 @@ class State(msgspec.Struct, kw_only=True, gc=False):
     rules: dict[str, RuleState] = {}
     incidents: dict[str, IncidentState] = {}
     open_by_group: dict[str, str] = {}
+    silences: list[Silence] = []
     dirty: dict[str, list[str]] = {}
     """Open incidents changed since their last event -> why; flushed as `updated` on tick."""
     """"rule\\x1egroup key" -> key of its open incident."""

@@ -6,6 +6,8 @@ the rule name for temporal), empty otherwise.
 """
 
 from correlate.windows.base import Event, evict_before, insert_event
-from correlate.windows.count import count_hit
+from correlate.windows.count import count_hit, fires_on_arrival
+from correlate.windows.distinct import distinct_hit
+from correlate.windows.ordered import ordered_hit
 
-__all__ = ["Event", "count_hit", "evict_before", "insert_event"]
+__all__ = ["Event", "count_hit", "distinct_hit", "evict_before", "fires_on_arrival", "insert_event", "ordered_hit"]
