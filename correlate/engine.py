@@ -152,6 +152,7 @@ class Engine:
         live = self._live
         state = self.state
         silences = self._silences
+        heartbeats = self._book.heartbeats
         for alert in sorted(alerts, key=_order):
             admission, tracked = admit(alert, now)
             if admission is Admission.DUPLICATE:
@@ -160,6 +161,9 @@ class Engine:
                 counts.duplicates_by_source[src] = counts.duplicates_by_source.get(src, 0) + 1
                 if tracked.incidents:  # type: ignore[union-attr]
                     book.saw_duplicate(tracked, now)  # type: ignore[arg-type]
+                if heartbeats is not None:
+                    for c in heartbeats.candidates(alert):
+                        self._feed(live[c.name], c.name, alert, tracked, now, now, book, counts)  # type: ignore[arg-type]
                 continue
             if admission is Admission.RESOLVED:
                 counts.resolved += 1

@@ -118,3 +118,6 @@ class Rulebook:
                 self.listeners.setdefault(step, []).append(lr)
         wanted = set(self.live) | set(self.listeners)
         self.matcher = RuleMatcher([r for r in rules.rules if r.name in wanted and r.enabled])
+        heartbeats = [lr.rule for lr in self.live.values() if lr.kind == "absence"]
+        self.heartbeats = RuleMatcher(heartbeats) if heartbeats else None
+        """`absence` rules also see re-sends: for a heartbeat, the re-send is the beat."""

@@ -1,10 +1,19 @@
 """The rule language: schema, matchers, loading and checking rule files."""
 
+from rules.check import CheckReport, RuleWarning, check_rules, format_report
+from rules.loader import RuleErrors, load_rules, rule_files
 from rules.matchers import Matcher, MatcherError, parse_matcher, parse_matchers
 from rules.ruleset import Origin, RuleSet, rule_fingerprint
 from rules.schema import Rule
 
 __all__ = [
+    "CheckReport",
+    "RuleErrors",
+    "RuleWarning",
+    "check_rules",
+    "format_report",
+    "load_rules",
+    "rule_files",
     "Matcher",
     "MatcherError",
     "Origin",

@@ -1,0 +1,50 @@
+"""What every normaliser shares: msgspec error translation and label checks."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from datetime import datetime
+from typing import TypeVar
+
+import msgspec
+
+from stormwatch.errors import PayloadError
+
+__all__ = ["ZERO_TIME", "check_labels", "decode", "epoch"]
+
+T = TypeVar("T")
+
+_LABEL_NAME = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
+ZERO_TIME = -62135596800.0
+"""Go's zero time (0001-01-01T00:00:00Z) as epoch seconds: Alertmanager's "unset"."""
+
+
+def decode(decoder: msgspec.json.Decoder[T], body: bytes, source: str) -> T:
+    """Decode with a prebuilt decoder, turning msgspec's errors into PayloadError."""
+    try:
+        return decoder.decode(body)
+    except msgspec.ValidationError as err:
+        message, _, path = str(err).rpartition(" - at `")
+        raise PayloadError(message or str(err), source=source, field=path.rstrip("`"), reason="invalid_payload") from err
+    except msgspec.DecodeError as err:
+        raise PayloadError(f"malformed JSON: {err}", source=source, reason="invalid_json") from err
+
+
+def epoch(value: datetime | None, default: float | None) -> float | None:
+    """A decoded timestamp as epoch seconds; Go's zero time counts as unset."""
+    if value is None:
+        return default
+    ts = value.timestamp()
+    return default if ts <= ZERO_TIME + 1 else ts
+
+
+def check_labels(labels: dict[str, str], source: str, path: str, *, require: Callable[[str], bool] = bool) -> None:
+    """Alertmanager's label rules: at least one label, names `[a-zA-Z_][a-zA-Z0-9_]*`."""
+    if not labels:
+        raise PayloadError("at least one label is required", source=source, field=path)
+    for name in labels:
+        if not _LABEL_NAME.match(name):
+            msg = f"invalid label name {name!r}: must match [a-zA-Z_][a-zA-Z0-9_]*"
+            raise PayloadError(msg, source=source, field=f"{path}.{name}")
+    _ = require

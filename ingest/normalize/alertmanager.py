@@ -1,0 +1,104 @@
+"""Alertmanager's two wire formats.
+
+- `POST /api/v2/alerts`, what Prometheus, the Loki ruler and the Grafana ruler send:
+  a JSON array of `{labels, annotations?, startsAt?, endsAt?, generatorURL?}`.
+  A missing `startsAt` means now; a missing `endsAt` means "firing until the resolve
+  timeout" (the engine applies it); an `endsAt` at or before now means resolved.
+- Alertmanager's webhook receiver payload, version 4 (`POST /webhook/alertmanager`):
+  `{version, groupKey, status, receiver, groupLabels, commonLabels, alerts: [...]}`,
+  each alert with its own explicit `status`. Fields added in later versions
+  (`notification_reason`, `routeLabels`, `truncatedAlerts`) are optional.
+
+One bad item rejects the whole body: nothing is half-accepted.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+import msgspec
+
+from ingest.fingerprint import fingerprint_labels
+from ingest.normalize._common import check_labels, decode, epoch
+from stormwatch.wire import Alert
+
+__all__ = ["normalize_alertmanager_v2", "normalize_alertmanager_webhook"]
+
+SOURCE = "alertmanager"
+
+
+class PostableAlert(msgspec.Struct, rename="camel", gc=False):
+    labels: dict[str, str]
+    annotations: dict[str, str] = {}
+    starts_at: datetime | None = None
+    ends_at: datetime | None = None
+    generator_url: str = msgspec.field(default="", name="generatorURL")
+
+
+class WebhookAlert(msgspec.Struct, rename="camel", gc=False):
+    labels: dict[str, str]
+    status: Literal["firing", "resolved"] = "firing"
+    annotations: dict[str, str] = {}
+    starts_at: datetime | None = None
+    ends_at: datetime | None = None
+    generator_url: str = msgspec.field(default="", name="generatorURL")
+    fingerprint: str = ""
+
+
+class WebhookPayload(msgspec.Struct, rename="camel", gc=False):
+    alerts: list[WebhookAlert]
+    version: str = "4"
+    group_key: str = ""
+    status: str = ""
+    receiver: str = ""
+
+
+_v2 = msgspec.json.Decoder(list[PostableAlert])
+_webhook = msgspec.json.Decoder(WebhookPayload)
+
+
+def normalize_alertmanager_v2(body: bytes, received_at: float) -> list[Alert]:
+    """An Alertmanager v2 API body -> alerts. Raises PayloadError."""
+    items = decode(_v2, body, SOURCE)
+    out = []
+    for i, item in enumerate(items):
+        labels = item.labels
+        check_labels(labels, SOURCE, f"$[{i}].labels")
+        starts_at = epoch(item.starts_at, received_at)
+        ends_at = epoch(item.ends_at, None)
+        out.append(Alert(
+            source=SOURCE,
+            fingerprint=fingerprint_labels(labels),
+            status="resolved" if ends_at is not None and ends_at <= received_at else "firing",
+            labels=labels,
+            annotations=item.annotations,
+            starts_at=starts_at,  # type: ignore[arg-type]
+            ends_at=ends_at,
+            received_at=received_at,
+            generator_url=item.generator_url,
+        ))
+    return out
+
+
+def normalize_alertmanager_webhook(body: bytes, received_at: float) -> list[Alert]:
+    """An Alertmanager webhook (version 4) body -> alerts. Raises PayloadError."""
+    payload = decode(_webhook, body, SOURCE)
+    out = []
+    for i, item in enumerate(payload.alerts):
+        labels = item.labels
+        check_labels(labels, SOURCE, f"$.alerts[{i}].labels")
+        ends_at = epoch(item.ends_at, None)
+        out.append(Alert(
+            source=SOURCE,
+            fingerprint=fingerprint_labels(labels),
+            status=item.status,
+            labels=labels,
+            annotations=item.annotations,
+            starts_at=epoch(item.starts_at, received_at),  # type: ignore[arg-type]
+            # Firing alerts carry Alertmanager's own resolve deadline; we apply ours.
+            ends_at=ends_at if item.status == "resolved" else None,
+            received_at=received_at,
+            generator_url=item.generator_url,
+        ))
+    return out

@@ -1,0 +1,60 @@
+"""Plain JSON from anything else (`POST /webhook/generic`).
+
+One object or an array of objects:
+`{labels, annotations?, status?: firing|resolved, startsAt?|starts_at?, endsAt?|ends_at?}`
+with times as RFC 3339 strings or epoch seconds. Identity is the label set, as for
+Alertmanager.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+import msgspec
+
+from ingest.fingerprint import fingerprint_labels
+from ingest.normalize._common import check_labels, decode, epoch
+from stormwatch.wire import Alert
+
+__all__ = ["normalize_generic"]
+
+SOURCE = "generic"
+_Time = datetime | float | None
+
+
+class GenericAlert(msgspec.Struct, gc=False, forbid_unknown_fields=False):
+    labels: dict[str, str]
+    annotations: dict[str, str] = {}
+    status: Literal["firing", "resolved"] | None = None
+    startsAt: _Time = None  # noqa: N815 - wire names
+    endsAt: _Time = None  # noqa: N815
+    starts_at: _Time = None
+    ends_at: _Time = None
+
+
+_decoder = msgspec.json.Decoder(GenericAlert | list[GenericAlert])  # type: ignore[arg-type]
+
+
+def _ts(value: _Time, default: float | None) -> float | None:
+    if isinstance(value, datetime):
+        return epoch(value, default)
+    return float(value) if value is not None else default
+
+
+def normalize_generic(body: bytes, received_at: float) -> list[Alert]:
+    """Generic JSON alert(s) -> alerts. Raises PayloadError."""
+    decoded = decode(_decoder, body, SOURCE)
+    items = decoded if isinstance(decoded, list) else [decoded]
+    out = []
+    for i, item in enumerate(items):
+        check_labels(item.labels, SOURCE, f"$[{i}].labels" if isinstance(decoded, list) else "$.labels")
+        ends_at = _ts(item.ends_at if item.ends_at is not None else item.endsAt, None)
+        status = item.status or ("resolved" if ends_at is not None and ends_at <= received_at else "firing")
+        out.append(Alert(
+            source=SOURCE, fingerprint=fingerprint_labels(item.labels), status=status,
+            labels=item.labels, annotations=item.annotations,
+            starts_at=_ts(item.starts_at if item.starts_at is not None else item.startsAt, received_at),  # type: ignore[arg-type]
+            ends_at=ends_at, received_at=received_at,
+        ))
+    return out

@@ -1,0 +1,46 @@
+"""Outputs: every sink delivers `IncidentEvent`s from its own outbox.
+
+`build_sink(config, metrics)` turns a sink's config into a ready `Sink` (wrapped in
+`Retrying` where the sink talks to the network).
+"""
+
+from __future__ import annotations
+
+from typing import TypeAlias
+
+from sinks.base import Receipt, Sink, classify_status, parse_retry_after
+from sinks.file import FileSink, FileSinkConfig
+from sinks.outbox import DeadLetter, MemoryOutbox, Outbox, OutboxDrain, OutboxEntry
+from sinks.retry import RetryPolicy, Retrying
+from sinks.webhook import WebhookSink, WebhookSinkConfig
+from stormwatch.metrics import Metrics
+
+__all__ = [
+    "DeadLetter",
+    "FileSink",
+    "FileSinkConfig",
+    "MemoryOutbox",
+    "Outbox",
+    "OutboxDrain",
+    "OutboxEntry",
+    "Receipt",
+    "RetryPolicy",
+    "Retrying",
+    "Sink",
+    "SinkConfig",
+    "WebhookSink",
+    "WebhookSinkConfig",
+    "build_sink",
+    "classify_status",
+    "parse_retry_after",
+]
+
+SinkConfig: TypeAlias = FileSinkConfig | WebhookSinkConfig
+
+
+def build_sink(config: SinkConfig, metrics: Metrics) -> Sink:
+    """A sink ready for its drain."""
+    metrics.init_sink(config.name)
+    if isinstance(config, WebhookSinkConfig):
+        return Retrying(WebhookSink(config), config.retry)
+    return FileSink(config)

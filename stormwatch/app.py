@@ -1,0 +1,191 @@
+"""`App`: builds every component from a `Config` and runs them.
+
+Start order (stop runs it backwards): sinks and their outbox drains, the correlator,
+then HTTP. Stop follows uvicorn's order: stop accepting, let queued batches and sink
+deliveries finish within `shutdown_grace`, then cancel.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+import time
+from collections.abc import Callable, Iterable
+from importlib.resources import files
+from pathlib import Path
+
+import structlog
+from aiohttp import web
+
+from correlate import Engine
+from ingest import HttpSource
+from rules import RuleSet, load_rules
+from sinks import MemoryOutbox, OutboxDrain, OutboxEntry, Sink, build_sink
+from stormwatch.config import Config
+from stormwatch.errors import Overloaded, RuleError
+from stormwatch.metrics import Metrics
+from stormwatch.pipeline import Pipeline
+from stormwatch.web import build_web_app
+from stormwatch.wire import Incident, IncidentEvent
+
+__all__ = ["DEFAULT_RULES", "App", "serve"]
+
+DEFAULT_RULES = str(files("rules") / "defaults")
+log = structlog.get_logger("stormwatch")
+
+
+class App:
+    """The daemon, built from config; `async with App(config):` runs it."""
+
+    def __init__(self, config: Config, *, clock: Callable[[], float] = time.time) -> None:
+        self.config = config
+        self.metrics = Metrics()
+        self.rule_paths = config.rules or [DEFAULT_RULES]
+        self.ruleset: RuleSet = load_rules(self.rule_paths)
+        self.engine = Engine(self.ruleset, config.correlate)
+        self.metrics.rules_loaded.set(len(self.ruleset))
+        self.metrics.rules_reload_ts.set(clock())
+        self.metrics.init_rules(r.name for r in self.ruleset.rules)
+        self.outbox = MemoryOutbox(capacity=config.ingest.queue_capacity_batches * config.ingest.max_batch_alerts)
+        self.sinks: dict[str, Sink] = {}
+        for sc in config.sinks:
+            self.metrics.init_sink(sc.name)
+            self.sinks[sc.name] = build_sink(sc, self.metrics)
+        self.pipeline = Pipeline(
+            self.engine, self._deliver, self.metrics,
+            capacity=config.ingest.queue_capacity_batches,
+            max_batch_alerts=config.ingest.max_batch_alerts,
+            tick_interval=config.tick_interval, clock=clock,
+        )
+        self.http_source = HttpSource(self.pipeline.submit, self.metrics, config.ingest.max_body_bytes)
+        self._clock = clock
+        self._drains: dict[str, OutboxDrain] = {}
+        self._tasks: list[asyncio.Task[None]] = []
+        self._runner: web.AppRunner | None = None
+        self.ready = False
+
+    # -- wiring -------------------------------------------------------------------------
+
+    async def _deliver(self, events: list[IncidentEvent]) -> None:
+        """Queue a batch's events on every sink's outbox before the batch is acknowledged."""
+        for name in self.sinks:
+            entries = [OutboxEntry.new(e) for e in events]
+            while True:
+                try:
+                    await self.outbox.put(name, entries)
+                    break
+                except Overloaded:
+                    # A sink far behind: hold this batch (the ingest queue fills and
+                    # senders get 429) rather than drop its events.
+                    log.warning("outbox_full", sink=name)
+                    await asyncio.sleep(0.5)
+            self._drains[name].notify() if name in self._drains else None
+
+    async def reload_rules(self) -> int:
+        """Load the rule files again; on any error keep the old rules and raise RuleError."""
+        try:
+            ruleset = await asyncio.to_thread(load_rules, self.rule_paths)
+        except RuleError as err:
+            self.metrics.rules_reloads.labels("failed").inc()
+            self.metrics.rules_reload_ok.set(0)
+            log.error("rules_reload_failed", error=str(err))
+            raise
+        async with self.pipeline.lock:
+            self.engine.reload(ruleset)
+            self.ruleset = ruleset
+        self.metrics.rules_reloads.labels("ok").inc()
+        self.metrics.rules_reload_ok.set(1)
+        self.metrics.rules_reload_ts.set(self._clock())
+        self.metrics.rules_loaded.set(len(ruleset))
+        self.metrics.init_rules(r.name for r in ruleset.rules)
+        log.info("rules_loaded", rules=len(ruleset), paths=self.rule_paths)
+        return len(ruleset)
+
+    def incidents(self) -> list[Incident]:
+        return [self.engine.incident(k) for k in list(self.engine.state.incidents)]  # type: ignore[misc]
+
+    # -- lifecycle ------------------------------------------------------------------------
+
+    def _watch(self, coro: object, name: str) -> None:
+        task = asyncio.create_task(coro, name=name)  # type: ignore[arg-type]
+
+        def crashed(t: asyncio.Task[None]) -> None:
+            if not t.cancelled() and t.exception() is not None:
+                log.error("task_crashed", task=name, error=repr(t.exception()))
+
+        task.add_done_callback(crashed)
+        self._tasks.append(task)
+
+    async def start(self) -> None:
+        for name, sink in self.sinks.items():
+            drain = OutboxDrain(self.outbox, sink, self.metrics)
+            self._drains[name] = drain
+            self._watch(drain.run(), f"drain:{name}")
+        self._watch(self.pipeline.run(), "correlator")
+        self._runner = web.AppRunner(build_web_app(self), access_log=None, handle_signals=False)
+        await self._runner.setup()
+        host, port = self.config.host_port
+        site = web.TCPSite(self._runner, host, port, reuse_address=True)
+        await site.start()
+        self.ready = True
+        log.info("daemon_started", listen=self.config.listen, rules=len(self.ruleset),
+                 sinks=list(self.sinks), state=self.config.state.backend)
+
+    async def stop(self) -> None:
+        self.ready = False
+        self.pipeline.close()
+        grace = self.config.shutdown_grace
+        if self._runner is not None:
+            await self._runner.shutdown()
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(grace):
+                await self.pipeline.drain()
+                for name in self.sinks:
+                    while await self.outbox.size(name) and not self._tasks[0].done():
+                        await asyncio.sleep(0.05)
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self._runner is not None:
+            await self._runner.cleanup()
+        for sink in self.sinks.values():
+            await sink.close()
+        pending = {n: await self.outbox.size(n) for n in self.sinks}
+        log.info("daemon_stopped", undelivered=pending)
+
+    async def __aenter__(self) -> App:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+
+async def serve(app: App, signals: Iterable[signal.Signals] = ()) -> None:
+    """Run until one of `signals`; SIGHUP reloads the rules. A second signal forces exit."""
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for sig in signals:
+        loop.add_signal_handler(sig, _on_stop, stop)
+
+    def reload() -> None:
+        async def run() -> None:
+            with contextlib.suppress(RuleError):
+                await app.reload_rules()
+
+        asyncio.ensure_future(run())
+
+    loop.add_signal_handler(signal.SIGHUP, reload)
+    async with app:
+        await stop.wait()
+    log.info("daemon_stopping")
+
+
+def _on_stop(stop: asyncio.Event) -> None:
+    if stop.is_set():
+        raise SystemExit(1)
+    stop.set()
+
+
+_ = Path  # re-exported for type checkers of config paths

@@ -1,0 +1,137 @@
+"""The daemon's configuration: one YAML file decoded into one Struct tree.
+
+Precedence, lowest first: built-in defaults < the file (`--config`) < `STORMWATCH_*`
+environment variables < command-line flags. The defaults are the embedded mode: state in
+memory, HTTP on loopback, the default rules, incidents to `incidents.jsonl`.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Literal
+
+import msgspec
+
+from correlate import EngineConfig
+from sinks import FileSinkConfig, SinkConfig
+from stormwatch.errors import ConfigError
+from stormwatch.wire import Duration, decode_hook, encode_hook
+
+__all__ = ["DEFAULT_LISTEN", "Config", "IngestConfig", "StateConfig", "load_config"]
+
+DEFAULT_LISTEN = "127.0.0.1:9095"
+_Strict = {"kw_only": True, "forbid_unknown_fields": True, "frozen": True}
+
+
+class IngestConfig(msgspec.Struct, **_Strict):
+    max_body_bytes: int = 4 * 1024 * 1024
+    """Larger request bodies get 413 before they are read whole."""
+    queue_capacity_batches: int = 1024
+    """Requests waiting for the correlator; past it, senders get 429 + Retry-After."""
+    max_batch_alerts: int = 1000
+    """Alerts correlated in one engine call, so one call stays at a few milliseconds."""
+
+
+class StateConfig(msgspec.Struct, **_Strict):
+    backend: Literal["memory"] = "memory"
+
+
+def _default_sinks() -> list[SinkConfig]:
+    return [FileSinkConfig(name="jsonl", path="incidents.jsonl")]
+
+
+class Config(msgspec.Struct, **_Strict):
+    listen: str = DEFAULT_LISTEN
+    rules: list[str] = []
+    """Rule files or folders; empty means the default rules shipped with stormwatch."""
+    state: StateConfig = StateConfig()
+    ingest: IngestConfig = IngestConfig()
+    correlate: EngineConfig = EngineConfig()
+    sinks: list[SinkConfig] = msgspec.field(default_factory=_default_sinks)
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    tick_interval: Duration = Duration(1)
+    shutdown_grace: Duration = Duration(10)
+    """How long in-flight batches and deliveries get to finish on SIGTERM."""
+
+    @property
+    def host_port(self) -> tuple[str, int]:
+        host, _, port = self.listen.rpartition(":")
+        return host.strip("[]") or "127.0.0.1", int(port)
+
+
+def _check(config: Config, path: str) -> None:
+    host, _, port = config.listen.rpartition(":")
+    if not host or not port.isdigit() or not 0 <= int(port) <= 65535:
+        msg = f"invalid listen address {config.listen!r}: expected HOST:PORT"
+        raise ConfigError(msg, path=path, field="$.listen")
+    names = [s.name for s in config.sinks]
+    dupes = sorted({n for n in names if names.count(n) > 1})
+    if dupes:
+        msg = f"sink names must be unique: {', '.join(dupes)}"
+        raise ConfigError(msg, path=path, field="$.sinks")
+
+
+def _with_jsonl(sinks: list[SinkConfig], path: str) -> list[SinkConfig]:
+    out = list(sinks)
+    for i, s in enumerate(out):
+        if isinstance(s, FileSinkConfig):
+            out[i] = msgspec.structs.replace(s, path=path)
+            return out
+    return [*out, FileSinkConfig(name="jsonl", path=path)]
+
+
+def load_config(
+    file: str | Path | None = None,
+    env: Mapping[str, str] | None = None,
+    *,
+    listen: str | None = None,
+    rules: list[str] | None = None,
+    incidents_jsonl: str | None = None,
+    log_level: str | None = None,
+) -> Config:
+    """Build the effective config. Raises ConfigError naming the file and `$.field`."""
+    env = os.environ if env is None else env
+    file = file or env.get("STORMWATCH_CONFIG") or None
+    path = str(file) if file else ""
+    if file:
+        try:
+            raw = Path(file).read_bytes()
+        except OSError as err:
+            msg = f"cannot read config file: {err.strerror}"
+            raise ConfigError(msg, path=path) from err
+        try:
+            config = msgspec.yaml.decode(raw or b"{}", type=Config, dec_hook=decode_hook) if raw.strip() else Config()
+        except msgspec.ValidationError as err:
+            message, _, field = str(err).rpartition(" - at `")
+            raise ConfigError(message or str(err), path=path, field=field.rstrip("`")) from err
+        except msgspec.DecodeError as err:
+            raise ConfigError(f"not valid YAML: {err}", path=path) from err
+    else:
+        config = Config()
+    overrides: dict[str, object] = {}
+    for key, flag, env_name in (
+        ("listen", listen, "STORMWATCH_LISTEN"),
+        ("log_level", log_level, "STORMWATCH_LOG_LEVEL"),
+    ):
+        value = flag if flag is not None else env.get(env_name)
+        if value:
+            overrides[key] = value
+    rule_paths = rules if rules else [p for p in env.get("STORMWATCH_RULES", "").split(os.pathsep) if p]
+    if rule_paths:
+        overrides["rules"] = rule_paths
+    jsonl = incidents_jsonl or env.get("STORMWATCH_INCIDENTS_JSONL")
+    if jsonl:
+        overrides["sinks"] = _with_jsonl(config.sinks, jsonl)
+    if overrides:
+        try:
+            config = msgspec.convert(
+                {**msgspec.to_builtins(config, enc_hook=encode_hook), **msgspec.to_builtins(overrides, enc_hook=encode_hook)},
+                Config, dec_hook=decode_hook,
+            )
+        except msgspec.ValidationError as err:
+            message, _, field = str(err).rpartition(" - at `")
+            raise ConfigError(message or str(err), path="(flags/env)", field=field.rstrip("`")) from err
+    _check(config, path)
+    return config

@@ -1,0 +1,176 @@
+"""The bounded queue between ingest and the core, and the correlator loop behind it.
+
+```
+submit(alerts) ──► queue (bounded) ──► correlator: engine.process(batch, now)
+   │ full: Overloaded -> 429                        └─► deliver(events)  (outboxes)
+   └── returns once its batch is processed and its events are in the outboxes
+```
+
+One task owns the engine: it takes queued requests (several at once, up to
+`max_batch_alerts`), reads the clock once per batch, and runs `tick` on its timer,
+so `process` and `tick` never interleave.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+
+import structlog
+
+from correlate import Effects, Engine
+from stormwatch.errors import Overloaded
+from stormwatch.metrics import Metrics
+from stormwatch.wire import Alert, IncidentEvent
+
+__all__ = ["Deliver", "Pipeline"]
+
+Deliver = Callable[[list[IncidentEvent]], Awaitable[None]]
+"""Hands a batch's incident events to the sinks' outboxes; returns once they are queued."""
+
+log = structlog.get_logger("stormwatch.pipeline")
+
+
+class _Request:
+    __slots__ = ("alerts", "done")
+
+    def __init__(self, alerts: list[Alert], done: asyncio.Future[None]) -> None:
+        self.alerts = alerts
+        self.done = done
+
+
+class Pipeline:
+    def __init__(
+        self,
+        engine: Engine,
+        deliver: Deliver,
+        metrics: Metrics,
+        *,
+        capacity: int = 1024,
+        max_batch_alerts: int = 1000,
+        tick_interval: float = 1.0,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.engine = engine
+        self._deliver = deliver
+        self._metrics = metrics
+        self._queue: asyncio.Queue[_Request] = asyncio.Queue(maxsize=capacity)
+        self._max_batch = max_batch_alerts
+        self._tick_interval = tick_interval
+        self._clock = clock
+        self._closed = False
+        self.lock = asyncio.Lock()
+        """Held while the engine runs; reload and queries take it too."""
+        metrics.queue_capacity.set(capacity)
+
+    @property
+    def pending(self) -> int:
+        return self._queue.qsize()
+
+    async def submit(self, alerts: list[Alert]) -> None:
+        """Queue alerts and wait until they are correlated and their events queued.
+
+        Raises:
+            Overloaded: the queue is full or the daemon is shutting down.
+        """
+        if self._closed:
+            raise Overloaded("shutting down", retry_after_s=5)
+        if not alerts:
+            return
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        try:
+            self._queue.put_nowait(_Request(alerts, done))
+        except asyncio.QueueFull:
+            raise Overloaded(retry_after_s=1) from None
+        self._metrics.queue_batches.set(self._queue.qsize())
+        await done
+
+    def close(self) -> None:
+        """Refuse new submissions; queued ones are still processed by `drain`."""
+        self._closed = True
+
+    async def drain(self) -> None:
+        """Process what is queued now (shutdown: stop accepting, then finish in-flight)."""
+        while not self._queue.empty():
+            await self._step(self._take(self._queue.get_nowait()), tick=False)
+
+    def _take(self, first: _Request) -> list[_Request]:
+        requests, n = [first], len(first.alerts)
+        while n < self._max_batch and not self._queue.empty():
+            r = self._queue.get_nowait()
+            requests.append(r)
+            n += len(r.alerts)
+        return requests
+
+    async def run(self) -> None:
+        """The correlator loop; runs until cancelled."""
+        next_tick = self._clock() + self._tick_interval
+        while True:
+            wait = next_tick - self._clock()
+            requests: list[_Request] = []
+            try:
+                if wait > 0:
+                    first = await asyncio.wait_for(self._queue.get(), timeout=wait)
+                    requests = self._take(first)
+                elif not self._queue.empty():
+                    requests = self._take(self._queue.get_nowait())
+            except TimeoutError:
+                pass
+            due = self._clock() >= next_tick
+            if due:
+                next_tick = self._clock() + self._tick_interval
+            await self._step(requests, tick=due)
+
+    async def _step(self, requests: list[_Request], *, tick: bool) -> None:
+        self._metrics.queue_batches.set(self._queue.qsize())
+        try:
+            async with self.lock:
+                started = time.perf_counter()
+                now = self._clock()
+                events: list[IncidentEvent] = []
+                if requests:
+                    alerts = [a for r in requests for a in r.alerts]
+                    effects = self.engine.process(alerts, now)
+                    self._observe(effects)
+                    events.extend(effects.events)
+                if tick:
+                    effects = self.engine.tick(now)
+                    self._observe(effects)
+                    events.extend(effects.events)
+                    for rule, n in self.engine.open_by_rule().items():
+                        self._metrics.incidents_open.labels(rule).set(n)
+                if events:
+                    await self._deliver(events)
+                if requests:
+                    self._metrics.batch_seconds.observe(time.perf_counter() - started)
+        except asyncio.CancelledError:
+            for r in requests:
+                if not r.done.done():
+                    r.done.set_exception(Overloaded("shutting down", retry_after_s=5))
+            raise
+        except Exception as err:  # noqa: BLE001 - task root: log, count, keep serving
+            log.exception("batch_failed", alerts=sum(len(r.alerts) for r in requests))
+            for r in requests:
+                if not r.done.done():
+                    r.done.set_exception(err)
+            return
+        for r in requests:
+            if not r.done.done():
+                r.done.set_result(None)
+
+    def _observe(self, effects: Effects) -> None:
+        m, c = self._metrics, effects.counts
+        for source, n in c.duplicates_by_source.items():
+            m.alerts_deduplicated.labels(source).inc(n)
+        for rule, n in c.late_by_rule.items():
+            m.alerts_late.labels(rule).inc(n)
+        for e in effects.events:
+            m.incidents.labels(e.incident.rule, e.event).inc()
+            fields = {"incident_key": e.incident.key, "rule": e.incident.rule, "reason": e.reason,
+                      "severity": e.incident.severity, "alerts": e.incident.alert_count,
+                      "title": e.incident.title}
+            if e.event == "updated" and e.reason == "duplicates":
+                log.debug("incident_updated", **fields)
+            else:
+                log.info(f"incident_{e.event}", **fields)

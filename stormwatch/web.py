@@ -1,0 +1,80 @@
+"""The HTTP surface: ingest routes from `ingest.HttpSource`, plus operations.
+
+- `GET /healthz`: the process is alive.
+- `GET /readyz`: rules loaded and the correlator running; 503 otherwise.
+- `GET /metrics`: Prometheus text format, from the App's own registry.
+- `POST /-/reload`: reload the rules (as SIGHUP); 400 with the errors if refused.
+- `GET /api/v1/incidents[?status=open|resolved]`, `GET /api/v1/incidents/{key}`.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import msgspec
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from stormwatch.errors import RuleError
+
+if TYPE_CHECKING:
+    from stormwatch.app import App
+
+__all__ = ["build_web_app", "error_response"]
+
+_json = msgspec.json.Encoder()
+
+
+def error_response(status: int, error: str, message: str, field: str = "", **headers: str) -> web.Response:
+    """Every error body has one shape: {"error", "field", "message"}."""
+    body = _json.encode({"error": error, "field": field, "message": message})
+    return web.Response(status=status, body=body, content_type="application/json", headers=headers)
+
+
+def _ok(payload: Any, status: int = 200) -> web.Response:
+    return web.Response(status=status, body=_json.encode(payload), content_type="application/json")
+
+
+def build_web_app(app: App) -> web.Application:
+    async def healthz(_: web.Request) -> web.Response:
+        return _ok({"status": "ok"})
+
+    async def readyz(_: web.Request) -> web.Response:
+        if app.ready:
+            return _ok({"status": "ready", "rules": len(app.ruleset)})
+        return error_response(503, "not_ready", "starting or stopping")
+
+    async def metrics(_: web.Request) -> web.Response:
+        body = generate_latest(app.metrics.registry)
+        return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+    async def reload(_: web.Request) -> web.Response:
+        try:
+            n = await app.reload_rules()
+        except RuleError as err:
+            return error_response(400, "invalid_rules", str(err))
+        return _ok({"status": "reloaded", "rules": n})
+
+    async def incidents(request: web.Request) -> web.Response:
+        status = request.query.get("status", "open")
+        if status not in ("open", "resolved", "all"):
+            return error_response(400, "invalid_query", "status must be open, resolved or all", "status")
+        return _ok([i for i in app.incidents() if status in ("all", i.status)])
+
+    async def incident(request: web.Request) -> web.Response:
+        found = app.engine.incident(request.match_info["key"])
+        if found is None:
+            return error_response(404, "not_found", "no such incident (resolved incidents are kept for `correlate.retention`)", "key")
+        return _ok(found)
+
+    web_app = web.Application(client_max_size=app.config.ingest.max_body_bytes)
+    web_app.add_routes(app.http_source.routes())
+    web_app.add_routes([
+        web.get("/healthz", healthz),
+        web.get("/readyz", readyz),
+        web.get("/metrics", metrics),
+        web.post("/-/reload", reload),
+        web.get("/api/v1/incidents", incidents),
+        web.get("/api/v1/incidents/{key}", incident),
+    ])
+    return web_app

@@ -1,0 +1,107 @@
+"""Fixtures shared by every tier: free ports, and a real `stormwatch run` process."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def pick_free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture
+def free_port() -> int:
+    return pick_free_port()
+
+
+@dataclass
+class Daemon:
+    """A `stormwatch run` subprocess and where to reach it."""
+
+    proc: subprocess.Popen[bytes]
+    url: str
+    jsonl: Path
+    log: Path
+    args: list[str] = field(default_factory=list)
+
+    def post(self, path: str, body: bytes, content_type: str = "application/json") -> tuple[int, bytes, dict[str, str]]:
+        req = urllib.request.Request(self.url + path, data=body, method="POST", headers={"Content-Type": content_type})
+        try:
+            with urllib.request.urlopen(req, timeout=30) as resp:
+                return resp.status, resp.read(), dict(resp.headers)
+        except urllib.error.HTTPError as err:
+            return err.code, err.read(), dict(err.headers)
+
+    def get(self, path: str) -> tuple[int, bytes]:
+        try:
+            with urllib.request.urlopen(self.url + path, timeout=10) as resp:
+                return resp.status, resp.read()
+        except urllib.error.HTTPError as err:
+            return err.code, err.read()
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def stop(self) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        return self.proc.returncode
+
+
+def start_daemon(tmp_path: Path, *extra: str, env: dict[str, str] | None = None) -> Daemon:
+    port = pick_free_port()
+    jsonl = tmp_path / "incidents.jsonl"
+    log = tmp_path / "daemon.log"
+    args = [sys.executable, "-m", "stormwatch.cli", "run", "--listen", f"127.0.0.1:{port}",
+            "--incidents-jsonl", str(jsonl), *extra]
+    full_env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
+    with log.open("wb") as out:
+        proc = subprocess.Popen(args, cwd=tmp_path, stdout=out, stderr=subprocess.STDOUT, env=full_env)
+    daemon = Daemon(proc=proc, url=f"http://127.0.0.1:{port}", jsonl=jsonl, log=log, args=args)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            pytest.fail(f"stormwatch run exited with {proc.returncode}:\n{log.read_text()}")
+        try:
+            if daemon.get("/readyz")[0] == 200:
+                return daemon
+        except OSError:
+            pass
+        time.sleep(0.05)
+    daemon.stop()
+    pytest.fail(f"stormwatch run did not become ready within 30s:\n{log.read_text()}")
+
+
+@pytest.fixture
+def daemon_factory(tmp_path: Path) -> Iterator[object]:
+    started: list[Daemon] = []
+
+    def factory(*extra: str, env: dict[str, str] | None = None) -> Daemon:
+        d = start_daemon(tmp_path, *extra, env=env)
+        started.append(d)
+        return d
+
+    yield factory
+    for d in started:
+        d.stop()

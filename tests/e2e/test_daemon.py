@@ -1,0 +1,169 @@
+"""`stormwatch run` as a real process: Prometheus-format alerts in, JSONL incidents out."""
+
+from __future__ import annotations
+
+import json
+import random
+import time
+from collections import Counter
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import Daemon
+
+RULE = """\
+- name: service-burst
+  description: five alerts of one service within a minute
+  correlation:
+    type: event_count
+    group-by: [service]
+    timespan: 60s
+    condition: {gte: 5}
+  incident:
+    title: "{service}: {count} alerts within 60s"
+    severity: P2
+    category: availability
+"""
+
+
+def _iso(ts: float) -> str:
+    return datetime.fromtimestamp(ts, UTC).isoformat().replace("+00:00", "Z")
+
+
+def _scenario(base: float, seed: int = 7) -> tuple[list[list[dict[str, Any]]], dict[str, int], Counter[str]]:
+    """1,000 alerts in batches of 100: 200 distinct, 800 re-sends of earlier ones.
+
+    Services 0-9 burst (alerts 5 s apart), services 10-19 trickle (20 s apart, so never 5
+    within 60 s). A bursting service with k >= 5 alerts makes exactly one incident of k
+    alerts; nothing else does. Returns the batches, the expected {service: alert count}
+    and the expected re-send count per alert name.
+    """
+    rng = random.Random(seed)
+    sizes = [rng.randint(2, 18) for _ in range(20)]
+    sizes[-1] += 200 - sum(sizes)  # exactly 200 distinct alerts
+    assert sizes[-1] > 0
+    distinct = []
+    for svc, k in enumerate(sizes):
+        gap = 5 if svc < 10 else 20
+        for j in range(k):
+            distinct.append({
+                "labels": {"alertname": f"A{svc}-{j}", "service": f"svc-{svc}", "severity": "warning",
+                           "instance": f"10.0.{svc}.{j}:9100"},
+                "annotations": {"summary": f"alert {j} of svc-{svc}"},
+                "startsAt": _iso(base + j * gap),
+                "generatorURL": "http://prometheus:9090/graph?g0.expr=up",
+            })
+    distinct.sort(key=lambda a: a["startsAt"])
+    stream: list[dict[str, Any]] = []
+    sent: list[dict[str, Any]] = []
+    resends: Counter[str] = Counter()
+    pending = list(distinct)
+    while pending or len(stream) < 1000:
+        if pending and (not sent or rng.random() < 0.2 or len(stream) + len(pending) >= 1000):
+            a = pending.pop(0)
+            sent.append(a)
+        else:
+            a = rng.choice(sent)
+            resends[a["labels"]["alertname"]] += 1
+        stream.append(a)
+    assert len(stream) == 1000 and sum(resends.values()) == 800
+    expected = {f"svc-{s}": k for s, k in enumerate(sizes) if s < 10 and k >= 5}
+    return [stream[i : i + 100] for i in range(0, 1000, 100)], expected, resends
+
+
+def _read_events(path: Path) -> list[dict[str, Any]]:
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def _wait_for(predicate: Any, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.05)
+
+
+def test_thousand_alerts_with_resends_give_the_hand_counted_incidents(daemon_factory: Any, tmp_path: Path) -> None:
+    rules = tmp_path / "rules.yaml"
+    rules.write_text(RULE)
+    daemon: Daemon = daemon_factory("--rules", str(rules))
+    batches, expected, resends = _scenario(base=time.time() - 400)
+    for batch in batches:
+        status, body, _ = daemon.post("/api/v2/alerts", json.dumps(batch).encode())
+        assert status == 200, body
+
+    def settled() -> bool:
+        events = _read_events(daemon.jsonl)
+        return sum(e["event"] == "opened" for e in events) >= len(expected)
+
+    _wait_for(settled)
+    time.sleep(0.5)  # let trailing updates land
+    events = _read_events(daemon.jsonl)
+    opened = [e for e in events if e["event"] == "opened"]
+    assert sorted(e["incident"]["group"]["service"] for e in opened) == sorted(expected)
+    assert len({e["incident"]["key"] for e in opened}) == len(opened), "an incident was opened twice"
+
+    last: dict[str, dict[str, Any]] = {}
+    for e in events:
+        last[e["incident"]["key"]] = e["incident"]
+    for inc in last.values():
+        service = inc["group"]["service"]
+        assert inc["alert_count"] == expected[service]
+        assert inc["status"] == "open"
+        names = {a["labels"]["alertname"] for a in inc["alerts"]}
+        assert names == {f"A{service[4:]}-{j}" for j in range(expected[service])}
+        for a in inc["alerts"]:
+            assert a["duplicates"] == resends[a["labels"]["alertname"]], a["labels"]["alertname"]
+        assert inc["title"] == f"{service}: {expected[service]} alerts within 60s"
+
+    status, metrics = daemon.get("/metrics")
+    text = metrics.decode()
+    assert 'stormwatch_alerts_received_total{source="alertmanager",status="firing"} 1000.0' in text
+    assert 'stormwatch_alerts_deduplicated_total{source="alertmanager"} 800.0' in text
+    assert f'stormwatch_incidents_total{{event="opened",rule="service-burst"}} {float(len(expected))}' in text
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "error", "field_part"),
+    [
+        (b'[{"labels": {"alertname": "x"}', 400, "invalid_json", ""),
+        (b'[{"labels": {"alertname": "x"}, "startsAt": 12}]', 400, "invalid_payload", "$[0].startsAt"),
+        (b'[{"labels": {"alertname": 5}}]', 400, "invalid_payload", "$[0].labels"),
+    ],
+)
+def test_bad_bodies_get_a_4xx_naming_the_problem(
+    daemon_factory: Any, body: bytes, status: int, error: str, field_part: str
+) -> None:
+    daemon: Daemon = daemon_factory()
+    got, raw, _ = daemon.post("/api/v2/alerts", body)
+    assert got == status
+    payload = json.loads(raw)
+    assert payload["error"] == error
+    assert field_part in payload["field"]
+    assert payload["message"]
+    ok, _, _ = daemon.post("/api/v2/alerts", b'[{"labels": {"alertname": "still-serving"}}]')
+    assert ok == 200
+
+
+def test_ten_mib_body_gets_413_and_the_daemon_goes_on(daemon_factory: Any) -> None:
+    daemon: Daemon = daemon_factory()
+    big = b"[" + b",".join([b'{"labels": {"alertname": "' + b"x" * 1000 + b'"}}'] * 10_300) + b"]"
+    assert len(big) > 10 * 1024 * 1024
+    got, raw, _ = daemon.post("/api/v2/alerts", big)
+    assert got == 413
+    assert json.loads(raw)["error"] == "too_large"
+    assert daemon.post("/api/v2/alerts", b'[{"labels": {"alertname": "after"}}]')[0] == 200
+    assert daemon.alive()
+
+
+def test_embedded_default_needs_no_flags_and_restarts_cleanly(daemon_factory: Any) -> None:
+    daemon: Daemon = daemon_factory()
+    assert daemon.get("/healthz")[0] == 200
+    assert daemon.stop() == 0
+    again: Daemon = daemon_factory()
+    assert again.get("/readyz")[0] == 200
