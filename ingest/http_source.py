@@ -33,6 +33,7 @@ from stormwatch.metrics import Metrics
 __all__ = ["HttpSource"]
 
 _json = msgspec.json.Encoder()
+_DISCARD_LIMIT = 64 * 1024 * 1024
 _JSON_TYPES = ("application/json", "text/json", "application/x-ndjson", "text/plain", "")
 log = structlog.get_logger("stormwatch.ingest")
 
@@ -80,16 +81,34 @@ class HttpSource:
         if ctype not in _JSON_TYPES and not ctype.endswith("+json"):
             msg = f"content type {ctype!r} is not JSON; send application/json"
             raise PayloadError(msg, source=source, field="Content-Type", reason="unsupported_media_type")
-        too_large = f"request body exceeds {self._max} bytes"
-        if request.content_length is not None and request.content_length > self._max:
+        too_large = f"request body exceeds {self._max} bytes (ingest.max_body_bytes)"
+        declared = request.content_length
+        if declared is not None and declared > self._max:
+            await self._discard(request, declared)
             raise PayloadError(too_large, source=source, reason="too_large")
         chunks, size = [], 0
         async for chunk in request.content.iter_chunked(65536):
             size += len(chunk)
             if size > self._max:
+                await self._discard(request, None)
                 raise PayloadError(too_large, source=source, reason="too_large")
             chunks.append(chunk)
         return b"".join(chunks)
+
+    async def _discard(self, request: web.Request, declared: int | None) -> None:
+        """Read and drop an oversized body, chunk by chunk, so the client (which may not
+        read a response before it has sent everything) gets its 413 rather than a reset.
+        Past `_DISCARD_LIMIT` the connection is closed instead: never hold or read
+        without end."""
+        if declared is not None and declared > _DISCARD_LIMIT:
+            request.protocol.force_close()  # type: ignore[union-attr]
+            return
+        read = 0
+        async for chunk in request.content.iter_chunked(1 << 20):
+            read += len(chunk)
+            if read > _DISCARD_LIMIT:
+                request.protocol.force_close()  # type: ignore[union-attr]
+                return
 
     async def _handle(self, request: web.Request, source: str, normalize: Normalizer) -> web.Response:
         m = self._metrics
@@ -117,7 +136,4 @@ class HttpSource:
         if allowed:
             log.warning("alert_rejected", source=source, reason=err.reason, field=err.field,
                         message=err.message, peer=request.remote, suppressed=suppressed)
-        if status == 413:
-            # Unread bytes stay on the socket; close rather than drain a huge body.
-            request.transport and request.protocol.force_close()  # type: ignore[union-attr]
         return _error(status, err.reason, err.message, err.field)

@@ -43,8 +43,11 @@ def _scenario(base: float, seed: int = 7) -> tuple[list[list[dict[str, Any]]], d
     """
     rng = random.Random(seed)
     sizes = [rng.randint(2, 18) for _ in range(20)]
-    sizes[-1] += 200 - sum(sizes)  # exactly 200 distinct alerts
-    assert sizes[-1] > 0
+    while sum(sizes) != 200:  # exactly 200 distinct alerts, each service 2..18 of them
+        i = rng.randrange(20)
+        step = 1 if sum(sizes) < 200 else -1
+        if 2 <= sizes[i] + step <= 18:
+            sizes[i] += step
     distinct = []
     for svc, k in enumerate(sizes):
         gap = 5 if svc < 10 else 20
@@ -91,18 +94,27 @@ def _wait_for(predicate: Any, timeout: float = 10.0) -> None:
 def test_thousand_alerts_with_resends_give_the_hand_counted_incidents(daemon_factory: Any, tmp_path: Path) -> None:
     rules = tmp_path / "rules.yaml"
     rules.write_text(RULE)
-    daemon: Daemon = daemon_factory("--rules", str(rules))
+    config = tmp_path / "stormwatch.yaml"
+    # Updates flush on every tick, so the file's last line per incident is current soon.
+    config.write_text("tick_interval: 200ms\ncorrelate: {update_interval: 0s}\n")
+    daemon: Daemon = daemon_factory("--config", str(config), "--rules", str(rules))
+    # Event times 400..40 s in the past: none in the future (those count as now) and
+    # all within the default allowed lateness of 10 minutes.
     batches, expected, resends = _scenario(base=time.time() - 400)
     for batch in batches:
         status, body, _ = daemon.post("/api/v2/alerts", json.dumps(batch).encode())
         assert status == 200, body
 
     def settled() -> bool:
-        events = _read_events(daemon.jsonl)
-        return sum(e["event"] == "opened" for e in events) >= len(expected)
+        last = {e["incident"]["key"]: e["incident"] for e in _read_events(daemon.jsonl)}
+        counts = sorted(i["alert_count"] for i in last.values())
+        dups = sum(a["duplicates"] for i in last.values() for a in i["alerts"])
+        return counts == sorted(expected.values()) and dups == sum(
+            resends[f"A{s[4:]}-{j}"] for s, k in expected.items() for j in range(k)
+        )
 
     _wait_for(settled)
-    time.sleep(0.5)  # let trailing updates land
+    time.sleep(0.5)  # nothing more may arrive after it settled
     events = _read_events(daemon.jsonl)
     opened = [e for e in events if e["event"] == "opened"]
     assert sorted(e["incident"]["group"]["service"] for e in opened) == sorted(expected)
