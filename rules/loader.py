@@ -19,7 +19,7 @@ import yaml
 from rules.matchers import MatcherError, parse_matchers
 from rules.ruleset import Origin, RuleSet
 from rules.schema import Rule, Temporal, TemporalOrdered, ValueCount
-from stormwatch.errors import RuleError
+from stormwatch.errors import RuleError, split_validation_message
 from stormwatch.wire import decode_hook
 
 __all__ = ["RuleErrors", "load_rules", "rule_files"]
@@ -104,9 +104,8 @@ class _Doc:
 
 
 def _decode_error(file: str, doc: _Doc, err: msgspec.ValidationError, prefix: str) -> RuleError:
-    message, _, path = str(err).rpartition(" - at `")
-    path = prefix + path.rstrip("`").removeprefix("$") if message else prefix
-    message = message or str(err)
+    message, path = split_validation_message(str(err))
+    path = prefix + path.removeprefix("$")
     unknown = re.match(r"Object contains unknown field `(.+)`", message)
     if unknown:
         line = doc.key_line(path, unknown.group(1))

@@ -16,7 +16,7 @@ import msgspec
 
 from correlate import EngineConfig
 from sinks import FileSinkConfig, SinkConfig
-from stormwatch.errors import ConfigError
+from stormwatch.errors import ConfigError, split_validation_message
 from stormwatch.wire import Duration, decode_hook, encode_hook
 
 __all__ = ["DEFAULT_LISTEN", "Config", "IngestConfig", "StateConfig", "load_config"]
@@ -104,8 +104,8 @@ def load_config(
         try:
             config = msgspec.yaml.decode(raw or b"{}", type=Config, dec_hook=decode_hook) if raw.strip() else Config()
         except msgspec.ValidationError as err:
-            message, _, field = str(err).rpartition(" - at `")
-            raise ConfigError(message or str(err), path=path, field=field.rstrip("`")) from err
+            message, field = split_validation_message(str(err))
+            raise ConfigError(message, path=path, field=field) from err
         except msgspec.DecodeError as err:
             raise ConfigError(f"not valid YAML: {err}", path=path) from err
     else:
@@ -131,7 +131,7 @@ def load_config(
                 Config, dec_hook=decode_hook,
             )
         except msgspec.ValidationError as err:
-            message, _, field = str(err).rpartition(" - at `")
-            raise ConfigError(message or str(err), path="(flags/env)", field=field.rstrip("`")) from err
+            message, field = split_validation_message(str(err))
+            raise ConfigError(message, path="(flags/env)", field=field) from err
     _check(config, path)
     return config

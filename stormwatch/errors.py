@@ -17,6 +17,7 @@ from __future__ import annotations
 
 __all__ = [
     "ConfigError",
+    "split_validation_message",
     "Overloaded",
     "PayloadError",
     "PermanentSinkError",
@@ -130,3 +131,14 @@ class PermanentSinkError(SinkError):
     """Not worth retrying: the request itself was refused; goes to dead letters at once."""
 
     retryable = False
+
+
+def split_validation_message(text: str) -> tuple[str, str]:
+    """msgspec's "Expected `str`, got `int` - at `$[0].labels`" -> (message, "$[0].labels").
+
+    A top-level error has no path; it is "$".
+    """
+    message, sep, path = text.rpartition(" - at `")
+    if not sep:
+        return text, "$"
+    return message, path.rstrip("`")

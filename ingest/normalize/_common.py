@@ -9,7 +9,7 @@ from typing import TypeVar
 
 import msgspec
 
-from stormwatch.errors import PayloadError
+from stormwatch.errors import PayloadError, split_validation_message
 
 __all__ = ["ZERO_TIME", "check_labels", "decode", "epoch"]
 
@@ -25,8 +25,8 @@ def decode(decoder: msgspec.json.Decoder[T], body: bytes, source: str) -> T:
     try:
         return decoder.decode(body)
     except msgspec.ValidationError as err:
-        message, _, path = str(err).rpartition(" - at `")
-        raise PayloadError(message or str(err), source=source, field=path.rstrip("`"), reason="invalid_payload") from err
+        message, path = split_validation_message(str(err))
+        raise PayloadError(message, source=source, field=path, reason="invalid_payload") from err
     except msgspec.DecodeError as err:
         raise PayloadError(f"malformed JSON: {err}", source=source, reason="invalid_json") from err
 
