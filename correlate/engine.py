@@ -185,7 +185,7 @@ class Engine:
                 continue
             for c in matched:
                 lr = live.get(c.name)
-                if lr is not None:
+                if lr is not None and not lr.steps:  # temporal rules only hear their rules
                     self._feed(lr, c.name, alert, tracked, t, now, book, counts)  # type: ignore[arg-type]
                 for temporal in listeners.get(c.name, ()):
                     self._feed(temporal, c.name, alert, tracked, t, now, book, counts)  # type: ignore[arg-type]

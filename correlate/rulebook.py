@@ -116,7 +116,7 @@ class Rulebook:
         for lr in self.live.values():
             for step in dict.fromkeys(lr.steps):
                 self.listeners.setdefault(step, []).append(lr)
-        wanted = set(self.live) | set(self.listeners)
+        wanted = {n for n, lr in self.live.items() if not lr.steps} | set(self.listeners)
         self.matcher = RuleMatcher([r for r in rules.rules if r.name in wanted and r.enabled])
         heartbeats = [lr.rule for lr in self.live.values() if lr.kind == "absence"]
         self.heartbeats = RuleMatcher(heartbeats) if heartbeats else None
