@@ -23,7 +23,7 @@ Semantics (README.md's rule reference says the same):
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 
 import msgspec
 
@@ -106,6 +106,12 @@ class Engine:
         self._retired: dict[str, LiveRule] = {}
         self._last_gc = self.state.watermark
         self._silences: list[tuple[Silence, list[Matcher]]] = [(s, s.compiled()) for s in self.state.silences]
+        self._source_severities = frozenset(sev for r in self.config.inhibit for sev in r.source_severity)
+        self._inhibitors: dict[str, tuple[str, str, dict[str, str]]] = {}
+        """Open, announced incidents that could inhibit others: an index, so an opened
+        event checks the few P1s rather than every open incident."""
+        for inc in self.state.incidents.values():
+            self._index_inhibitor(inc)
         self._install(rules)
 
     # -- rules and silences --------------------------------------------------------------
@@ -371,17 +377,17 @@ class Engine:
         lr = self._rule_for(inc.rule)
         return IncidentBook(self.state, self.config.max_alerts_per_incident).view(inc, lr.rule, lr.classifier)
 
-    def _open_announced(self) -> Iterator[tuple[str, str, dict[str, str]]]:
-        for key in self.state.open_by_group.values():
-            inc = self.state.incidents.get(key)
-            if inc is not None and inc.announced and inc.severity:
-                yield key, inc.severity, inc.labels
+    def _index_inhibitor(self, inc: IncidentState) -> None:
+        if inc.status == "open" and inc.announced and inc.severity in self._source_severities:
+            self._inhibitors[inc.key] = (inc.key, inc.severity, inc.labels)
+        else:
+            self._inhibitors.pop(inc.key, None)
 
     def _inhibited(self, inc: IncidentState, view: Incident) -> str | None:
         if not any(view.severity in r.target_severity for r in self.config.inhibit):
             return None
         labels = {**common_labels(view.alerts), **view.group}
-        return inhibitor_of(self.config.inhibit, view.severity, labels, self._open_announced(), inc.key)
+        return inhibitor_of(self.config.inhibit, view.severity, labels, self._inhibitors.values(), inc.key)
 
     def _emit(self, book: IncidentBook, now: float) -> list[IncidentEvent]:
         """Events for the incidents opened or resolved in this call, in that order."""
@@ -439,12 +445,12 @@ class Engine:
             out.append(self._event(inc, "updated", ",".join(reasons), self._view(inc), now))
         return out
 
-    @staticmethod
-    def _event(inc: IncidentState, kind: str, reason: str, view: Incident, now: float) -> IncidentEvent:
+    def _event(self, inc: IncidentState, kind: str, reason: str, view: Incident, now: float) -> IncidentEvent:
         inc.sequence += 1
         inc.last_event_at = now
         inc.severity = view.severity
         inc.labels = {**common_labels(view.alerts), **view.group}
+        self._index_inhibitor(inc)
         return IncidentEvent(event=kind, at=now, reason=reason, sequence=inc.sequence, incident=view)  # type: ignore[arg-type]
 
     # -- queries and persistence ----------------------------------------------------------

@@ -16,17 +16,34 @@ _SEP = b"\xff"
 _EMPTY = "%016x" % fnv1a_64(b"")
 
 
+_CACHE_MAX = 200_000
+_cache: dict[tuple[tuple[str, str], ...], str] = {}
+
+
+def _compute(pairs: tuple[tuple[str, str], ...]) -> str:
+    parts = []
+    for name, value in pairs:
+        parts.append(name.encode())
+        parts.append(value.encode())
+    parts.append(b"")
+    return "%016x" % fnv1a_64(_SEP.join(parts))
+
+
 def fingerprint_labels(labels: dict[str, str]) -> str:
     """Alertmanager's fingerprint of a label set, e.g. {"foo": "bar"} -> "3fff2c2d7595e046".
 
-    The C FNV costs about 0.4 us against 9.5 us in pure Python (PERF-NOTES.md). The byte
-    0xFF never occurs in UTF-8, so it separates names and values unambiguously.
+    The byte 0xFF never occurs in UTF-8, so it separates names and values unambiguously.
+    Most arrivals are re-sends of a label set seen before, so results are cached by the
+    sorted pairs: 1.5 us a hit against 3.1 us computed (bench/test_bench_decode.py::
+    test_fingerprint_7_labels). The cache is dropped whole when full: bounded memory,
+    no LRU bookkeeping on the hot path.
     """
     if not labels:
         return _EMPTY
-    parts = []
-    for name in sorted(labels):
-        parts.append(name.encode())
-        parts.append(labels[name].encode())
-    parts.append(b"")
-    return "%016x" % fnv1a_64(_SEP.join(parts))
+    pairs = tuple(sorted(labels.items()))
+    fp = _cache.get(pairs)
+    if fp is None:
+        if len(_cache) >= _CACHE_MAX:
+            _cache.clear()
+        fp = _cache[pairs] = _compute(pairs)
+    return fp

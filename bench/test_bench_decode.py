@@ -1,0 +1,35 @@
+"""Benchmarks of the ingest edge: decoding an Alertmanager batch, fingerprinting.
+
+Run: `python -m pytest bench/test_bench_decode.py --benchmark-only`
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from bench.workload import Workload
+from ingest.fingerprint import fingerprint_labels
+from ingest.normalize.alertmanager import normalize_alertmanager_v2
+
+
+def test_decode_alertmanager_batch_of_100(benchmark: Any) -> None:
+    wl = Workload(duplicate_ratio=0)
+    batch = wl.batches(100, size=100)[0]
+    body = wl.am_payload(batch)
+    normalize = normalize_alertmanager_v2
+    alerts = benchmark(normalize, body, 1_790_000_100.0)
+    benchmark.extra_info["alerts_per_s"] = round(100 / benchmark.stats.stats.median)
+    benchmark.extra_info["bytes_per_alert"] = len(body) // 100
+    assert [a.fingerprint for a in alerts] == [a.fingerprint for a in batch]
+
+
+def test_fingerprint_7_labels(benchmark: Any) -> None:
+    labels = [a.labels for a in Workload(duplicate_ratio=0).alerts(1000)]
+    fp = fingerprint_labels
+
+    def all_fingerprints() -> list[str]:
+        return [fp(x) for x in labels]
+
+    out = benchmark(all_fingerprints)
+    benchmark.extra_info["alerts_per_s"] = round(len(labels) / benchmark.stats.stats.median)
+    assert len(set(out)) == len({tuple(sorted(x.items())) for x in labels})
