@@ -3,6 +3,8 @@
     stormwatch run [--config FILE] [--listen HOST:PORT] [--rules PATH]... [--incidents-jsonl PATH]
     stormwatch config check [--config FILE]
     stormwatch rules check PATH...
+    stormwatch rules test FILE...
+    stormwatch replay --rules PATH [--against PATH] [--out FILE] ALERTS.jsonl
 """
 
 from __future__ import annotations
@@ -58,6 +60,18 @@ def build_parser() -> argparse.ArgumentParser:
     rules_sub = rules.add_subparsers(dest="rules_command", metavar="ACTION", required=True)
     rcheck = rules_sub.add_parser("check", help="validate rule files; print file:line: rule: field: problem; exit 2 on error")
     rcheck.add_argument("paths", nargs="+", metavar="PATH", help="rule files or folders")
+    rtest = rules_sub.add_parser("test", help="run rule unit tests (YAML: input alerts and expected incidents); exit 1 on failure")
+    rtest.add_argument("files", nargs="+", metavar="FILE", help="rule test files")
+
+    replay = sub.add_parser("replay", help="run an archive of alerts through rules offline", description=(
+        "Run ALERTS.jsonl (one Alert or Alertmanager API alert object per line; - for stdin) through "
+        "the rules on the alerts' own times, and write the incident events, in the JSONL sink's format."))
+    replay.add_argument("alerts", metavar="ALERTS.jsonl")
+    replay.add_argument("--rules", metavar="PATH", action="append", required=True, help="rule file or folder, repeatable")
+    replay.add_argument("--out", metavar="FILE", help="write incident events here (default: stdout, unless --against)")
+    replay.add_argument("--against", metavar="PATH", action="append",
+                        help="baseline rules: print what --rules would add, drop or change against them")
+    replay.add_argument("--config", metavar="FILE", help="take the correlate: settings from this config file")
     return parser
 
 
@@ -109,6 +123,60 @@ def cmd_rules_check(args: argparse.Namespace) -> int:
     return EXIT_INVALID if report.errors else EXIT_OK
 
 
+def cmd_rules_test(args: argparse.Namespace) -> int:
+    from stormwatch.ruletest import run_test_file
+
+    failed = total = 0
+    for file in args.files:
+        try:
+            results = run_test_file(file)
+        except RuleError as err:
+            print(f"{err}", file=sys.stderr)
+            return EXIT_INVALID
+        for r in results:
+            total += 1
+            if r.ok:
+                print(f"ok    {r.file}: {r.name}")
+            else:
+                failed += 1
+                print(f"FAIL  {r.file}: {r.name}\n{r.diff}")
+    print(f"{total - failed} passed, {failed} failed")
+    return EXIT_FAILED if failed else EXIT_OK
+
+
+def cmd_replay(args: argparse.Namespace) -> int:
+    from rules import load_rules
+    from stormwatch.errors import PayloadError
+    from stormwatch.replay import diff_incidents, format_diff, open_input, read_alerts, replay
+
+    try:
+        config = load_config(args.config, env={}).correlate
+        candidate = load_rules(args.rules)
+        baseline = load_rules(args.against) if args.against else None
+    except (ConfigError, RuleError) as err:
+        print(f"stormwatch: {err}", file=sys.stderr)
+        return EXIT_INVALID
+    progress = sys.stderr if sys.stderr.isatty() else None
+    out = open(args.out, "wb") if args.out else (None if baseline else sys.stdout.buffer)  # noqa: SIM115
+    try:
+        if baseline is None:
+            stats = replay(read_alerts(open_input(args.alerts)), candidate, config, out=out, progress=progress)
+        else:
+            alerts = list(read_alerts(open_input(args.alerts)))
+            stats = replay(alerts, candidate, config, out=out, progress=progress)
+            base = replay(alerts, baseline, config)
+            print(format_diff(*diff_incidents(stats, base)))
+    except PayloadError as err:
+        print(f"stormwatch: {args.alerts}: {err.message}", file=sys.stderr)
+        return EXIT_INVALID
+    finally:
+        if args.out and out is not None:
+            out.close()
+    print(f"replayed {stats.alerts:,} alerts in {stats.seconds:.2f}s ({stats.alerts_per_s:,.0f} alerts/s): "
+          f"{stats.opened:,} incidents opened, {stats.resolved:,} resolved, {stats.events:,} events", file=sys.stderr)
+    return EXIT_OK
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "run":
@@ -117,6 +185,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return cmd_config_check(args)
     if args.command == "rules" and args.rules_command == "check":
         return cmd_rules_check(args)
+    if args.command == "rules" and args.rules_command == "test":
+        return cmd_rules_test(args)
+    if args.command == "replay":
+        return cmd_replay(args)
     return EXIT_FAILED
 
 

@@ -1,0 +1,139 @@
+"""The SRE tools: `rules check`, `rules test`, `replay`, `config check`, `--help`."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from stormwatch.cli import main
+from tests.conftest import ROOT
+from tests.unit.rules.test_loader import THREE_ERRORS
+
+RULE_TESTS = sorted((ROOT / "rules" / "tests").glob("*_test.yaml"))
+
+
+@pytest.mark.parametrize("path", RULE_TESTS, ids=lambda p: p.name)
+def test_shipped_rule_tests_pass(path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["rules", "test", str(path)]) == 0, capsys.readouterr().out
+
+
+def test_every_correlation_type_has_a_positive_and_a_negative_rule_test() -> None:
+    import yaml
+
+    types = {"event_count", "value_count", "temporal", "temporal_ordered", "absence", "group"}
+    assert {p.name.removesuffix("_test.yaml") for p in RULE_TESTS} >= types
+    for p in RULE_TESTS:
+        tests = yaml.safe_load(p.read_text())["tests"]
+        assert any(t["expect"] for t in tests) and any(not t["expect"] for t in tests), p.name
+
+
+def test_rules_test_fails_with_a_diff(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    f = tmp_path / "t.yaml"
+    f.write_text(f"""rule_files: [{ROOT / 'rules/tests/example-rules.yaml'}]
+tests:
+  - name: wrong count
+    alerts:
+      - {{at: 0s, labels: {{alertname: A, service: checkout}}}}
+      - {{at: 1s, labels: {{alertname: B, service: checkout}}}}
+      - {{at: 2s, labels: {{alertname: C, service: checkout}}}}
+    expect:
+      - {{event: opened, alert_count: 4}}
+""")
+    assert main(["rules", "test", str(f)]) == 1
+    out = capsys.readouterr().out
+    assert '! expected {"event":"opened","alert_count":4}' in out
+    assert 'got      {"event":"opened","alert_count":3}' in out
+    assert "0 passed, 1 failed" in out
+
+
+def test_rules_check_prints_three_precise_errors_and_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    f = tmp_path / "bad.yaml"
+    f.write_text(THREE_ERRORS)
+    assert main(["rules", "check", str(f)]) == 2
+    out = capsys.readouterr().out.splitlines()
+    assert out[0] == f"{f}:2: rule typo: correlaton: Object contains unknown field `correlaton`"
+    assert out[1].startswith(f"{f}:6: rule bad-regex: match[0]: invalid regex '(checkout'")
+    assert out[2].startswith(f"{f}:11: rule bad-duration: correlation.timespan: invalid duration '5x'")
+    assert out[3] == "3 errors, 0 warnings in 1 file"
+
+
+def test_rules_check_passes_the_defaults(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["rules", "check", str(ROOT / "rules/defaults")]) == 0
+    assert "0 errors, 0 warnings" in capsys.readouterr().out
+
+
+def _archive(path: Path) -> None:
+    lines = []
+    for i in range(6):
+        lines.append(json.dumps({"labels": {"alertname": f"A{i}", "service": "checkout"},
+                                 "startsAt": f"2026-05-01T10:00:{i * 5:02d}Z"}))
+    lines.append(json.dumps({"labels": {"alertname": "A0", "service": "checkout"},
+                             "startsAt": "2026-05-01T10:00:00Z"}))  # a re-send
+    path.write_text("\n".join(lines) + "\n")
+
+
+def test_replay_writes_the_incident_events_a_live_daemon_would(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    archive, out = tmp_path / "alerts.jsonl", tmp_path / "out.jsonl"
+    _archive(archive)
+    rules = str(ROOT / "rules/tests/example-rules.yaml")
+    assert main(["replay", "--rules", rules, "--out", str(out), str(archive)]) == 0
+    events = [json.loads(x) for x in out.read_text().splitlines()]
+    assert events[0]["event"] == "opened"
+    assert events[0]["incident"]["rule"] == "checkout-burst"
+    assert "replayed 7 alerts" in capsys.readouterr().err
+    again = tmp_path / "again.jsonl"
+    main(["replay", "--rules", rules, "--out", str(again), str(archive)])
+    assert again.read_text() == out.read_text()  # deterministic: same keys, same events
+
+
+def test_replay_against_prints_what_a_rule_change_adds_drops_and_changes(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    archive = tmp_path / "alerts.jsonl"
+    _archive(archive)
+    old = tmp_path / "old.yaml"
+    old.write_text("- name: checkout-burst\n  match: ['service=\"checkout\"']\n"
+                   "  correlation: {type: event_count, group-by: [service], timespan: 60s, condition: {gte: 3}}\n")
+    new = tmp_path / "new.yaml"
+    new.write_text("- name: checkout-burst\n  match: ['service=\"checkout\"']\n"
+                   "  correlation: {type: event_count, group-by: [service], timespan: 60s, condition: {gte: 3}}\n"
+                   "  incident: {severity: P1}\n"
+                   "- name: strict\n  match: ['service=\"checkout\"']\n"
+                   "  correlation: {type: event_count, group-by: [service], timespan: 60s, condition: {gte: 6}}\n"
+                   "  incident: {severity: P1}\n")  # a P3 would be inhibited by the open P1
+    assert main(["replay", "--rules", str(new), "--against", str(old), str(archive)]) == 0
+    out = capsys.readouterr().out
+    assert "+ strict" in out
+    assert "~ checkout-burst" in out and "severity: P3 -> P1" in out
+    assert out.strip().endswith("1 added, 0 dropped, 1 changed")
+
+
+def test_replay_names_the_bad_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    archive = tmp_path / "bad.jsonl"
+    archive.write_text('{"labels": {"alertname": "a"}, "startsAt": "2026-05-01T10:00:00Z"}\n{"labels": 5}\n')
+    assert main(["replay", "--rules", str(ROOT / "rules/defaults"), str(archive)]) == 2
+    assert "line 2" in capsys.readouterr().err
+
+
+def test_config_check_prints_the_effective_config_or_names_the_bad_key(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    good = tmp_path / "good.yaml"
+    good.write_text("listen: 127.0.0.1:9999\ncorrelate: {resolve_timeout: 10m}\n")
+    assert main(["config", "check", "--config", str(good), "--listen", "127.0.0.1:7777"]) == 0
+    out = capsys.readouterr().out
+    assert "listen: 127.0.0.1:7777" in out and "resolve_timeout: 600.0" in out
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("correlate: {resolve_timout: 10m}\n")
+    assert main(["config", "check", "--config", str(bad)]) == 2
+    err = capsys.readouterr().err
+    assert str(bad) in err and "$.correlate" in err and "resolve_timout" in err
+
+
+def test_help_explains_run_flags() -> None:
+    out = subprocess.run([sys.executable, "-m", "stormwatch.cli", "run", "--help"], capture_output=True, text=True, check=True).stdout
+    for flag in ("--config", "--listen", "--rules", "--incidents-jsonl", "STORMWATCH_LISTEN"):
+        assert flag in out
+    top = subprocess.run([sys.executable, "-m", "stormwatch.cli", "--help"], capture_output=True, text=True, check=True).stdout
+    for command in ("run", "config", "rules", "replay"):
+        assert command in top
