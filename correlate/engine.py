@@ -28,7 +28,7 @@ from collections.abc import Sequence
 import msgspec
 
 from correlate.dedup import Admission, DedupTable
-from correlate.incidents import IncidentBook, common_labels
+from correlate.incidents import IncidentBook
 from correlate.rulebook import LiveRule, Rulebook
 from correlate.state import IncidentState, State, Tracked, decode_state, encode_state
 from correlate.suppress import InhibitRule, Silence, active_silence, inhibitor_of
@@ -55,6 +55,9 @@ class EngineConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, fro
     update_interval: Duration = Duration(10)
     """Least time between two `updated` events of one incident; opened and resolved
     are sent at once. Alertmanager's `group_interval` plays the same part."""
+    duplicates_interval: Duration = Duration(60)
+    """Least time between two `updated` events whose only change is re-sent alerts
+    (their duplicate counts): Prometheus re-sends every alert each evaluation."""
     retention: Duration = Duration(900)
     """How long resolved alerts and incidents are remembered (re-sends, explain)."""
     inhibit: list[InhibitRule] = msgspec.field(default_factory=lambda: [InhibitRule()])
@@ -110,8 +113,12 @@ class Engine:
         self._inhibitors: dict[str, tuple[str, str, dict[str, str]]] = {}
         """Open, announced incidents that could inhibit others: an index, so an opened
         event checks the few P1s rather than every open incident."""
+        self._held: dict[str, None] = {}
+        """Open incidents whose `opened` event inhibition holds back."""
         for inc in self.state.incidents.values():
             self._index_inhibitor(inc)
+            if inc.status == "open" and not inc.announced:
+                self._held[inc.key] = None
         self._install(rules)
 
     # -- rules and silences --------------------------------------------------------------
@@ -275,9 +282,11 @@ class Engine:
                 self._check_absence(lr, book, now)
             elif lr.kind == "count" and not lr.fires:
                 self._check_upper_bound(lr, book, now)
-        for inc in list(self.state.incidents.values()):
-            if inc.status == "open":
-                self._check_resolve_timers(inc, book, now)
+        if self._book.timed:
+            timed = self._book.timed
+            for inc in list(self.state.incidents.values()):
+                if inc.status == "open" and inc.rule in timed:
+                    self._check_resolve_timers(inc, book, now)
         if now - self._last_gc >= 60:
             self._gc(now)
         events = self._emit(book, now)
@@ -383,11 +392,11 @@ class Engine:
         else:
             self._inhibitors.pop(inc.key, None)
 
-    def _inhibited(self, inc: IncidentState, view: Incident) -> str | None:
-        if not any(view.severity in r.target_severity for r in self.config.inhibit):
+    def _inhibited(self, inc: IncidentState) -> str | None:
+        """Who holds this incident back; uses the severity and labels its last view set."""
+        if not any(inc.severity in r.target_severity for r in self.config.inhibit):
             return None
-        labels = {**common_labels(view.alerts), **view.group}
-        return inhibitor_of(self.config.inhibit, view.severity, labels, self._inhibitors.values(), inc.key)
+        return inhibitor_of(self.config.inhibit, inc.severity, inc.labels, self._inhibitors.values(), inc.key)
 
     def _emit(self, book: IncidentBook, now: float) -> list[IncidentEvent]:
         """Events for the incidents opened or resolved in this call, in that order."""
@@ -400,7 +409,7 @@ class Engine:
                 opened = view
                 if "resolved" in kinds:
                     opened = msgspec.structs.replace(view, status="open", resolved_at=None)
-                by = self._inhibited(inc, opened)
+                by = self._inhibited(inc)
                 if by is not None:
                     self._hold(inc, by, now)
                 else:
@@ -411,6 +420,7 @@ class Engine:
 
     def _hold(self, inc: IncidentState, by: str, now: float) -> None:
         inc.announced = False
+        self._held[inc.key] = None
         if inc.inhibited_by != by:
             inc.inhibited_by = by
             book = IncidentBook(self.state, self.config.max_alerts_per_incident)
@@ -419,16 +429,20 @@ class Engine:
     def _flush_updates(self, now: float) -> list[IncidentEvent]:
         out: list[IncidentEvent] = []
         incidents = self.state.incidents
-        for inc in incidents.values():
+        for key in list(self._held):
             # Announce what inhibition held back, once its inhibitor is gone.
-            if inc.status == "open" and not inc.announced:
-                view = self._view(inc)
-                by = self._inhibited(inc, view)
+            inc = incidents.get(key)
+            if inc is None or inc.status != "open":
+                del self._held[key]
+                continue
+            if not inc.announced:
+                by = self._inhibited(inc)
                 if by is None:
                     inc.announced = True
                     inc.inhibited_by = ""
+                    del self._held[key]
                     self.state.dirty.pop(inc.key, None)
-                    out.append(self._event(inc, "opened", "no longer inhibited", view, now))
+                    out.append(self._event(inc, "opened", "no longer inhibited", self._view(inc), now))
                 elif by != inc.inhibited_by:
                     self._hold(inc, by, now)
         dirty = self.state.dirty
@@ -439,6 +453,8 @@ class Engine:
                 continue
             lr = self._rule_for(inc.rule)
             interval = lr.group.group_interval if lr.group is not None else self.config.update_interval
+            if dirty[key] == ["duplicates"]:
+                interval = max(interval, self.config.duplicates_interval)
             if now - inc.last_event_at < interval:
                 continue
             reasons = dirty.pop(key)
@@ -448,9 +464,7 @@ class Engine:
     def _event(self, inc: IncidentState, kind: str, reason: str, view: Incident, now: float) -> IncidentEvent:
         inc.sequence += 1
         inc.last_event_at = now
-        inc.severity = view.severity
-        inc.labels = {**common_labels(view.alerts), **view.group}
-        self._index_inhibitor(inc)
+        self._index_inhibitor(inc)  # `view` refreshed inc.severity and inc.labels
         return IncidentEvent(event=kind, at=now, reason=reason, sequence=inc.sequence, incident=view)  # type: ignore[arg-type]
 
     # -- queries and persistence ----------------------------------------------------------

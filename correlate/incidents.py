@@ -8,7 +8,6 @@ a sink can use the key as its idempotency key.
 from __future__ import annotations
 
 import hashlib
-import string
 from collections.abc import Mapping
 
 from correlate.classify import Classifier
@@ -34,27 +33,26 @@ class _Placeholders(dict[str, str]):
         return "{" + key + "}"
 
 
-_formatter = string.Formatter()
-
-
 def render_template(template: str, values: Mapping[str, str]) -> str:
     """Fill `{label}` placeholders; an unknown placeholder stays as written."""
     if "{" not in template:
         return template
     try:
-        return _formatter.vformat(template, (), _Placeholders(values))
+        return template.format_map(_Placeholders(values))
     except (ValueError, IndexError, KeyError, AttributeError):
         return template
 
 
 def common_labels(alerts: list[IncidentAlert]) -> dict[str, str]:
+    """The label pairs every alert shares (dict item views intersect in C)."""
     if not alerts:
         return {}
-    common = dict(alerts[0].labels)
+    common = alerts[0].labels.items()
     for a in alerts[1:]:
-        for k in [k for k, v in common.items() if a.labels.get(k) != v]:
-            del common[k]
-    return common
+        common = common & a.labels.items()  # type: ignore[assignment]
+        if not common:
+            return {}
+    return dict(common)
 
 
 class IncidentBook:
@@ -197,7 +195,9 @@ class IncidentBook:
                 )
             )
         common = common_labels(alerts)
+        inc.labels = {**common, **inc.group}
         c = classifier.classify(alerts, inc.alert_count, common)
+        inc.severity = c.severity
         values = {**common, **inc.group, "rule": inc.rule, "count": str(inc.alert_count)}
         timeline = list(inc.timeline)
         if inc.timeline_dropped:

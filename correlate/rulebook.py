@@ -118,6 +118,10 @@ class Rulebook:
                 self.listeners.setdefault(step, []).append(lr)
         wanted = {n for n, lr in self.live.items() if not lr.steps} | set(self.listeners)
         self.matcher = RuleMatcher([r for r in rules.rules if r.name in wanted and r.enabled])
+        self.timed = frozenset(
+            n for n, lr in self.live.items() if lr.quiet is not None or lr.resolve_condition is not None or lr.group
+        )
+        """Rules whose open incidents have timers to check on tick."""
         heartbeats = [lr.rule for lr in self.live.values() if lr.kind == "absence"]
         self.heartbeats = RuleMatcher(heartbeats) if heartbeats else None
         """`absence` rules also see re-sends: for a heartbeat, the re-send is the beat."""

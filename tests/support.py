@@ -58,6 +58,7 @@ def count_rule(
 def engine(*rules: Rule, **config: float) -> Engine:
     """An engine over `rules`; `updated` events flush on every tick unless told otherwise."""
     config.setdefault("update_interval", 0)
+    config.setdefault("duplicates_interval", 0)
     return Engine(RuleSet(rules=tuple(rules)), EngineConfig(**config))  # type: ignore[arg-type]
 
 

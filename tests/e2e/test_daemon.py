@@ -96,7 +96,7 @@ def test_thousand_alerts_with_resends_give_the_hand_counted_incidents(daemon_fac
     rules.write_text(RULE)
     config = tmp_path / "stormwatch.yaml"
     # Updates flush on every tick, so the file's last line per incident is current soon.
-    config.write_text("tick_interval: 200ms\ncorrelate: {update_interval: 0s}\n")
+    config.write_text("tick_interval: 200ms\ncorrelate: {update_interval: 0s, duplicates_interval: 0s}\n")
     daemon: Daemon = daemon_factory("--config", str(config), "--rules", str(rules))
     # Event times 400..40 s in the past: none in the future (those count as now) and
     # all within the default allowed lateness of 10 minutes.
