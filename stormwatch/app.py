@@ -13,19 +13,20 @@ import signal
 import time
 from collections.abc import Callable, Iterable
 from importlib.resources import files
-from pathlib import Path
 
 import structlog
 from aiohttp import web
 
 from correlate import Engine
 from ingest import HttpSource
-from rules import RuleSet, load_rules
+from correlate.suppress import Silence
+from rules import RuleSet, load_rules, rule_files
 from sinks import MemoryOutbox, OutboxDrain, OutboxEntry, Sink, build_sink
 from stormwatch.config import Config
 from stormwatch.errors import Overloaded, RuleError
 from stormwatch.metrics import Metrics
 from stormwatch.pipeline import Pipeline
+from stormwatch.silences import SilenceRequest, to_silence
 from stormwatch.web import build_web_app
 from stormwatch.wire import Incident, IncidentEvent
 
@@ -102,6 +103,25 @@ class App:
         log.info("rules_loaded", rules=len(ruleset), paths=self.rule_paths)
         return len(ruleset)
 
+    def add_silence(self, request: SilenceRequest) -> Silence:
+        """Validate and add a silence (raises msgspec.ValidationError or MatcherError)."""
+        silence = to_silence(request, self._clock())
+        self.engine.add_silence(silence)
+        log.info("silence_added", silence=silence.id, matchers=silence.matchers, ends_at=silence.ends_at,
+                 created_by=silence.created_by)
+        return silence
+
+    async def watch_rule_files(self, interval: float = 2.0) -> None:
+        """Reload when a rule file changes (mtime, size or the set of files)."""
+        seen = _rule_files_stamp(self.rule_paths)
+        while True:
+            await asyncio.sleep(interval)
+            stamp = _rule_files_stamp(self.rule_paths)
+            if stamp != seen:
+                seen = stamp
+                with contextlib.suppress(RuleError):
+                    await self.reload_rules()
+
     def incidents(self) -> list[Incident]:
         return [self.engine.incident(k) for k in list(self.engine.state.incidents)]  # type: ignore[misc]
 
@@ -123,6 +143,8 @@ class App:
             self._drains[name] = drain
             self._watch(drain.run(), f"drain:{name}")
         self._watch(self.pipeline.run(), "correlator")
+        if self.config.rules_watch_interval > 0:
+            self._watch(self.watch_rule_files(self.config.rules_watch_interval), "rules-watch")
         self._runner = web.AppRunner(build_web_app(self), access_log=None, handle_signals=False)
         await self._runner.setup()
         host, port = self.config.host_port
@@ -188,4 +210,12 @@ def _on_stop(stop: asyncio.Event) -> None:
     stop.set()
 
 
-_ = Path  # re-exported for type checkers of config paths
+def _rule_files_stamp(paths: list[str]) -> tuple[tuple[str, float, int], ...]:
+    out = []
+    for f in rule_files(paths):
+        try:
+            st = f.stat()
+        except OSError:
+            continue
+        out.append((str(f), st.st_mtime, st.st_size))
+    return tuple(out)

@@ -46,6 +46,8 @@ class Config(msgspec.Struct, **_Strict):
     listen: str = DEFAULT_LISTEN
     rules: list[str] = []
     """Rule files or folders; empty means the default rules shipped with stormwatch."""
+    rules_watch_interval: Duration = Duration(2)
+    """How often to look for changed rule files and reload them; 0 turns it off."""
     state: StateConfig = StateConfig()
     ingest: IngestConfig = IngestConfig()
     correlate: EngineConfig = EngineConfig()

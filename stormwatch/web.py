@@ -4,7 +4,9 @@
 - `GET /readyz`: rules loaded and the correlator running; 503 otherwise.
 - `GET /metrics`: Prometheus text format, from the App's own registry.
 - `POST /-/reload`: reload the rules (as SIGHUP); 400 with the errors if refused.
-- `GET /api/v1/incidents[?status=open|resolved]`, `GET /api/v1/incidents/{key}`.
+- `GET /api/v1/incidents[?status=open|resolved]`, `GET /api/v1/incidents/{key}`,
+  `GET /api/v1/incidents/{key}/explain`.
+- `GET|POST /api/v1/silences`, `DELETE /api/v1/silences/{id}`.
 """
 
 from __future__ import annotations
@@ -15,7 +17,10 @@ import msgspec
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from stormwatch.errors import RuleError
+from rules import MatcherError
+from stormwatch.errors import RuleError, split_validation_message
+from stormwatch.silences import SilenceRequest
+from stormwatch.wire import decode_hook
 
 if TYPE_CHECKING:
     from stormwatch.app import App
@@ -61,6 +66,35 @@ def build_web_app(app: App) -> web.Application:
             return error_response(400, "invalid_query", "status must be open, resolved or all", "status")
         return _ok([i for i in app.incidents() if status in ("all", i.status)])
 
+    async def explain_incident(request: web.Request) -> web.Response:
+        from stormwatch.explain import explain
+
+        found = explain(app.engine, app.ruleset, request.match_info["key"])
+        if found is None:
+            return error_response(404, "not_found", "no such incident", "key")
+        return _ok(found)
+
+    async def list_silences(_: web.Request) -> web.Response:
+        return _ok(app.engine.state.silences)
+
+    async def add_silence(request: web.Request) -> web.Response:
+        try:
+            spec = msgspec.json.decode(await request.read(), type=SilenceRequest, dec_hook=decode_hook)
+            silence = app.add_silence(spec)
+        except msgspec.ValidationError as err:
+            message, field = split_validation_message(str(err))
+            return error_response(400, "invalid_payload", message, field)
+        except msgspec.DecodeError as err:
+            return error_response(400, "invalid_json", str(err))
+        except MatcherError as err:
+            return error_response(400, "invalid_payload", str(err), "$.matchers")
+        return _ok(silence, status=201)
+
+    async def delete_silence(request: web.Request) -> web.Response:
+        if not app.engine.expire_silence(request.match_info["id"]):
+            return error_response(404, "not_found", "no such silence", "id")
+        return web.Response(status=204)
+
     async def incident(request: web.Request) -> web.Response:
         found = app.engine.incident(request.match_info["key"])
         if found is None:
@@ -76,5 +110,9 @@ def build_web_app(app: App) -> web.Application:
         web.post("/-/reload", reload),
         web.get("/api/v1/incidents", incidents),
         web.get("/api/v1/incidents/{key}", incident),
+        web.get("/api/v1/incidents/{key}/explain", explain_incident),
+        web.get("/api/v1/silences", list_silences),
+        web.post("/api/v1/silences", add_silence),
+        web.delete("/api/v1/silences/{id}", delete_silence),
     ])
     return web_app

@@ -1,0 +1,144 @@
+"""The daemon in-process: reload, explain, silences and backpressure through real HTTP."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+
+from stormwatch.app import App
+from stormwatch.config import load_config
+from tests.conftest import pick_free_port
+
+RULES = """\
+- name: burst
+  match: ['kind="burst"']
+  correlation: {type: event_count, group-by: [service], timespan: 10m, condition: {gte: THRESHOLD}}
+  incident: {title: "{service} burst", severity: P1}
+- name: steady
+  match: ['kind="steady"']
+  correlation: {type: event_count, group-by: [service], timespan: 10m, condition: {gte: 3}}
+  incident: {title: "{service} steady", severity: P1}
+"""
+
+
+def alerts(kind: str, *names: str, service: str = "s") -> bytes:
+    return json.dumps([{"labels": {"alertname": n, "kind": kind, "service": service}} for n in names]).encode()
+
+
+class Client:
+    def __init__(self, app: App, session: aiohttp.ClientSession) -> None:
+        self.app, self.session = app, session
+        self.base = f"http://{app.config.listen}"
+
+    async def post(self, path: str, body: bytes = b"") -> tuple[int, Any]:
+        async with self.session.post(self.base + path, data=body, headers={"Content-Type": "application/json"}) as r:
+            text = await r.text()
+            return r.status, json.loads(text) if text else None
+
+    async def get(self, path: str) -> tuple[int, Any]:
+        async with self.session.get(self.base + path) as r:
+            return r.status, await r.json()
+
+    def jsonl(self) -> list[dict[str, Any]]:
+        path = Path(self.app.config.sinks[0].path)  # type: ignore[union-attr]
+        return [json.loads(x) for x in path.read_text().splitlines()] if path.exists() else []
+
+    async def opened(self, n: int) -> list[dict[str, Any]]:
+        for _ in range(200):
+            events = [e for e in self.jsonl() if e["event"] == "opened"]
+            if len(events) >= n:
+                return events
+            await asyncio.sleep(0.02)
+        return [e for e in self.jsonl() if e["event"] == "opened"]
+
+
+@pytest.fixture
+async def client(tmp_path: Path) -> AsyncIterator[Client]:
+    rules = tmp_path / "rules.yaml"
+    rules.write_text(RULES.replace("THRESHOLD", "3"))
+    config = load_config(None, env={}, listen=f"127.0.0.1:{pick_free_port()}", rules=[str(rules)],
+                         incidents_jsonl=str(tmp_path / "incidents.jsonl"))
+    app = App(config)
+    async with app, aiohttp.ClientSession() as session:
+        yield Client(app, session)
+
+
+async def test_reload_with_a_broken_file_keeps_the_old_rules(client: Client) -> None:
+    rules = Path(client.app.rule_paths[0])
+    good = rules.read_text()
+    rules.write_text(good + "- name: broken\n  correlation: {type: event_count, timespan: 5x}\n")
+    status, body = await client.post("/-/reload")
+    assert status == 400
+    assert "rule broken: correlation.timespan: invalid duration '5x'" in body["message"]
+    sample = client.app.metrics.registry.get_sample_value
+    assert sample("stormwatch_rules_last_reload_successful") == 0
+    assert sample("stormwatch_rules_reloads_total", {"outcome": "failed"}) == 1
+    # The old rules still work.
+    assert (await client.post("/api/v2/alerts", alerts("burst", "a", "b", "c")))[0] == 200
+    assert [e["incident"]["rule"] for e in await client.opened(1)] == ["burst"]
+
+
+async def test_changed_threshold_applies_and_other_rules_keep_their_windows(client: Client) -> None:
+    await client.post("/api/v2/alerts", alerts("steady", "x1", "x2"))  # steady's window: 2 of 3
+    await client.post("/api/v2/alerts", alerts("burst", "b1", "b2"))  # burst's window: 2 of 3
+    rules = Path(client.app.rule_paths[0])
+    rules.write_text(RULES.replace("THRESHOLD", "5"))
+    assert (await client.post("/-/reload"))[0] == 200
+    assert client.app.metrics.registry.get_sample_value("stormwatch_rules_last_reload_successful") == 1
+    await client.post("/api/v2/alerts", alerts("steady", "x3"))  # completes steady's kept window
+    await client.post("/api/v2/alerts", alerts("burst", "b3", "b4"))  # burst restarted: 2 of 5
+    opened = await client.opened(1)
+    await asyncio.sleep(0.1)
+    assert [e["incident"]["rule"] for e in client.jsonl() if e["event"] == "opened"] == ["steady"]
+    assert opened[0]["incident"]["alert_count"] == 3
+    await client.post("/api/v2/alerts", alerts("burst", "b5", "b6", "b7"))
+    assert [e["incident"]["rule"] for e in await client.opened(2)] == ["steady", "burst"]
+
+
+async def test_explain_says_which_rule_window_and_why(client: Client) -> None:
+    await client.post("/api/v2/alerts", alerts("burst", "a", "b", "c"))
+    key = (await client.opened(1))[0]["incident"]["key"]
+    status, body = await client.get(f"/api/v1/incidents/{key}/explain")
+    assert status == 200
+    assert body["rule"]["name"] == "burst" and body["rule"]["line"] == 1
+    assert body["rule"]["file"].endswith("rules.yaml")
+    assert body["why"].startswith("3 matching alerts within 10m (event_count gte 3)")
+    assert sorted(w["labels"]["alertname"] for w in body["window"]) == ["a", "b", "c"]
+    assert (await client.get("/api/v1/incidents/inc-nope/explain"))[0] == 404
+
+
+async def test_silence_over_http_mutes_matching_alerts(client: Client) -> None:
+    status, silence = await client.post("/api/v1/silences", json.dumps(
+        {"matchers": ['service="quiet"'], "duration": "1h", "created_by": "sre", "comment": "maintenance"}).encode())
+    assert status == 201 and silence["id"].startswith("sil-")
+    await client.post("/api/v2/alerts", alerts("burst", "a", "b", "c", service="quiet"))
+    await client.post("/api/v2/alerts", alerts("burst", "a", "b", "c", service="loud"))
+    opened = await client.opened(1)
+    await asyncio.sleep(0.1)
+    assert [e["incident"]["group"]["service"] for e in opened] == ["loud"]
+    assert [s["id"] for s in (await client.get("/api/v1/silences"))[1]] == [silence["id"]]
+    bad = await client.post("/api/v1/silences", json.dumps({"matchers": ['x=~"("'], "duration": "1h"}).encode())
+    assert bad[0] == 400 and bad[1]["field"] == "$.matchers"
+    no_end = await client.post("/api/v1/silences", json.dumps({"matchers": ['a="b"']}).encode())
+    assert no_end[0] == 400 and no_end[1]["field"] == "$.ends_at"
+
+
+async def test_full_queue_answers_429_and_loses_nothing_accepted(client: Client) -> None:
+    pipeline = client.app.pipeline
+    await pipeline.lock.acquire()  # the correlator is busy: requests pile up
+    try:
+        pipeline._queue = asyncio.Queue(maxsize=2)  # noqa: SLF001 - a tiny queue to fill
+        first = [asyncio.ensure_future(client.post("/api/v2/alerts", alerts("burst", f"q{i}"))) for i in range(3)]
+        await asyncio.sleep(0.2)
+        status, body = await client.post("/api/v2/alerts", alerts("burst", "overflow"))
+        assert status == 429 and body["error"] == "overloaded"
+    finally:
+        pipeline.lock.release()
+    results = await asyncio.gather(*first)
+    assert sorted(r[0] for r in results).count(200) >= 2
