@@ -14,7 +14,7 @@ __all__ = ["ZERO_TIME", "check_labels", "decode", "epoch"]
 
 T = TypeVar("T")
 
-_LABEL_NAME = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
+_LABEL_NAME = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")
 ZERO_TIME = -62135596800.0
 """Go's zero time (0001-01-01T00:00:00Z) as epoch seconds: Alertmanager's "unset"."""
 
@@ -51,7 +51,7 @@ def check_labels(labels: dict[str, str], source: str, path: str) -> None:
     for name in labels:
         if name in valid:
             continue
-        if not _LABEL_NAME.match(name):
+        if not _LABEL_NAME.fullmatch(name):
             msg = f"invalid label name {name!r}: must match [a-zA-Z_][a-zA-Z0-9_]*"
             raise PayloadError(msg, source=source, field=f"{path}.{name}")
         if len(valid) < 10_000:
