@@ -182,7 +182,7 @@ class ResolveSpec(msgspec.Struct, **_Strict):
 class Rule(msgspec.Struct, **_Strict):
     """One rule. Without `correlation` it only names a match for `temporal` rules to join."""
 
-    name: Annotated[str, msgspec.Meta(min_length=1, pattern=r"^[A-Za-z0-9_.:-]+$")]
+    name: Annotated[str, msgspec.Meta(min_length=1, pattern=r"^[A-Za-z0-9_.:-]+\Z")]
     description: str = ""
     match: list[str] = []
     source: list[str] = []
