@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from bench.report import record_rate
 from bench.workload import Workload
 from ingest.fingerprint import fingerprint_labels
 from ingest.normalize.alertmanager import normalize_alertmanager_v2
@@ -18,7 +19,7 @@ def test_decode_alertmanager_batch_of_100(benchmark: Any) -> None:
     body = wl.am_payload(batch)
     normalize = normalize_alertmanager_v2
     alerts = benchmark(normalize, body, 1_790_000_100.0)
-    benchmark.extra_info["alerts_per_s"] = round(100 / benchmark.stats.stats.median)
+    record_rate(benchmark, "alerts_per_s", 100)
     benchmark.extra_info["bytes_per_alert"] = len(body) // 100
     assert [a.fingerprint for a in alerts] == [a.fingerprint for a in batch]
 
@@ -31,5 +32,5 @@ def test_fingerprint_7_labels(benchmark: Any) -> None:
         return [fp(x) for x in labels]
 
     out = benchmark(all_fingerprints)
-    benchmark.extra_info["alerts_per_s"] = round(len(labels) / benchmark.stats.stats.median)
+    record_rate(benchmark, "alerts_per_s", len(labels))
     assert len(set(out)) == len({tuple(sorted(x.items())) for x in labels})
