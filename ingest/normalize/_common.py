@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from datetime import datetime
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import msgspec
 
@@ -25,9 +25,34 @@ def decode(decoder: msgspec.json.Decoder[T], body: bytes, source: str) -> T:
         return decoder.decode(body)
     except msgspec.ValidationError as err:
         message, path = split_validation_message(str(err))
+        if "[...]" in path:
+            path = _name_the_key(body, path)
         raise PayloadError(message, source=source, field=path, reason="invalid_payload") from err
     except msgspec.DecodeError as err:
         raise PayloadError(f"malformed JSON: {err}", source=source, reason="invalid_json") from err
+
+
+def _name_the_key(body: bytes, path: str) -> str:
+    """msgspec writes a bad dict value's key as `[...]`; find the key, so the error says
+    `$[0].labels.alertname` rather than `$[0].labels[...]`. Error path only."""
+    try:
+        node: Any = msgspec.json.decode(body)
+    except msgspec.DecodeError:
+        return path
+    out = "$"
+    for index, key, dots in re.findall(r"\[(\d+)\]|\.([^.\[]+)|(\[\.\.\.\])", path.removeprefix("$")):
+        if index and isinstance(node, list) and int(index) < len(node):
+            node, out = node[int(index)], f"{out}[{index}]"
+        elif key and isinstance(node, dict) and key in node:
+            node, out = node[key], f"{out}.{key}"
+        elif dots and isinstance(node, dict):
+            bad = next((k for k, v in node.items() if not isinstance(v, str)), None)
+            if bad is None:
+                return path
+            node, out = node[bad], f"{out}.{bad}"
+        else:
+            return path
+    return out
 
 
 def epoch(value: datetime | None, default: float | None) -> float | None:

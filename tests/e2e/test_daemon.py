@@ -145,7 +145,7 @@ def test_thousand_alerts_with_resends_give_the_hand_counted_incidents(daemon_fac
     [
         (b'[{"labels": {"alertname": "x"}', 400, "invalid_json", ""),
         (b'[{"labels": {"alertname": "x"}, "startsAt": 12}]', 400, "invalid_payload", "$[0].startsAt"),
-        (b'[{"labels": {"alertname": 5}}]', 400, "invalid_payload", "$[0].labels"),
+        (b'[{"labels": {"alertname": 5}}]', 400, "invalid_payload", "$[0].labels.alertname"),
     ],
 )
 def test_bad_bodies_get_a_4xx_naming_the_problem(

@@ -112,7 +112,7 @@ def test_generic_accepts_epoch_and_rfc3339() -> None:
         (b"[{", "invalid_json", ""),
         (b"{}", "invalid_payload", "$"),
         (b'[{"annotations": {}}]', "invalid_payload", "$[0]"),
-        (b'[{"labels": {"alertname": 5}}]', "invalid_payload", "$[0].labels"),
+        (b'[{"labels": {"alertname": 5}}]', "invalid_payload", "$[0].labels.alertname"),
         (b'[{"labels": {}}]', "invalid_payload", "$[0].labels"),
         (b'[{"labels": {"bad-name": "x"}}]', "invalid_payload", "$[0].labels.bad-name"),
         (b'[{"labels": {"a": "b"}}, {"labels": {"a": "b"}, "startsAt": "yesterday"}]', "invalid_payload", "$[1].startsAt"),
