@@ -132,6 +132,9 @@ class IncidentBook:
         inc.firing += firing
         if len(inc.exemplars) < self.max_alerts:
             inc.exemplars.append(fp)
+        elif inc.alert_count == self.max_alerts + 1:
+            self._log(inc, now, "storm", f"more than {self.max_alerts} alerts: listing the first "
+                      f"{self.max_alerts}, counting the rest in alert_count")
         if log:
             self._log(inc, now, "alert_added", fp)
 

@@ -18,6 +18,7 @@ import structlog
 from aiohttp import web
 
 from correlate import Engine
+from correlate.store import MemoryStore, Store
 from ingest import HttpSource
 from correlate.suppress import Silence
 from rules import RuleSet, load_rules, rule_files
@@ -39,11 +40,14 @@ log = structlog.get_logger("stormwatch")
 class App:
     """The daemon, built from config; `async with App(config):` runs it."""
 
-    def __init__(self, config: Config, *, clock: Callable[[], float] = time.time) -> None:
+    def __init__(self, config: Config, *, clock: Callable[[], float] = time.time, store: Store | None = None) -> None:
         self.config = config
         self.metrics = Metrics()
         self.rule_paths = config.rules or [DEFAULT_RULES]
         self.ruleset: RuleSet = load_rules(self.rule_paths)
+        self.store: Store = MemoryStore() if store is None else store
+        self.shard = "0"
+        """One shard until Kafka partitions split the state; keys are already per shard."""
         self.engine = Engine(self.ruleset, config.correlate)
         self.metrics.rules_loaded.set(len(self.ruleset))
         self.metrics.rules_reload_ts.set(clock())
@@ -138,6 +142,13 @@ class App:
         self._tasks.append(task)
 
     async def start(self) -> None:
+        snapshot = await self.store.load(self.shard)
+        if snapshot is not None:
+            # Windows, open incidents and dedup state carry over: no flood, no forgetting.
+            self.engine = Engine.restore(self.ruleset, snapshot, self.config.correlate)
+            self.pipeline.engine = self.engine
+            log.info("state_restored", shard=self.shard, incidents=len(self.engine.state.incidents),
+                     alerts=len(self.engine.state.tracked))
         for name, sink in self.sinks.items():
             drain = OutboxDrain(self.outbox, sink, self.metrics)
             self._drains[name] = drain
@@ -173,6 +184,7 @@ class App:
             await self._runner.cleanup()
         for sink in self.sinks.values():
             await sink.close()
+        await self.store.save(self.shard, self.engine.snapshot())
         pending = {n: await self.outbox.size(n) for n in self.sinks}
         log.info("daemon_stopped", undelivered=pending)
 

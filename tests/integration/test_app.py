@@ -142,3 +142,30 @@ async def test_full_queue_answers_429_and_loses_nothing_accepted(client: Client)
         pipeline.lock.release()
     results = await asyncio.gather(*first)
     assert sorted(r[0] for r in results).count(200) >= 2
+
+
+async def test_restart_with_the_same_store_keeps_windows_and_incidents(tmp_path: Path) -> None:
+    from correlate.store import MemoryStore
+
+    rules = tmp_path / "rules.yaml"
+    rules.write_text(RULES.replace("THRESHOLD", "3"))
+    store = MemoryStore()
+
+    def make() -> App:
+        config = load_config(None, env={}, listen=f"127.0.0.1:{pick_free_port()}", rules=[str(rules)],
+                             incidents_jsonl=str(tmp_path / "incidents.jsonl"))
+        return App(config, store=store)
+
+    async with make() as first, aiohttp.ClientSession() as session:
+        c = Client(first, session)
+        await c.post("/api/v2/alerts", alerts("burst", "a", "b"))      # 2 of 3 in the window
+        await c.post("/api/v2/alerts", alerts("steady", "x", "y", "z"))  # opens
+        await c.opened(1)
+    async with make() as second, aiohttp.ClientSession() as session:
+        c = Client(second, session)
+        await c.post("/api/v2/alerts", alerts("steady", "x"))  # a re-send, not a new alert
+        await c.post("/api/v2/alerts", alerts("burst", "c"))   # completes the restored window
+        opened = await c.opened(2)
+        await asyncio.sleep(0.1)
+    assert [e["incident"]["rule"] for e in opened] == ["steady", "burst"]
+    assert [e["incident"]["rule"] for e in c.jsonl() if e["event"] == "opened"] == ["steady", "burst"]

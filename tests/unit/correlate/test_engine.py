@@ -164,6 +164,7 @@ def test_storm_lists_exemplars_and_counts_the_rest() -> None:
     assert inc.alert_count == 50
     assert len(inc.alerts) == 10
     assert inc.truncated_alerts == 40
+    assert any(e.event == "storm" and "listing the first 10" in e.detail for e in inc.timeline)
 
 
 def test_incident_keys_are_deterministic() -> None:
