@@ -73,12 +73,13 @@ class Classifier:
 
     def __init__(self, rule: Rule) -> None:
         self.default = rule.incident
+        self.default_severity: Severity = rule.severity
         self.cases = [_Case(c) for c in rule.classify]
 
     def classify(
         self, alerts: Sequence[IncidentAlert], alert_count: int, common: dict[str, str]
     ) -> Classification:
-        severity: Severity = self.default.severity
+        severity: Severity = self.default_severity
         category = self.default.category
         priority = _SEVERITY_PRIORITY[severity]
         for c in self.cases:

@@ -211,7 +211,7 @@ class IncidentBook:
         return Incident(
             key=inc.key, rule=inc.rule, group=inc.group, status=inc.status,  # type: ignore[arg-type]
             severity=c.severity, category=c.category, priority=c.priority,
-            title=render_template(rule.incident.title, values),
+            title=render_template(rule.title_template, values),
             summary=render_template(rule.incident.summary, values),
             alerts=alerts, alert_count=inc.alert_count,
             truncated_alerts=inc.alert_count - len(alerts),

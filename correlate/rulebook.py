@@ -61,9 +61,11 @@ class LiveRule:
                 self.kind = "count"
                 self.condition = corr.condition
                 self.fires = fires_on_arrival(corr.condition)
+                self.steps = tuple(corr.rules)
             elif isinstance(corr, ValueCount):
                 self.kind = "value"
                 self.condition = corr.condition
+                self.steps = tuple(corr.rules)
                 f = corr.condition.field or []
                 self.field = (f,) if isinstance(f, str) else tuple(f)
                 self.holds = corr.condition.holds
@@ -104,9 +106,9 @@ class Rulebook:
             if rule.correlation is None:
                 continue
             fp = rule_fingerprint(rule)
-            if isinstance(rule.correlation, Temporal | TemporalOrdered):
-                # A temporal rule's windows depend on the rules it joins, too.
-                fp += "".join(rule_fingerprint(by_name[n]) for n in rule.correlation.rules if n in by_name)
+            joins = getattr(rule.correlation, "rules", None) or []
+            # A rule that counts other rules' matches depends on their matchers, too.
+            fp += "".join(rule_fingerprint(by_name[n]) for n in joins if n in by_name)
             prev = old_states.get(rule.name)
             rs = prev if prev is not None and prev.fingerprint == fp else RuleState(fingerprint=fp)
             self.states[rule.name] = rs

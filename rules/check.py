@@ -66,7 +66,7 @@ def rule_warnings(ruleset: RuleSet) -> list[RuleWarning]:
     """Warnings for a loaded rule set."""
     out: list[RuleWarning] = []
     by_name = ruleset.by_name()
-    joined = {s for r in ruleset.rules if isinstance(r.correlation, Temporal | TemporalOrdered) for s in r.correlation.rules}
+    joined = {s for r in ruleset.rules for s in (getattr(r.correlation, "rules", None) or [])}
 
     def warn(rule: Rule, field: str, message: str) -> None:
         o = ruleset.origins.get(rule.name)
@@ -86,15 +86,16 @@ def rule_warnings(ruleset: RuleSet) -> list[RuleWarning]:
                 warn(rule, "correlation.group-by", f"{label} has unbounded cardinality: one window per value")
         if corr is not None and not group_by and not isinstance(corr, Group | Temporal | TemporalOrdered):
             warn(rule, "correlation.group-by", "empty: one window for every matching alert together")
-        if not matchers and not rule.source and (corr is not None or rule.name in joined):
+        listens = bool(getattr(corr, "rules", None))
+        if not matchers and not rule.source and not listens and (corr is not None or rule.name in joined):
             warn(rule, "match", "no matchers: the rule sees every alert")
         if rule.name in joined and not rule.enabled:
             warn(rule, "enabled", "disabled, but a temporal rule joins it")
         span = getattr(corr, "timespan", None)
         if span is not None and (span < 1 or span > 7 * 86400):
             warn(rule, "correlation.timespan", "outside 1s..7d: windows this size are almost surely a typo")
-        if isinstance(corr, Temporal | TemporalOrdered):
-            for step in corr.rules:
+        if listens:
+            for step in corr.rules:  # type: ignore[union-attr]
                 target = by_name.get(step)
                 if target is not None and target.correlation is not None:
                     warn(rule, "correlation.rules", f"joins {step}, which itself correlates: it joins its matches")

@@ -135,7 +135,7 @@ def _semantic_errors(file: str, doc: _Doc, index: int, rule: Rule) -> Iterable[R
         except MatcherError as e:
             yield err(f"match[{i}]", str(e))
     for name in ("title", "summary"):
-        template = getattr(rule.incident, name)
+        template = getattr(rule.incident, name) or ""
         try:
             _template_fields(template)
         except ValueError as e:
@@ -224,8 +224,8 @@ def load_rules(paths: Sequence[str | Path]) -> RuleSet:
     names = {r.name: r for r in loaded}
     for rule in loaded:
         corr = rule.correlation
-        if isinstance(corr, Temporal | TemporalOrdered):
-            for step in corr.rules:
+        if corr is not None and getattr(corr, "rules", None):
+            for step in corr.rules:  # type: ignore[union-attr]
                 if step not in names:
                     o = origins[rule.name]
                     errors.append(RuleError(f"joins unknown rule {step!r}", file=o.file, line=o.line,

@@ -85,15 +85,20 @@ class _Windowed(msgspec.Struct, **_Strict):
 
 
 class EventCount(_Windowed, tag="event_count", tag_field="type"):
-    """At least (or at most) N matching alerts of one group within a sliding timespan."""
+    """At least (or at most) N matching alerts of one group within a sliding timespan.
+
+    With `rules` (Sigma's form) it counts the alerts matching those named rules instead
+    of its own `match`."""
 
     condition: Condition = Condition(gte=1)
+    rules: list[str] = []
 
 
 class ValueCount(_Windowed, tag="value_count", tag_field="type"):
     """N distinct values of `condition.field` among one group's alerts within the timespan."""
 
     condition: Condition
+    rules: list[str] = []
 
 
 class Temporal(_Windowed, tag="temporal", tag_field="type"):
@@ -137,9 +142,11 @@ class IncidentSpec(msgspec.Struct, **_Strict):
     (and the labels all its alerts share), plus `{rule}` and `{count}`.
     """
 
-    title: str = "{rule}"
+    title: str | None = None
+    """Default: the rule's Sigma `title`, else "{rule}"."""
     summary: str = ""
-    severity: Severity = "P3"
+    severity: Severity | None = None
+    """Default: from the rule's Sigma `level`, else P3."""
     category: str = "availability"
 
 
@@ -191,6 +198,32 @@ class Rule(msgspec.Struct, **_Strict):
     classify: list[ClassifyCase] = []
     resolve: ResolveSpec | None = None
     enabled: bool = True
+    # Sigma's rule metadata, so a Sigma correlation rule loads as written.
+    title: str | None = None
+    id: str | None = None
+    level: Literal["informational", "low", "medium", "high", "critical"] | None = None
+    status: str | None = None
+    author: str | None = None
+    date: str | None = None
+    modified: str | None = None
+    tags: list[str] = []
+    references: list[str] = []
+    falsepositives: list[str] = []
+    generate: bool = False
+
+    @property
+    def severity(self) -> Severity:
+        """The incident severity: `incident.severity`, else from Sigma's `level`, else P3."""
+        return self.incident.severity or _LEVEL_SEVERITY.get(self.level or "", "P3")
+
+    @property
+    def title_template(self) -> str:
+        return self.incident.title or self.title or "{rule}"
+
+
+_LEVEL_SEVERITY: dict[str, Severity] = {
+    "critical": "P1", "high": "P2", "medium": "P3", "low": "P4", "informational": "P4",
+}
 
 
 RuleFile: TypeAlias = list[Rule]
