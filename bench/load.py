@@ -21,8 +21,14 @@ import aiohttp
 from bench.workload import Workload
 
 
-async def _worker(session: aiohttp.ClientSession, url: str, bodies: list[bytes], latencies: list[float],
-                  statuses: dict[int, int], deadline: float) -> None:
+async def _worker(
+    session: aiohttp.ClientSession,
+    url: str,
+    bodies: list[bytes],
+    latencies: list[float],
+    statuses: dict[int, int],
+    deadline: float,
+) -> None:
     headers = {"Content-Type": "application/json"}
     for body in bodies:
         if time.monotonic() > deadline:
@@ -36,8 +42,12 @@ async def _worker(session: aiohttp.ClientSession, url: str, bodies: list[bytes],
         latencies.append(time.perf_counter() - started)
 
 
-async def run(url: str, n: int, batch: int, connections: int, max_seconds: float, duplicate_ratio: float) -> dict[str, object]:
-    wl = Workload(duplicate_ratio=duplicate_ratio, start=time.time() - 300, alerts_per_second=n / 240)
+async def run(
+    url: str, n: int, batch: int, connections: int, max_seconds: float, duplicate_ratio: float
+) -> dict[str, object]:
+    wl = Workload(
+        duplicate_ratio=duplicate_ratio, start=time.time() - 300, alerts_per_second=n / 240
+    )
     bodies = [wl.am_payload(b) for b in wl.batches(n, batch)]
     shards = [bodies[i::connections] for i in range(connections)]
     latencies: list[float] = []
@@ -46,20 +56,33 @@ async def run(url: str, n: int, batch: int, connections: int, max_seconds: float
     async with aiohttp.ClientSession(connector=connector) as session:
         started = time.perf_counter()
         deadline = time.monotonic() + max_seconds
-        await asyncio.gather(*(_worker(session, url, s, latencies, statuses, deadline) for s in shards))
+        await asyncio.gather(
+            *(_worker(session, url, s, latencies, statuses, deadline) for s in shards)
+        )
         elapsed = time.perf_counter() - started
     sent = len(latencies) * batch
     q = statistics.quantiles(latencies, n=100) if len(latencies) > 1 else [0.0] * 99
     return {
-        "alerts": sent, "requests": len(latencies), "seconds": round(elapsed, 3),
-        "alerts_per_s": round(sent / elapsed), "batch": batch, "connections": connections,
-        "latency_ms": {"p50": round(q[49] * 1000, 2), "p90": round(q[89] * 1000, 2), "p99": round(q[98] * 1000, 2)},
-        "statuses": statuses, "duplicate_ratio": duplicate_ratio,
+        "alerts": sent,
+        "requests": len(latencies),
+        "seconds": round(elapsed, 3),
+        "alerts_per_s": round(sent / elapsed),
+        "batch": batch,
+        "connections": connections,
+        "latency_ms": {
+            "p50": round(q[49] * 1000, 2),
+            "p90": round(q[89] * 1000, 2),
+            "p99": round(q[98] * 1000, 2),
+        },
+        "statuses": statuses,
+        "duplicate_ratio": duplicate_ratio,
     }
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("--url", default="http://127.0.0.1:9095")
     p.add_argument("--alerts", type=int, default=100_000)
     p.add_argument("--batch", type=int, default=100)
@@ -69,11 +92,23 @@ def main() -> None:
     args = p.parse_args()
     if not args.url.startswith(("http://127.", "http://localhost", "http://[::1]")):
         sys.exit("bench.load only drives a daemon on this machine's loopback")
-    result = asyncio.run(run(args.url, args.alerts, args.batch, args.connections, args.max_seconds, args.duplicate_ratio))
+    result = asyncio.run(
+        run(
+            args.url,
+            args.alerts,
+            args.batch,
+            args.connections,
+            args.max_seconds,
+            args.duplicate_ratio,
+        )
+    )
     lat = result["latency_ms"]
-    print(f"{result['alerts']:,} alerts in {result['seconds']}s: {result['alerts_per_s']:,} alerts/s over "
-          f"{args.connections} connections, batches of {args.batch}; latency p50 {lat['p50']} ms, "  # type: ignore[index]
-          f"p90 {lat['p90']} ms, p99 {lat['p99']} ms; statuses {result['statuses']}", file=sys.stderr)  # type: ignore[index]
+    print(
+        f"{result['alerts']:,} alerts in {result['seconds']}s: {result['alerts_per_s']:,} alerts/s over "
+        f"{args.connections} connections, batches of {args.batch}; latency p50 {lat['p50']} ms, "  # type: ignore[index]
+        f"p90 {lat['p90']} ms, p99 {lat['p99']} ms; statuses {result['statuses']}",
+        file=sys.stderr,
+    )  # type: ignore[index]
     print(json.dumps(result))
 
 

@@ -18,8 +18,18 @@ from rules import RuleSet
 from rules.schema import Condition, EventCount, IncidentSpec, Rule
 from stormwatch.wire import Alert, Duration, iso8601
 
-ALERTNAMES = ("HighErrorRate", "HighLatency", "PodCrashLooping", "DiskFull", "CPUThrottling",
-              "MemoryPressure", "TargetDown", "CertExpiring", "QueueBacklog", "ReplicaLag")
+ALERTNAMES = (
+    "HighErrorRate",
+    "HighLatency",
+    "PodCrashLooping",
+    "DiskFull",
+    "CPUThrottling",
+    "MemoryPressure",
+    "TargetDown",
+    "CertExpiring",
+    "QueueBacklog",
+    "ReplicaLag",
+)
 
 
 @dataclass(frozen=True)
@@ -54,14 +64,26 @@ class Workload:
             t = self.start + i * step
             if firing and rng.random() < self.duplicate_ratio:
                 prev = rng.choice(firing)
-                yield Alert(source="alertmanager", fingerprint=prev.fingerprint, status="firing",
-                            labels=prev.labels, annotations=prev.annotations,
-                            starts_at=prev.starts_at, received_at=t)
+                yield Alert(
+                    source="alertmanager",
+                    fingerprint=prev.fingerprint,
+                    status="firing",
+                    labels=prev.labels,
+                    annotations=prev.annotations,
+                    starts_at=prev.starts_at,
+                    received_at=t,
+                )
                 continue
             labels = self.label_sets(rng)
-            a = Alert(source="alertmanager", fingerprint=fingerprint_labels(labels), status="firing",
-                      labels=labels, annotations={"summary": f"{labels['alertname']} on {labels['instance']}"},
-                      starts_at=t, received_at=t)
+            a = Alert(
+                source="alertmanager",
+                fingerprint=fingerprint_labels(labels),
+                status="firing",
+                labels=labels,
+                annotations={"summary": f"{labels['alertname']} on {labels['instance']}"},
+                starts_at=t,
+                received_at=t,
+            )
             firing.append(a)
             yield a
 
@@ -71,27 +93,45 @@ class Workload:
 
     def am_payload(self, batch: list[Alert]) -> bytes:
         """A batch as Prometheus POSTs it to /api/v2/alerts."""
-        return orjson.dumps([
-            {"labels": a.labels, "annotations": a.annotations, "startsAt": iso8601(a.starts_at),
-             "generatorURL": "http://prometheus:9090/graph"}
-            for a in batch
-        ])
+        return orjson.dumps(
+            [
+                {
+                    "labels": a.labels,
+                    "annotations": a.annotations,
+                    "startsAt": iso8601(a.starts_at),
+                    "generatorURL": "http://prometheus:9090/graph",
+                }
+                for a in batch
+            ]
+        )
 
 
 def rules(n: int = 50) -> RuleSet:
     """`n` event_count rules: one per alertname x severity, then per-team variants."""
     out = [
-        Rule(name="service-burst", match=[],
-             correlation=EventCount(group_by=["service"], timespan=Duration(60), condition=Condition(gte=5)),
-             incident=IncidentSpec(title="{service}: {count} alerts within 60s", severity="P2"))
+        Rule(
+            name="service-burst",
+            match=[],
+            correlation=EventCount(
+                group_by=["service"], timespan=Duration(60), condition=Condition(gte=5)
+            ),
+            incident=IncidentSpec(title="{service}: {count} alerts within 60s", severity="P2"),
+        )
     ]
     i = 0
     while len(out) < n:
         name = ALERTNAMES[i % len(ALERTNAMES)]
-        out.append(Rule(
-            name=f"r{i}-{name}", match=[f'alertname="{name}"', f'team="team-{i % 12}"'],
-            correlation=EventCount(group_by=["service", "instance"], timespan=Duration(300), condition=Condition(gte=3)),
-            incident=IncidentSpec(title="{alertname} x{count} on {instance}", severity="P3"),
-        ))
+        out.append(
+            Rule(
+                name=f"r{i}-{name}",
+                match=[f'alertname="{name}"', f'team="team-{i % 12}"'],
+                correlation=EventCount(
+                    group_by=["service", "instance"],
+                    timespan=Duration(300),
+                    condition=Condition(gte=3),
+                ),
+                incident=IncidentSpec(title="{alertname} x{count} on {instance}", severity="P3"),
+            )
+        )
         i += 1
     return RuleSet(rules=tuple(out))

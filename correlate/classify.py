@@ -17,8 +17,17 @@ __all__ = ["Classification", "Classifier", "itil_priority"]
 
 # Alert `severity` label values, most severe first; unknown values rank lowest.
 _ALERT_SEVERITY_RANK = {
-    "critical": 0, "page": 0, "high": 1, "error": 1, "major": 1, "warning": 2,
-    "medium": 2, "minor": 3, "low": 3, "info": 4, "none": 5,
+    "critical": 0,
+    "page": 0,
+    "high": 1,
+    "error": 1,
+    "major": 1,
+    "warning": 2,
+    "medium": 2,
+    "minor": 3,
+    "low": 3,
+    "info": 4,
+    "none": 5,
 }
 _SEVERITY_PRIORITY: dict[str, int] = {"P1": 1, "P2": 2, "P3": 3, "P4": 4}
 
@@ -54,7 +63,9 @@ class _Case:
         self.case = case
         self.matchers: list[Matcher] = parse_matchers(case.when.match)
 
-    def holds(self, alerts: Sequence[IncidentAlert], alert_count: int, common: dict[str, str]) -> bool:
+    def holds(
+        self, alerts: Sequence[IncidentAlert], alert_count: int, common: dict[str, str]
+    ) -> bool:
         w = self.case.when
         if w.alert_severity and highest_alert_severity(alerts) not in w.alert_severity:
             return False

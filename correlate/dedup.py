@@ -68,7 +68,9 @@ class DedupTable:
             t.ends_at = ends_at
             return Admission.DUPLICATE, t
         if t is None:
-            t = Tracked(alert=alert, status="firing", first_seen=now, last_seen=now, ends_at=ends_at)
+            t = Tracked(
+                alert=alert, status="firing", first_seen=now, last_seen=now, ends_at=ends_at
+            )
             self.tracked[fp] = t
         else:
             # Back from resolved: a new occurrence of the same alert.
@@ -108,10 +110,13 @@ class DedupTable:
         incidents = self.state.incidents
 
         def held_open(t: Tracked) -> bool:
-            return any((i := incidents.get(k)) is not None and i.status == "open" for k in t.incidents)
+            return any(
+                (i := incidents.get(k)) is not None and i.status == "open" for k in t.incidents
+            )
 
         stale = [
-            fp for fp, t in self.tracked.items()
+            fp
+            for fp, t in self.tracked.items()
             if t.status == "resolved" and (t.resolved_at or 0) < cutoff and not held_open(t)
         ]
         for fp in stale:

@@ -102,14 +102,20 @@ class Engine:
         ['opened']
     """
 
-    def __init__(self, rules: RuleSet, config: EngineConfig | None = None, state: State | None = None) -> None:
+    def __init__(
+        self, rules: RuleSet, config: EngineConfig | None = None, state: State | None = None
+    ) -> None:
         self.config = config or EngineConfig()
         self.state = state if state is not None else State()
         self._dedup = DedupTable(self.state, self.config.resolve_timeout, self.config.retention)
         self._retired: dict[str, LiveRule] = {}
         self._last_gc = self.state.watermark
-        self._silences: list[tuple[Silence, list[Matcher]]] = [(s, s.compiled()) for s in self.state.silences]
-        self._source_severities = frozenset(sev for r in self.config.inhibit for sev in r.source_severity)
+        self._silences: list[tuple[Silence, list[Matcher]]] = [
+            (s, s.compiled()) for s in self.state.silences
+        ]
+        self._source_severities = frozenset(
+            sev for r in self.config.inhibit for sev in r.source_severity
+        )
         self._inhibitors: dict[str, tuple[str, str, dict[str, str]]] = {}
         """Open, announced incidents that could inhibit others: an index, so an opened
         event checks the few P1s rather than every open incident."""
@@ -205,8 +211,15 @@ class Engine:
         return Effects(events=self._emit(book, now), counts=counts)
 
     def _feed(
-        self, lr: LiveRule, via: str, alert: Alert, tracked: Tracked, t: float, now: float,
-        book: IncidentBook, counts: Counts,
+        self,
+        lr: LiveRule,
+        via: str,
+        alert: Alert,
+        tracked: Tracked,
+        t: float,
+        now: float,
+        book: IncidentBook,
+        counts: Counts,
     ) -> None:
         labels = alert.labels
         values = [labels.get(name, "") for name in lr.group_labels(via)]
@@ -252,11 +265,21 @@ class Engine:
         tracked_by_fp = self.state.tracked
         members = [tracked_by_fp[e[1]] for e in window if e[1] in tracked_by_fp]
         group = dict(zip(lr.group_by, values, strict=True))
-        book.open(lr.name, group, gkey, _unique(members), opened_by=t, now=now,
-                  why=_why(lr, len(window), group, window), window=window)
+        book.open(
+            lr.name,
+            group,
+            gkey,
+            _unique(members),
+            opened_by=t,
+            now=now,
+            why=_why(lr, len(window), group, window),
+            window=window,
+        )
 
     @staticmethod
-    def _hit(lr: LiveRule, events: list[tuple[float, str, str]], t: float, in_order: bool) -> list[int] | None:
+    def _hit(
+        lr: LiveRule, events: list[tuple[float, str, str]], t: float, in_order: bool
+    ) -> list[int] | None:
         if lr.kind == "count":
             if not lr.fires:
                 return None
@@ -303,12 +326,25 @@ class Engine:
             del lr.state.pending[gkey]
             events = lr.state.groups.pop(gkey, [])
             tracked = self.state.tracked
-            members = [tracked[e[1]] for e in events if e[1] in tracked and tracked[e[1]].status == "firing"]
+            members = [
+                tracked[e[1]]
+                for e in events
+                if e[1] in tracked and tracked[e[1]].status == "firing"
+            ]
             if not members:
                 continue
             group = lr.group_of(gkey)
             why = f"{len(members)} alerts grouped by {_describe_group(group)} after group_wait {format_duration(wait)}"
-            book.open(lr.name, group, gkey, _unique(members), opened_by=events[0][0], now=now, why=why, window=events)
+            book.open(
+                lr.name,
+                group,
+                gkey,
+                _unique(members),
+                opened_by=events[0][0],
+                now=now,
+                why=why,
+                window=events,
+            )
 
     def _check_absence(self, lr: LiveRule, book: IncidentBook, now: float) -> None:
         for gkey, last in lr.state.last_seen.items():
@@ -316,7 +352,16 @@ class Engine:
                 continue
             group = lr.group_of(gkey)
             why = f"no matching alert for {_describe_group(group)} within {format_duration(lr.timespan)}"
-            book.open(lr.name, group, gkey, [], opened_by=last + lr.timespan, now=now, why=why, idle_resolves=False)
+            book.open(
+                lr.name,
+                group,
+                gkey,
+                [],
+                opened_by=last + lr.timespan,
+                now=now,
+                why=why,
+                idle_resolves=False,
+            )
 
     def _check_upper_bound(self, lr: LiveRule, book: IncidentBook, now: float) -> None:
         """`event_count` with only `lt`/`lte`: judged when a full window has passed."""
@@ -332,9 +377,15 @@ class Engine:
             if holds and open_inc is None:
                 group = lr.group_of(gkey)
                 why = f"only {count} matching alerts within {format_duration(lr.timespan)} for {_describe_group(group)}"
-                book.open(lr.name, group, gkey, [], opened_by=end, now=now, why=why, idle_resolves=False)
+                book.open(
+                    lr.name, group, gkey, [], opened_by=end, now=now, why=why, idle_resolves=False
+                )
             elif not holds and open_inc is not None:
-                book.resolve(open_inc, now, f"{count} matching alerts within {format_duration(lr.timespan)} again")
+                book.resolve(
+                    open_inc,
+                    now,
+                    f"{count} matching alerts within {format_duration(lr.timespan)} again",
+                )
 
     def _check_resolve_timers(self, inc: IncidentState, book: IncidentBook, now: float) -> None:
         lr = self._live.get(inc.rule)
@@ -347,9 +398,17 @@ class Engine:
             span = lr.resolve_timespan
             inc.arrivals = [a for a in inc.arrivals if a > now - span]
             if now - inc.opened_at >= span and lr.resolve_condition.holds(len(inc.arrivals)):
-                book.resolve(inc, now, f"{len(inc.arrivals)} matching alerts in the last {format_duration(span)}")
+                book.resolve(
+                    inc,
+                    now,
+                    f"{len(inc.arrivals)} matching alerts in the last {format_duration(span)}",
+                )
                 return
-        if lr.group is not None and inc.announced and now - inc.last_event_at >= lr.group.repeat_interval:
+        if (
+            lr.group is not None
+            and inc.announced
+            and now - inc.last_event_at >= lr.group.repeat_interval
+        ):
             self.state.dirty.setdefault(inc.key, []).append("repeat_interval")
 
     def _expire(self, book: IncidentBook, counts: Counts, now: float) -> None:
@@ -362,7 +421,11 @@ class Engine:
         self._dedup.forget(now)
         cutoff = now - self.config.retention
         incidents = self.state.incidents
-        for key in [k for k, i in incidents.items() if i.status == "resolved" and (i.resolved_at or 0) < cutoff]:
+        for key in [
+            k
+            for k, i in incidents.items()
+            if i.status == "resolved" and (i.resolved_at or 0) < cutoff
+        ]:
             del incidents[key]
         self.state.silences = [s for s in self.state.silences if s.ends_at > now]
         self._silences = [(s, m) for s, m in self._silences if s.ends_at > now]
@@ -384,7 +447,9 @@ class Engine:
 
     def _view(self, inc: IncidentState) -> Incident:
         lr = self._rule_for(inc.rule)
-        return IncidentBook(self.state, self.config.max_alerts_per_incident).view(inc, lr.rule, lr.classifier)
+        return IncidentBook(self.state, self.config.max_alerts_per_incident).view(
+            inc, lr.rule, lr.classifier
+        )
 
     def _index_inhibitor(self, inc: IncidentState) -> None:
         if inc.status == "open" and inc.announced and inc.severity in self._source_severities:
@@ -396,7 +461,9 @@ class Engine:
         """Who holds this incident back; uses the severity and labels its last view set."""
         if not any(inc.severity in r.target_severity for r in self.config.inhibit):
             return None
-        return inhibitor_of(self.config.inhibit, inc.severity, inc.labels, self._inhibitors.values(), inc.key)
+        return inhibitor_of(
+            self.config.inhibit, inc.severity, inc.labels, self._inhibitors.values(), inc.key
+        )
 
     def _emit(self, book: IncidentBook, now: float) -> list[IncidentEvent]:
         """Events for the incidents opened or resolved in this call, in that order."""
@@ -424,7 +491,7 @@ class Engine:
         if inc.inhibited_by != by:
             inc.inhibited_by = by
             book = IncidentBook(self.state, self.config.max_alerts_per_incident)
-            book._log(inc, now, "inhibited", f"held back while {by} is open")  # noqa: SLF001
+            book._log(inc, now, "inhibited", f"held back while {by} is open")
 
     def _flush_updates(self, now: float) -> list[IncidentEvent]:
         out: list[IncidentEvent] = []
@@ -442,7 +509,9 @@ class Engine:
                     inc.inhibited_by = ""
                     del self._held[key]
                     self.state.dirty.pop(inc.key, None)
-                    out.append(self._event(inc, "opened", "no longer inhibited", self._view(inc), now))
+                    out.append(
+                        self._event(inc, "opened", "no longer inhibited", self._view(inc), now)
+                    )
                 elif by != inc.inhibited_by:
                     self._hold(inc, by, now)
         dirty = self.state.dirty
@@ -452,7 +521,9 @@ class Engine:
                 del dirty[key]
                 continue
             lr = self._rule_for(inc.rule)
-            interval = lr.group.group_interval if lr.group is not None else self.config.update_interval
+            interval = (
+                lr.group.group_interval if lr.group is not None else self.config.update_interval
+            )
             if dirty[key] == ["duplicates"]:
                 interval = max(interval, self.config.duplicates_interval)
             if now - inc.last_event_at < interval:
@@ -461,11 +532,15 @@ class Engine:
             out.append(self._event(inc, "updated", ",".join(reasons), self._view(inc), now))
         return out
 
-    def _event(self, inc: IncidentState, kind: str, reason: str, view: Incident, now: float) -> IncidentEvent:
+    def _event(
+        self, inc: IncidentState, kind: str, reason: str, view: Incident, now: float
+    ) -> IncidentEvent:
         inc.sequence += 1
         inc.last_event_at = now
         self._index_inhibitor(inc)  # `view` refreshed inc.severity and inc.labels
-        return IncidentEvent(event=kind, at=now, reason=reason, sequence=inc.sequence, incident=view)  # type: ignore[arg-type]
+        return IncidentEvent(
+            event=kind, at=now, reason=reason, sequence=inc.sequence, incident=view
+        )  # type: ignore[arg-type]
 
     # -- queries and persistence ----------------------------------------------------------
 
@@ -530,7 +605,9 @@ def _why(lr: LiveRule, n: int, group: dict[str, str], window: list[tuple[float, 
     span = format_duration(lr.timespan)
     where = _describe_group(group)
     if lr.kind == "count":
-        return f"{n} matching alerts within {span} (event_count {_describe(lr.condition)}) for {where}"
+        return (
+            f"{n} matching alerts within {span} (event_count {_describe(lr.condition)}) for {where}"
+        )
     if lr.kind == "value":
         distinct = len({e[2] for e in window})
         return f"{distinct} distinct {'+'.join(lr.field)} within {span} (value_count {_describe(lr.condition)}) for {where}"

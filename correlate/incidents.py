@@ -94,16 +94,32 @@ class IncidentBook:
         return self.state.incidents.get(key) if key is not None else None
 
     def open(
-        self, rule: str, group: dict[str, str], group_key: str, members: list[Tracked],
-        opened_by: float, now: float, why: str, *, window: list[tuple[float, str, str]] | None = None,
+        self,
+        rule: str,
+        group: dict[str, str],
+        group_key: str,
+        members: list[Tracked],
+        opened_by: float,
+        now: float,
+        why: str,
+        *,
+        window: list[tuple[float, str, str]] | None = None,
         idle_resolves: bool = True,
     ) -> IncidentState:
         key = incident_key(rule, group_key, opened_by)
         times = [m.alert.starts_at for m in members]
         inc = IncidentState(
-            key=key, rule=rule, group=group, group_key=group_key, opened_at=now,
-            first_seen=min(times, default=opened_by), last_seen=max(times, default=opened_by),
-            last_activity=now, why=why, window=window or [], arrivals=[now] * len(members),
+            key=key,
+            rule=rule,
+            group=group,
+            group_key=group_key,
+            opened_at=now,
+            first_seen=min(times, default=opened_by),
+            last_seen=max(times, default=opened_by),
+            last_activity=now,
+            why=why,
+            window=window or [],
+            arrivals=[now] * len(members),
         )
         self.state.incidents[key] = inc
         self.state.open_by_group[rule + _SEP + group_key] = key
@@ -133,8 +149,13 @@ class IncidentBook:
         if len(inc.exemplars) < self.max_alerts:
             inc.exemplars.append(fp)
         elif inc.alert_count == self.max_alerts + 1:
-            self._log(inc, now, "storm", f"more than {self.max_alerts} alerts: listing the first "
-                      f"{self.max_alerts}, counting the rest in alert_count")
+            self._log(
+                inc,
+                now,
+                "storm",
+                f"more than {self.max_alerts} alerts: listing the first "
+                f"{self.max_alerts}, counting the rest in alert_count",
+            )
         if log:
             self._log(inc, now, "alert_added", fp)
 
@@ -192,9 +213,16 @@ class IncidentBook:
             a = t.alert
             alerts.append(
                 IncidentAlert(
-                    fingerprint=fp, labels=a.labels, annotations=a.annotations, status=t.status,  # type: ignore[arg-type]
-                    starts_at=a.starts_at, last_seen=t.last_seen, ends_at=t.ends_at,
-                    duplicates=t.duplicates, source=a.source, generator_url=a.generator_url,
+                    fingerprint=fp,
+                    labels=a.labels,
+                    annotations=a.annotations,
+                    status=t.status,  # type: ignore[arg-type]
+                    starts_at=a.starts_at,
+                    last_seen=t.last_seen,
+                    ends_at=t.ends_at,
+                    duplicates=t.duplicates,
+                    source=a.source,
+                    generator_url=a.generator_url,
                 )
             )
         common = common_labels(alerts)
@@ -204,17 +232,30 @@ class IncidentBook:
         values = {**common, **inc.group, "rule": inc.rule, "count": str(inc.alert_count)}
         timeline = list(inc.timeline)
         if inc.timeline_dropped:
-            timeline.insert(1, TimelineEntry(
-                at=timeline[0].at, event="timeline_truncated",
-                detail=f"{inc.timeline_dropped} earlier entries not kept",
-            ))
+            timeline.insert(
+                1,
+                TimelineEntry(
+                    at=timeline[0].at,
+                    event="timeline_truncated",
+                    detail=f"{inc.timeline_dropped} earlier entries not kept",
+                ),
+            )
         return Incident(
-            key=inc.key, rule=inc.rule, group=inc.group, status=inc.status,  # type: ignore[arg-type]
-            severity=c.severity, category=c.category, priority=c.priority,
+            key=inc.key,
+            rule=inc.rule,
+            group=inc.group,
+            status=inc.status,  # type: ignore[arg-type]
+            severity=c.severity,
+            category=c.category,
+            priority=c.priority,
             title=render_template(rule.title_template, values),
             summary=render_template(rule.incident.summary, values),
-            alerts=alerts, alert_count=inc.alert_count,
+            alerts=alerts,
+            alert_count=inc.alert_count,
             truncated_alerts=inc.alert_count - len(alerts),
-            first_seen=inc.first_seen, last_seen=inc.last_seen, opened_at=inc.opened_at,
-            resolved_at=inc.resolved_at, timeline=timeline,
+            first_seen=inc.first_seen,
+            last_seen=inc.last_seen,
+            opened_at=inc.opened_at,
+            resolved_at=inc.resolved_at,
+            timeline=timeline,
         )

@@ -21,7 +21,7 @@ __all__ = ["CompiledRule", "RuleMatcher"]
 class CompiledRule:
     """A rule with its matchers compiled; `index` is its position in the rule set."""
 
-    __slots__ = ("index", "matchers", "name", "rule", "rest", "sources")
+    __slots__ = ("index", "matchers", "name", "rest", "rule", "sources")
 
     def __init__(self, index: int, rule: Rule) -> None:
         self.index = index
@@ -36,10 +36,7 @@ class CompiledRule:
         if self.sources and alert.source not in self.sources:
             return False
         labels = alert.labels
-        for m in self.rest:
-            if not m.matches(labels):
-                return False
-        return True
+        return all(m.matches(labels) for m in self.rest)
 
 
 def _equality_key(c: CompiledRule) -> tuple[tuple[str, ...], tuple[str, ...]] | None:
@@ -83,7 +80,7 @@ class RuleMatcher:
                 value = get(names[0])
                 bucket = table.get((value,)) if value is not None else None
             else:
-                bucket = table.get(tuple(get(n) for n in names))
+                bucket = table.get(tuple(get(n, "\x00") for n in names))  # \x00: no such label
             if bucket:
                 found.extend(c for c in bucket if c.matches(alert))
         if len(found) > 1:

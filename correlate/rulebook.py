@@ -16,7 +16,15 @@ from correlate.match import RuleMatcher
 from correlate.state import RuleState
 from correlate.windows import fires_on_arrival
 from rules import Rule, RuleSet, rule_fingerprint
-from rules.schema import Absence, Condition, EventCount, Group, Temporal, TemporalOrdered, ValueCount
+from rules.schema import (
+    Absence,
+    Condition,
+    EventCount,
+    Group,
+    Temporal,
+    TemporalOrdered,
+    ValueCount,
+)
 
 __all__ = ["Kind", "LiveRule", "Rulebook"]
 
@@ -30,8 +38,23 @@ def _always(_: float) -> bool:
 
 class LiveRule:
     __slots__ = (
-        "aliases", "classifier", "condition", "field", "fires", "group", "group_by", "holds", "kind",
-        "name", "quiet", "resolve_condition", "resolve_timespan", "rule", "state", "steps", "timespan",
+        "aliases",
+        "classifier",
+        "condition",
+        "field",
+        "fires",
+        "group",
+        "group_by",
+        "holds",
+        "kind",
+        "name",
+        "quiet",
+        "resolve_condition",
+        "resolve_timespan",
+        "rule",
+        "state",
+        "steps",
+        "timespan",
     )
 
     def __init__(self, rule: Rule, state: RuleState) -> None:
@@ -121,7 +144,9 @@ class Rulebook:
         wanted = {n for n, lr in self.live.items() if not lr.steps} | set(self.listeners)
         self.matcher = RuleMatcher([r for r in rules.rules if r.name in wanted and r.enabled])
         self.timed = frozenset(
-            n for n, lr in self.live.items() if lr.quiet is not None or lr.resolve_condition is not None or lr.group
+            n
+            for n, lr in self.live.items()
+            if lr.quiet is not None or lr.resolve_condition is not None or lr.group
         )
         """Rules whose open incidents have timers to check on tick."""
         heartbeats = [lr.rule for lr in self.live.values() if lr.kind == "absence"]

@@ -13,7 +13,7 @@ from fnv_c import fnv1a_64
 __all__ = ["fingerprint_labels"]
 
 _SEP = b"\xff"
-_EMPTY = "%016x" % fnv1a_64(b"")
+_EMPTY = "{:016x}".format(fnv1a_64(b""))
 
 
 _CACHE_MAX = 200_000
@@ -26,7 +26,7 @@ def _compute(pairs: tuple[tuple[str, str], ...]) -> str:
         parts.append(name.encode())
         parts.append(value.encode())
     parts.append(b"")
-    return "%016x" % fnv1a_64(_SEP.join(parts))
+    return f"{fnv1a_64(_SEP.join(parts)):016x}"
 
 
 def fingerprint_labels(labels: dict[str, str]) -> str:

@@ -38,7 +38,9 @@ _JSON_TYPES = ("application/json", "text/json", "application/x-ndjson", "text/pl
 log = structlog.get_logger("stormwatch.ingest")
 
 
-def _error(status: int, error: str, message: str, field: str = "", headers: dict[str, str] | None = None) -> web.Response:
+def _error(
+    status: int, error: str, message: str, field: str = "", headers: dict[str, str] | None = None
+) -> web.Response:
     body = _json.encode({"error": error, "field": field, "message": message})
     return web.Response(status=status, body=body, content_type="application/json", headers=headers)
 
@@ -49,7 +51,11 @@ class HttpSource:
     name = "http"
 
     def __init__(
-        self, submit: Submit, metrics: Metrics, max_body_bytes: int, clock: Callable[[], float] = time.time
+        self,
+        submit: Submit,
+        metrics: Metrics,
+        max_body_bytes: int,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self._submit = submit
         self._metrics = metrics
@@ -73,14 +79,18 @@ class HttpSource:
         normalizer = NORMALIZERS.get(fmt)
         if normalizer is None:
             known = ", ".join(sorted(NORMALIZERS))
-            return _error(404, "unknown_format", f"no webhook format {fmt!r}; known: {known}", "format")
+            return _error(
+                404, "unknown_format", f"no webhook format {fmt!r}; known: {known}", "format"
+            )
         return await self._handle(request, fmt, normalizer)
 
     async def _read(self, request: web.Request, source: str) -> bytes:
         ctype = request.content_type.lower()
         if ctype not in _JSON_TYPES and not ctype.endswith("+json"):
             msg = f"content type {ctype!r} is not JSON; send application/json"
-            raise PayloadError(msg, source=source, field="Content-Type", reason="unsupported_media_type")
+            raise PayloadError(
+                msg, source=source, field="Content-Type", reason="unsupported_media_type"
+            )
         too_large = f"request body exceeds {self._max} bytes (ingest.max_body_bytes)"
         declared = request.content_length
         if declared is not None and declared > self._max:
@@ -101,16 +111,18 @@ class HttpSource:
         Past `_DISCARD_LIMIT` the connection is closed instead: never hold or read
         without end."""
         if declared is not None and declared > _DISCARD_LIMIT:
-            request.protocol.force_close()  # type: ignore[union-attr]
+            request.protocol.force_close()
             return
         read = 0
         async for chunk in request.content.iter_chunked(1 << 20):
             read += len(chunk)
             if read > _DISCARD_LIMIT:
-                request.protocol.force_close()  # type: ignore[union-attr]
+                request.protocol.force_close()
                 return
 
-    async def _handle(self, request: web.Request, source: str, normalize: Normalizer) -> web.Response:
+    async def _handle(
+        self, request: web.Request, source: str, normalize: Normalizer
+    ) -> web.Response:
         m = self._metrics
         try:
             body = await self._read(request, source)
@@ -134,6 +146,13 @@ class HttpSource:
         self._metrics.alerts_rejected.labels(source, err.reason).inc()
         allowed, suppressed = self._limiter.allow(source, err.reason)
         if allowed:
-            log.warning("alert_rejected", source=source, reason=err.reason, field=err.field,
-                        message=err.message, peer=request.remote, suppressed=suppressed)
+            log.warning(
+                "alert_rejected",
+                source=source,
+                reason=err.reason,
+                field=err.field,
+                message=err.message,
+                peer=request.remote,
+                suppressed=suppressed,
+            )
         return _error(status, err.reason, err.message, err.field)

@@ -21,10 +21,28 @@ __all__ = ["CheckReport", "RuleWarning", "check_rules", "format_report", "rule_w
 
 # Labels whose values are per-alert or per-request: one window per value grows without
 # bound. A matcher that pins the label makes it fine.
-UNBOUNDED_LABELS = frozenset({
-    "instance", "pod", "pod_name", "container_id", "fingerprint", "alert_id", "id", "request_id",
-    "trace_id", "span_id", "ip", "srcip", "src_ip", "dstip", "dst_ip", "client_ip", "uid", "uuid",
-})
+UNBOUNDED_LABELS = frozenset(
+    {
+        "instance",
+        "pod",
+        "pod_name",
+        "container_id",
+        "fingerprint",
+        "alert_id",
+        "id",
+        "request_id",
+        "trace_id",
+        "span_id",
+        "ip",
+        "srcip",
+        "src_ip",
+        "dstip",
+        "dst_ip",
+        "client_ip",
+        "uid",
+        "uuid",
+    }
+)
 
 
 class RuleWarning(msgspec.Struct, frozen=True, kw_only=True):
@@ -70,8 +88,15 @@ def rule_warnings(ruleset: RuleSet) -> list[RuleWarning]:
 
     def warn(rule: Rule, field: str, message: str) -> None:
         o = ruleset.origins.get(rule.name)
-        out.append(RuleWarning(file=o.file if o else "", line=o.line if o else None, rule=rule.name,
-                               field=field, message=message))
+        out.append(
+            RuleWarning(
+                file=o.file if o else "",
+                line=o.line if o else None,
+                rule=rule.name,
+                field=field,
+                message=message,
+            )
+        )
 
     for rule in ruleset.rules:
         matchers = parse_matchers(rule.match)
@@ -83,22 +108,45 @@ def rule_warnings(ruleset: RuleSet) -> list[RuleWarning]:
         pinned = {m.name for m in matchers if m.op in ("=", "=~")}
         for label in group_by:
             if label in UNBOUNDED_LABELS and label not in pinned:
-                warn(rule, "correlation.group-by", f"{label} has unbounded cardinality: one window per value")
-        if corr is not None and not group_by and not isinstance(corr, Group | Temporal | TemporalOrdered):
-            warn(rule, "correlation.group-by", "empty: one window for every matching alert together")
+                warn(
+                    rule,
+                    "correlation.group-by",
+                    f"{label} has unbounded cardinality: one window per value",
+                )
+        if (
+            corr is not None
+            and not group_by
+            and not isinstance(corr, Group | Temporal | TemporalOrdered)
+        ):
+            warn(
+                rule, "correlation.group-by", "empty: one window for every matching alert together"
+            )
         listens = bool(getattr(corr, "rules", None))
-        if not matchers and not rule.source and not listens and (corr is not None or rule.name in joined):
+        if (
+            not matchers
+            and not rule.source
+            and not listens
+            and (corr is not None or rule.name in joined)
+        ):
             warn(rule, "match", "no matchers: the rule sees every alert")
         if rule.name in joined and not rule.enabled:
             warn(rule, "enabled", "disabled, but a temporal rule joins it")
         span = getattr(corr, "timespan", None)
         if span is not None and (span < 1 or span > 7 * 86400):
-            warn(rule, "correlation.timespan", "outside 1s..7d: windows this size are almost surely a typo")
+            warn(
+                rule,
+                "correlation.timespan",
+                "outside 1s..7d: windows this size are almost surely a typo",
+            )
         if listens:
             for step in corr.rules:  # type: ignore[union-attr]
                 target = by_name.get(step)
                 if target is not None and target.correlation is not None:
-                    warn(rule, "correlation.rules", f"joins {step}, which itself correlates: it joins its matches")
+                    warn(
+                        rule,
+                        "correlation.rules",
+                        f"joins {step}, which itself correlates: it joins its matches",
+                    )
     return out
 
 
@@ -121,6 +169,9 @@ def _plural(n: int, word: str) -> str:
 def format_report(report: CheckReport) -> str:
     lines = [str(e) for e in report.errors] + [str(w) for w in report.warnings]
     rules = len(report.ruleset) if report.ruleset else 0
-    lines.append(f"{_plural(len(report.errors), 'error')}, {_plural(len(report.warnings), 'warning')} "
-                 f"in {_plural(len(report.files), 'file')}" + (f" ({_plural(rules, 'rule')})" if rules else ""))
+    lines.append(
+        f"{_plural(len(report.errors), 'error')}, {_plural(len(report.warnings), 'warning')} "
+        f"in {_plural(len(report.files), 'file')}"
+        + (f" ({_plural(rules, 'rule')})" if rules else "")
+    )
     return "\n".join(lines)

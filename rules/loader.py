@@ -13,6 +13,7 @@ import re
 import string
 from collections.abc import Iterable, Sequence
 from pathlib import Path
+
 import msgspec
 import yaml
 
@@ -44,7 +45,9 @@ def rule_files(paths: Iterable[str | Path]) -> list[Path]:
     out: list[Path] = []
     for p in map(Path, paths):
         if p.is_dir():
-            out.extend(sorted(f for f in p.iterdir() if f.suffix in (".yaml", ".yml") and f.is_file()))
+            out.extend(
+                sorted(f for f in p.iterdir() if f.suffix in (".yaml", ".yml") and f.is_file())
+            )
         else:
             out.append(p)
     return out
@@ -151,12 +154,21 @@ def _semantic_errors(file: str, doc: _Doc, index: int, rule: Rule) -> Iterable[R
     if condition is not None and all(
         getattr(condition, b) is None for b in ("gt", "gte", "lt", "lte", "eq", "neq")
     ):
-        yield err("correlation.condition", "condition sets no bound: use gt, gte, lt, lte, eq or neq")
+        yield err(
+            "correlation.condition", "condition sets no bound: use gt, gte, lt, lte, eq or neq"
+        )
     if isinstance(corr, ValueCount) and not corr.condition.field:
-        yield err("correlation.condition.field", "value_count needs condition.field: the label whose distinct values are counted")
+        yield err(
+            "correlation.condition.field",
+            "value_count needs condition.field: the label whose distinct values are counted",
+        )
     if isinstance(corr, Temporal | TemporalOrdered) and len(corr.rules) < 2:
-        yield err("correlation.rules", f"{corr.__struct_config__.tag} needs at least 2 rules to join")
-    if rule.resolve is not None and (rule.resolve.condition is None) != (rule.resolve.timespan is None):
+        yield err(
+            "correlation.rules", f"{corr.__struct_config__.tag} needs at least 2 rules to join"
+        )
+    if rule.resolve is not None and (rule.resolve.condition is None) != (
+        rule.resolve.timespan is None
+    ):
         yield err("resolve", "resolve.condition and resolve.timespan go together")
 
 
@@ -216,8 +228,15 @@ def load_rules(paths: Sequence[str | Path]) -> RuleSet:
         for rule, line in rules:
             if rule.name in origins:
                 first = origins[rule.name]
-                errors.append(RuleError(f"duplicate rule name; first defined at {first.file}:{first.line}",
-                                        file=str(path), line=line, rule=rule.name, field="name"))
+                errors.append(
+                    RuleError(
+                        f"duplicate rule name; first defined at {first.file}:{first.line}",
+                        file=str(path),
+                        line=line,
+                        rule=rule.name,
+                        field="name",
+                    )
+                )
                 continue
             origins[rule.name] = Origin(file=str(path), line=line)
             loaded.append(rule)
@@ -228,11 +247,17 @@ def load_rules(paths: Sequence[str | Path]) -> RuleSet:
             for step in corr.rules:  # type: ignore[union-attr]
                 if step not in names:
                     o = origins[rule.name]
-                    errors.append(RuleError(f"joins unknown rule {step!r}", file=o.file, line=o.line,
-                                            rule=rule.name, field="correlation.rules"))
+                    errors.append(
+                        RuleError(
+                            f"joins unknown rule {step!r}",
+                            file=o.file,
+                            line=o.line,
+                            rule=rule.name,
+                            field="correlation.rules",
+                        )
+                    )
     if len(errors) == 1:
         raise errors[0]
     if errors:
         raise RuleErrors(errors)
     return RuleSet(rules=tuple(loaded), origins=origins)
-

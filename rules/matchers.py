@@ -8,9 +8,8 @@ value). A missing label matches as the empty string, also as in Alertmanager, so
 from __future__ import annotations
 
 import re
-from typing import Literal, TypeAlias
-
 from dataclasses import dataclass, field
+from typing import Literal, TypeAlias
 
 __all__ = ["Matcher", "MatcherError", "Op", "parse_matcher", "parse_matchers"]
 

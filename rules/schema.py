@@ -47,12 +47,11 @@ __all__ = [
     "ValueCount",
 ]
 
-_Strict = {"kw_only": True, "forbid_unknown_fields": True, "frozen": True}
 GroupBy = Annotated[list[str], msgspec.Meta(description="label names the rule groups by")]
 Level = Annotated[int, msgspec.Meta(ge=1, le=3)]
 
 
-class Condition(msgspec.Struct, **_Strict):
+class Condition(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, frozen=True):
     """A threshold on the window's value: `{gte: 5}`, or a range `{gt: 1, lte: 10}`.
 
     For `value_count`, `field` names the label (or labels, joined) whose distinct
@@ -79,12 +78,19 @@ class Condition(msgspec.Struct, **_Strict):
         )
 
 
-class _Windowed(msgspec.Struct, **_Strict):
+class _Windowed(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, frozen=True):
     group_by: GroupBy = msgspec.field(name="group-by", default_factory=list)
     timespan: Duration
 
 
-class EventCount(_Windowed, tag="event_count", tag_field="type"):
+class EventCount(
+    _Windowed,
+    tag="event_count",
+    tag_field="type",
+    kw_only=True,
+    forbid_unknown_fields=True,
+    frozen=True,
+):
     """At least (or at most) N matching alerts of one group within a sliding timespan.
 
     With `rules` (Sigma's form) it counts the alerts matching those named rules instead
@@ -94,14 +100,28 @@ class EventCount(_Windowed, tag="event_count", tag_field="type"):
     rules: list[str] = []
 
 
-class ValueCount(_Windowed, tag="value_count", tag_field="type"):
+class ValueCount(
+    _Windowed,
+    tag="value_count",
+    tag_field="type",
+    kw_only=True,
+    forbid_unknown_fields=True,
+    frozen=True,
+):
     """N distinct values of `condition.field` among one group's alerts within the timespan."""
 
     condition: Condition
     rules: list[str] = []
 
 
-class Temporal(_Windowed, tag="temporal", tag_field="type"):
+class Temporal(
+    _Windowed,
+    tag="temporal",
+    tag_field="type",
+    kw_only=True,
+    forbid_unknown_fields=True,
+    frozen=True,
+):
     """All of `rules` matched for the same group within the timespan, in any order."""
 
     rules: list[str]
@@ -111,7 +131,14 @@ class Temporal(_Windowed, tag="temporal", tag_field="type"):
     """Counts distinct matched rules; default: all of them."""
 
 
-class TemporalOrdered(_Windowed, tag="temporal_ordered", tag_field="type"):
+class TemporalOrdered(
+    _Windowed,
+    tag="temporal_ordered",
+    tag_field="type",
+    kw_only=True,
+    forbid_unknown_fields=True,
+    frozen=True,
+):
     """`rules` matched in the listed order within the timespan (SEC's PairWithWindow)."""
 
     rules: list[str]
@@ -119,11 +146,25 @@ class TemporalOrdered(_Windowed, tag="temporal_ordered", tag_field="type"):
     condition: Condition | None = None
 
 
-class Absence(_Windowed, tag="absence", tag_field="type"):
+class Absence(
+    _Windowed,
+    tag="absence",
+    tag_field="type",
+    kw_only=True,
+    forbid_unknown_fields=True,
+    frozen=True,
+):
     """An expected alert or heartbeat for a group did not arrive within the timespan."""
 
 
-class Group(msgspec.Struct, tag="group", tag_field="type", **_Strict):
+class Group(
+    msgspec.Struct,
+    tag="group",
+    tag_field="type",
+    kw_only=True,
+    forbid_unknown_fields=True,
+    frozen=True,
+):
     """Alertmanager-style grouping: every matching alert of a group in one incident."""
 
     group_by: GroupBy = msgspec.field(name="group-by", default_factory=list)
@@ -135,7 +176,7 @@ class Group(msgspec.Struct, tag="group", tag_field="type", **_Strict):
 Correlation: TypeAlias = EventCount | ValueCount | Temporal | TemporalOrdered | Absence | Group
 
 
-class IncidentSpec(msgspec.Struct, **_Strict):
+class IncidentSpec(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, frozen=True):
     """How an incident the rule opens is titled and classified by default.
 
     `title` and `summary` take `{label}` placeholders filled from the group's labels
@@ -150,7 +191,7 @@ class IncidentSpec(msgspec.Struct, **_Strict):
     category: str = "availability"
 
 
-class ClassifyWhen(msgspec.Struct, **_Strict):
+class ClassifyWhen(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, frozen=True):
     """Conditions on what an incident holds; all that are set must hold."""
 
     alert_severity: list[str] = []
@@ -163,7 +204,7 @@ class ClassifyWhen(msgspec.Struct, **_Strict):
     """Matchers over the labels every alert of the incident shares."""
 
 
-class ClassifyCase(msgspec.Struct, **_Strict):
+class ClassifyCase(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, frozen=True):
     """The first case whose `when` holds sets severity, category, impact and urgency."""
 
     when: ClassifyWhen = ClassifyWhen()
@@ -173,7 +214,7 @@ class ClassifyCase(msgspec.Struct, **_Strict):
     urgency: Level | None = None
 
 
-class ResolveSpec(msgspec.Struct, **_Strict):
+class ResolveSpec(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, frozen=True):
     """When an open incident resolves, besides all of its alerts resolving.
 
     `quiet`: no matching alert fired or was re-sent for this long.
@@ -186,7 +227,7 @@ class ResolveSpec(msgspec.Struct, **_Strict):
     timespan: Duration | None = None
 
 
-class Rule(msgspec.Struct, **_Strict):
+class Rule(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, frozen=True):
     """One rule. Without `correlation` it only names a match for `temporal` rules to join."""
 
     name: Annotated[str, msgspec.Meta(min_length=1, pattern=r"^[A-Za-z0-9_.:-]+\Z")]
@@ -222,7 +263,11 @@ class Rule(msgspec.Struct, **_Strict):
 
 
 _LEVEL_SEVERITY: dict[str, Severity] = {
-    "critical": "P1", "high": "P2", "medium": "P3", "low": "P4", "informational": "P4",
+    "critical": "P1",
+    "high": "P2",
+    "medium": "P3",
+    "low": "P4",
+    "informational": "P4",
 }
 
 

@@ -11,7 +11,7 @@ from typing import TypeAlias
 from sinks.base import Receipt, Sink, classify_status, parse_retry_after
 from sinks.file import FileSink, FileSinkConfig
 from sinks.outbox import DeadLetter, MemoryOutbox, Outbox, OutboxDrain, OutboxEntry
-from sinks.retry import RetryPolicy, Retrying
+from sinks.retry import Retrying, RetryPolicy
 from sinks.webhook import WebhookSink, WebhookSinkConfig
 from stormwatch.metrics import Metrics
 

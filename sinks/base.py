@@ -72,7 +72,9 @@ def classify_status(sink: str, status: int, body: str = "", retry_after: str | N
     detail = body[:500]
     msg = f"{sink}: HTTP {status}: {detail}" if detail else f"{sink}: HTTP {status}"
     if status >= 500 or status in _RETRYABLE_4XX:
-        raise RetryableSinkError(msg, sink=sink, status=status, retry_after_s=parse_retry_after(retry_after))
+        raise RetryableSinkError(
+            msg, sink=sink, status=status, retry_after_s=parse_retry_after(retry_after)
+        )
     raise PermanentSinkError(msg, sink=sink, status=status)
 
 

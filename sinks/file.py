@@ -19,7 +19,14 @@ from stormwatch.wire import IncidentEvent
 __all__ = ["FileSink", "FileSinkConfig"]
 
 
-class FileSinkConfig(msgspec.Struct, tag="file", tag_field="type", kw_only=True, frozen=True, forbid_unknown_fields=True):
+class FileSinkConfig(
+    msgspec.Struct,
+    tag="file",
+    tag_field="type",
+    kw_only=True,
+    frozen=True,
+    forbid_unknown_fields=True,
+):
     name: str = "jsonl"
     path: str = "incidents.jsonl"
     events: tuple[Literal["opened", "updated", "resolved"], ...] = ("opened", "updated", "resolved")

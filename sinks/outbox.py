@@ -75,7 +75,9 @@ class MemoryOutbox:
     async def put(self, sink: str, entries: list[OutboxEntry]) -> None:
         q = self._q(sink)
         if len(q) + len(entries) > self.capacity:
-            raise Overloaded(f"outbox of sink {sink!r} is full ({self.capacity} events)", retry_after_s=5)
+            raise Overloaded(
+                f"outbox of sink {sink!r} is full ({self.capacity} events)", retry_after_s=5
+            )
         q.extend(entries)
 
     async def pending(self, sink: str, limit: int) -> list[OutboxEntry]:
@@ -127,10 +129,12 @@ class OutboxDrain:
                     continue
                 for entry in entries:
                     await self._deliver(entry)
-                self._metrics.outbox_pending.labels(self.name).set(await self.outbox.size(self.name))
+                self._metrics.outbox_pending.labels(self.name).set(
+                    await self.outbox.size(self.name)
+                )
             except asyncio.CancelledError:
                 raise
-            except Exception:  # noqa: BLE001 - task root: log, keep serving
+            except Exception:
                 self._log.exception("drain_failed")
                 await asyncio.sleep(1)
 
@@ -146,7 +150,7 @@ class OutboxDrain:
             reason = "exhausted" if err.retryable else "permanent"
             await self._dead(entry, reason, str(err))
             return
-        except Exception as err:  # noqa: BLE001 - a sink bug must not wedge the outbox
+        except Exception as err:
             self._log.exception("sink_delivery_crashed", incident_key=entry.event.incident.key)
             await self._dead(entry, "error", repr(err))
             return
@@ -156,6 +160,12 @@ class OutboxDrain:
 
     async def _dead(self, entry: OutboxEntry, reason: str, error: str) -> None:
         self._metrics.dead_letters.labels(self.name, reason).inc()
-        self._log.error("dead_lettered", reason=reason, error=error, incident_key=entry.event.incident.key,
-                        incident_event=entry.event.event, sequence=entry.event.sequence)
+        self._log.error(
+            "dead_lettered",
+            reason=reason,
+            error=error,
+            incident_key=entry.event.incident.key,
+            incident_event=entry.event.event,
+            sequence=entry.event.sequence,
+        )
         await self.outbox.dead_letter(self.name, entry, reason, error)

@@ -74,8 +74,14 @@ class Retrying:
                 reason = f"{err.status}" if err.status else type(err).__name__
                 if reason != last_reason:
                     # Log a failure only when it differs from the previous one.
-                    log.warning("sink_delivery_retrying", sink=self.name, attempt=attempt,
-                                retry_after_s=round(wait, 3), reason=reason, incident_key=event.incident.key)
+                    log.warning(
+                        "sink_delivery_retrying",
+                        sink=self.name,
+                        attempt=attempt,
+                        retry_after_s=round(wait, 3),
+                        reason=reason,
+                        incident_key=event.incident.key,
+                    )
                     last_reason = reason
                 await self._sleep(wait)
 

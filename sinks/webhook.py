@@ -21,7 +21,14 @@ __all__ = ["WebhookSink", "WebhookSinkConfig"]
 VERSION = "0.1.0"
 
 
-class WebhookSinkConfig(msgspec.Struct, tag="webhook", tag_field="type", kw_only=True, frozen=True, forbid_unknown_fields=True):
+class WebhookSinkConfig(
+    msgspec.Struct,
+    tag="webhook",
+    tag_field="type",
+    kw_only=True,
+    frozen=True,
+    forbid_unknown_fields=True,
+):
     name: str
     url: str
     headers: dict[str, str] = {}
@@ -57,7 +64,9 @@ class WebhookSink:
             "Idempotency-Key": f"{event.incident.key}:{event.sequence}",
         }
         try:
-            async with self._client().post(self.config.url, data=_encoder.encode(event), headers=headers) as resp:
+            async with self._client().post(
+                self.config.url, data=_encoder.encode(event), headers=headers
+            ) as resp:
                 text = await resp.text() if resp.status >= 300 else ""
                 classify_status(self.name, resp.status, text, resp.headers.get("Retry-After"))
                 return Receipt(sink=self.name, status=resp.status, remote_id=event.incident.key)

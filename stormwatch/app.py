@@ -11,16 +11,17 @@ import asyncio
 import contextlib
 import signal
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Coroutine, Iterable
 from importlib.resources import files
+from typing import Any
 
 import structlog
 from aiohttp import web
 
 from correlate import Engine
 from correlate.store import MemoryStore, Store
-from ingest import HttpSource
 from correlate.suppress import Silence
+from ingest import HttpSource
 from rules import RuleSet, load_rules, rule_files
 from sinks import MemoryOutbox, OutboxDrain, OutboxEntry, Sink, build_sink
 from stormwatch.config import Config
@@ -40,7 +41,9 @@ log = structlog.get_logger("stormwatch")
 class App:
     """The daemon, built from config; `async with App(config):` runs it."""
 
-    def __init__(self, config: Config, *, clock: Callable[[], float] = time.time, store: Store | None = None) -> None:
+    def __init__(
+        self, config: Config, *, clock: Callable[[], float] = time.time, store: Store | None = None
+    ) -> None:
         self.config = config
         self.metrics = Metrics()
         self.rule_paths = config.rules or [DEFAULT_RULES]
@@ -52,18 +55,25 @@ class App:
         self.metrics.rules_loaded.set(len(self.ruleset))
         self.metrics.rules_reload_ts.set(clock())
         self.metrics.init_rules(r.name for r in self.ruleset.rules)
-        self.outbox = MemoryOutbox(capacity=config.ingest.queue_capacity_batches * config.ingest.max_batch_alerts)
+        self.outbox = MemoryOutbox(
+            capacity=config.ingest.queue_capacity_batches * config.ingest.max_batch_alerts
+        )
         self.sinks: dict[str, Sink] = {}
         for sc in config.sinks:
             self.metrics.init_sink(sc.name)
             self.sinks[sc.name] = build_sink(sc, self.metrics)
         self.pipeline = Pipeline(
-            self.engine, self._deliver, self.metrics,
+            self.engine,
+            self._deliver,
+            self.metrics,
             capacity=config.ingest.queue_capacity_batches,
             max_batch_alerts=config.ingest.max_batch_alerts,
-            tick_interval=config.tick_interval, clock=clock,
+            tick_interval=config.tick_interval,
+            clock=clock,
         )
-        self.http_source = HttpSource(self.pipeline.submit, self.metrics, config.ingest.max_body_bytes)
+        self.http_source = HttpSource(
+            self.pipeline.submit, self.metrics, config.ingest.max_body_bytes
+        )
         self._clock = clock
         self._drains: dict[str, OutboxDrain] = {}
         self._tasks: list[asyncio.Task[None]] = []
@@ -111,8 +121,13 @@ class App:
         """Validate and add a silence (raises msgspec.ValidationError or MatcherError)."""
         silence = to_silence(request, self._clock())
         self.engine.add_silence(silence)
-        log.info("silence_added", silence=silence.id, matchers=silence.matchers, ends_at=silence.ends_at,
-                 created_by=silence.created_by)
+        log.info(
+            "silence_added",
+            silence=silence.id,
+            matchers=silence.matchers,
+            ends_at=silence.ends_at,
+            created_by=silence.created_by,
+        )
         return silence
 
     async def watch_rule_files(self, interval: float = 2.0) -> None:
@@ -131,8 +146,8 @@ class App:
 
     # -- lifecycle ------------------------------------------------------------------------
 
-    def _watch(self, coro: object, name: str) -> None:
-        task = asyncio.create_task(coro, name=name)  # type: ignore[arg-type]
+    def _watch(self, coro: Coroutine[Any, Any, None], name: str) -> None:
+        task: asyncio.Task[None] = asyncio.create_task(coro, name=name)
 
         def crashed(t: asyncio.Task[None]) -> None:
             if not t.cancelled() and t.exception() is not None:
@@ -147,8 +162,12 @@ class App:
             # Windows, open incidents and dedup state carry over: no flood, no forgetting.
             self.engine = Engine.restore(self.ruleset, snapshot, self.config.correlate)
             self.pipeline.engine = self.engine
-            log.info("state_restored", shard=self.shard, incidents=len(self.engine.state.incidents),
-                     alerts=len(self.engine.state.tracked))
+            log.info(
+                "state_restored",
+                shard=self.shard,
+                incidents=len(self.engine.state.incidents),
+                alerts=len(self.engine.state.tracked),
+            )
         for name, sink in self.sinks.items():
             drain = OutboxDrain(self.outbox, sink, self.metrics)
             self._drains[name] = drain
@@ -162,8 +181,13 @@ class App:
         site = web.TCPSite(self._runner, host, port, reuse_address=True)
         await site.start()
         self.ready = True
-        log.info("daemon_started", listen=self.config.listen, rules=len(self.ruleset),
-                 sinks=list(self.sinks), state=self.config.state.backend)
+        log.info(
+            "daemon_started",
+            listen=self.config.listen,
+            rules=len(self.ruleset),
+            sinks=list(self.sinks),
+            state=self.config.state.backend,
+        )
 
     async def stop(self) -> None:
         self.ready = False
@@ -203,12 +227,16 @@ async def serve(app: App, signals: Iterable[signal.Signals] = ()) -> None:
     for sig in signals:
         loop.add_signal_handler(sig, _on_stop, stop)
 
+    reloads: set[asyncio.Task[None]] = set()
+
     def reload() -> None:
         async def run() -> None:
-            with contextlib.suppress(RuleError):
+            with contextlib.suppress(RuleError):  # logged and counted by reload_rules
                 await app.reload_rules()
 
-        asyncio.ensure_future(run())
+        task = asyncio.ensure_future(run())
+        reloads.add(task)  # keep a reference until it is done
+        task.add_done_callback(reloads.discard)
 
     loop.add_signal_handler(signal.SIGHUP, reload)
     async with app:

@@ -1,10 +1,10 @@
 """`stormwatch`: a thin shell over functions the tests call directly.
 
-    stormwatch run [--config FILE] [--listen HOST:PORT] [--rules PATH]... [--incidents-jsonl PATH]
-    stormwatch config check [--config FILE]
-    stormwatch rules check PATH...
-    stormwatch rules test FILE...
-    stormwatch replay --rules PATH [--against PATH] [--out FILE] ALERTS.jsonl
+stormwatch run [--config FILE] [--listen HOST:PORT] [--rules PATH]... [--incidents-jsonl PATH]
+stormwatch config check [--config FILE]
+stormwatch rules check PATH...
+stormwatch rules test FILE...
+stormwatch replay --rules PATH [--against PATH] [--out FILE] ALERTS.jsonl
 """
 
 from __future__ import annotations
@@ -27,13 +27,32 @@ EXIT_OK, EXIT_FAILED, EXIT_INVALID = 0, 1, 2
 
 
 def _add_config_flags(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--config", metavar="FILE", help="YAML config file (env STORMWATCH_CONFIG); without one, the embedded defaults")
-    p.add_argument("--listen", metavar="HOST:PORT", help=f"HTTP address (env STORMWATCH_LISTEN; default {DEFAULT_LISTEN})")
-    p.add_argument("--rules", metavar="PATH", action="append",
-                   help="rule file or folder, repeatable (env STORMWATCH_RULES, ':'-separated; default: the shipped rules)")
-    p.add_argument("--incidents-jsonl", metavar="PATH",
-                   help="where the file sink writes incident events, '-' for stdout (env STORMWATCH_INCIDENTS_JSONL; default incidents.jsonl)")
-    p.add_argument("--log-level", choices=["debug", "info", "warning", "error"], help="env STORMWATCH_LOG_LEVEL; default info")
+    p.add_argument(
+        "--config",
+        metavar="FILE",
+        help="YAML config file (env STORMWATCH_CONFIG); without one, the embedded defaults",
+    )
+    p.add_argument(
+        "--listen",
+        metavar="HOST:PORT",
+        help=f"HTTP address (env STORMWATCH_LISTEN; default {DEFAULT_LISTEN})",
+    )
+    p.add_argument(
+        "--rules",
+        metavar="PATH",
+        action="append",
+        help="rule file or folder, repeatable (env STORMWATCH_RULES, ':'-separated; default: the shipped rules)",
+    )
+    p.add_argument(
+        "--incidents-jsonl",
+        metavar="PATH",
+        help="where the file sink writes incident events, '-' for stdout (env STORMWATCH_INCIDENTS_JSONL; default incidents.jsonl)",
+    )
+    p.add_argument(
+        "--log-level",
+        choices=["debug", "info", "warning", "error"],
+        help="env STORMWATCH_LOG_LEVEL; default info",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -45,39 +64,77 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
-    run = sub.add_parser("run", help="run the daemon", description=(
-        "Run the daemon. With no config it runs embedded: state in memory, HTTP on "
-        f"{DEFAULT_LISTEN}, the shipped default rules, incidents to incidents.jsonl. "
-        "Prometheus can list it under alerting.alertmanagers as is (POST /api/v2/alerts)."))
+    run = sub.add_parser(
+        "run",
+        help="run the daemon",
+        description=(
+            "Run the daemon. With no config it runs embedded: state in memory, HTTP on "
+            f"{DEFAULT_LISTEN}, the shipped default rules, incidents to incidents.jsonl. "
+            "Prometheus can list it under alerting.alertmanagers as is (POST /api/v2/alerts)."
+        ),
+    )
     _add_config_flags(run)
 
     config = sub.add_parser("config", help="inspect the configuration")
     config_sub = config.add_subparsers(dest="config_command", metavar="ACTION", required=True)
-    check = config_sub.add_parser("check", help="validate and print the effective config; exit 2 if invalid")
+    check = config_sub.add_parser(
+        "check", help="validate and print the effective config; exit 2 if invalid"
+    )
     _add_config_flags(check)
 
     rules = sub.add_parser("rules", help="work with rule files")
     rules_sub = rules.add_subparsers(dest="rules_command", metavar="ACTION", required=True)
-    rcheck = rules_sub.add_parser("check", help="validate rule files; print file:line: rule: field: problem; exit 2 on error")
+    rcheck = rules_sub.add_parser(
+        "check", help="validate rule files; print file:line: rule: field: problem; exit 2 on error"
+    )
     rcheck.add_argument("paths", nargs="+", metavar="PATH", help="rule files or folders")
-    rtest = rules_sub.add_parser("test", help="run rule unit tests (YAML: input alerts and expected incidents); exit 1 on failure")
+    rtest = rules_sub.add_parser(
+        "test",
+        help="run rule unit tests (YAML: input alerts and expected incidents); exit 1 on failure",
+    )
     rtest.add_argument("files", nargs="+", metavar="FILE", help="rule test files")
 
-    replay = sub.add_parser("replay", help="run an archive of alerts through rules offline", description=(
-        "Run ALERTS.jsonl (one Alert or Alertmanager API alert object per line; - for stdin) through "
-        "the rules on the alerts' own times, and write the incident events, in the JSONL sink's format."))
+    replay = sub.add_parser(
+        "replay",
+        help="run an archive of alerts through rules offline",
+        description=(
+            "Run ALERTS.jsonl (one Alert or Alertmanager API alert object per line; - for stdin) through "
+            "the rules on the alerts' own times, and write the incident events, in the JSONL sink's format."
+        ),
+    )
     replay.add_argument("alerts", metavar="ALERTS.jsonl")
-    replay.add_argument("--rules", metavar="PATH", action="append", required=True, help="rule file or folder, repeatable")
-    replay.add_argument("--out", metavar="FILE", help="write incident events here (default: stdout, unless --against)")
-    replay.add_argument("--against", metavar="PATH", action="append",
-                        help="baseline rules: print what --rules would add, drop or change against them")
-    replay.add_argument("--config", metavar="FILE", help="take the correlate: settings from this config file")
+    replay.add_argument(
+        "--rules",
+        metavar="PATH",
+        action="append",
+        required=True,
+        help="rule file or folder, repeatable",
+    )
+    replay.add_argument(
+        "--out",
+        metavar="FILE",
+        help="write incident events here (default: stdout, unless --against)",
+    )
+    replay.add_argument(
+        "--against",
+        metavar="PATH",
+        action="append",
+        help="baseline rules: print what --rules would add, drop or change against them",
+    )
+    replay.add_argument(
+        "--config", metavar="FILE", help="take the correlate: settings from this config file"
+    )
     return parser
 
 
 def _load(args: argparse.Namespace):  # type: ignore[no-untyped-def]
-    return load_config(args.config, listen=args.listen, rules=args.rules,
-                       incidents_jsonl=args.incidents_jsonl, log_level=args.log_level)
+    return load_config(
+        args.config,
+        listen=args.listen,
+        rules=args.rules,
+        incidents_jsonl=args.incidents_jsonl,
+        log_level=args.log_level,
+    )
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -160,7 +217,9 @@ def cmd_replay(args: argparse.Namespace) -> int:
     out = open(args.out, "wb") if args.out else (None if baseline else sys.stdout.buffer)  # noqa: SIM115
     try:
         if baseline is None:
-            stats = replay(read_alerts(open_input(args.alerts)), candidate, config, out=out, progress=progress)
+            stats = replay(
+                read_alerts(open_input(args.alerts)), candidate, config, out=out, progress=progress
+            )
         else:
             alerts = list(read_alerts(open_input(args.alerts)))
             stats = replay(alerts, candidate, config, out=out, progress=progress)
@@ -172,8 +231,11 @@ def cmd_replay(args: argparse.Namespace) -> int:
     finally:
         if args.out and out is not None:
             out.close()
-    print(f"replayed {stats.alerts:,} alerts in {stats.seconds:.2f}s ({stats.alerts_per_s:,.0f} alerts/s): "
-          f"{stats.opened:,} incidents opened, {stats.resolved:,} resolved, {stats.events:,} events", file=sys.stderr)
+    print(
+        f"replayed {stats.alerts:,} alerts in {stats.seconds:.2f}s ({stats.alerts_per_s:,.0f} alerts/s): "
+        f"{stats.opened:,} incidents opened, {stats.resolved:,} resolved, {stats.events:,} events",
+        file=sys.stderr,
+    )
     return EXIT_OK
 
 

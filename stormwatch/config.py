@@ -22,10 +22,9 @@ from stormwatch.wire import Duration, decode_hook, encode_hook
 __all__ = ["DEFAULT_LISTEN", "Config", "IngestConfig", "StateConfig", "load_config"]
 
 DEFAULT_LISTEN = "127.0.0.1:9095"
-_Strict = {"kw_only": True, "forbid_unknown_fields": True, "frozen": True}
 
 
-class IngestConfig(msgspec.Struct, **_Strict):
+class IngestConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, frozen=True):
     max_body_bytes: int = 4 * 1024 * 1024
     """Larger request bodies get 413 before they are read whole."""
     queue_capacity_batches: int = 1024
@@ -34,7 +33,7 @@ class IngestConfig(msgspec.Struct, **_Strict):
     """Alerts correlated in one engine call, so one call stays at a few milliseconds."""
 
 
-class StateConfig(msgspec.Struct, **_Strict):
+class StateConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, frozen=True):
     backend: Literal["memory"] = "memory"
 
 
@@ -42,7 +41,7 @@ def _default_sinks() -> list[SinkConfig]:
     return [FileSinkConfig(name="jsonl", path="incidents.jsonl")]
 
 
-class Config(msgspec.Struct, **_Strict):
+class Config(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, frozen=True):
     listen: str = DEFAULT_LISTEN
     rules: list[str] = []
     """Rule files or folders; empty means the default rules shipped with stormwatch."""
@@ -104,7 +103,11 @@ def load_config(
             msg = f"cannot read config file: {err.strerror}"
             raise ConfigError(msg, path=path) from err
         try:
-            config = msgspec.yaml.decode(raw or b"{}", type=Config, dec_hook=decode_hook) if raw.strip() else Config()
+            config = (
+                msgspec.yaml.decode(raw or b"{}", type=Config, dec_hook=decode_hook)
+                if raw.strip()
+                else Config()
+            )
         except msgspec.ValidationError as err:
             message, field = split_validation_message(str(err))
             raise ConfigError(message, path=path, field=field) from err
@@ -120,7 +123,9 @@ def load_config(
         value = flag if flag is not None else env.get(env_name)
         if value:
             overrides[key] = value
-    rule_paths = rules if rules else [p for p in env.get("STORMWATCH_RULES", "").split(os.pathsep) if p]
+    rule_paths = (
+        rules if rules else [p for p in env.get("STORMWATCH_RULES", "").split(os.pathsep) if p]
+    )
     if rule_paths:
         overrides["rules"] = rule_paths
     jsonl = incidents_jsonl or env.get("STORMWATCH_INCIDENTS_JSONL")
@@ -129,8 +134,12 @@ def load_config(
     if overrides:
         try:
             config = msgspec.convert(
-                {**msgspec.to_builtins(config, enc_hook=encode_hook), **msgspec.to_builtins(overrides, enc_hook=encode_hook)},
-                Config, dec_hook=decode_hook,
+                {
+                    **msgspec.to_builtins(config, enc_hook=encode_hook),
+                    **msgspec.to_builtins(overrides, enc_hook=encode_hook),
+                },
+                Config,
+                dec_hook=decode_hook,
             )
         except msgspec.ValidationError as err:
             message, field = split_validation_message(str(err))

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 __all__ = [
     "ConfigError",
-    "split_validation_message",
     "Overloaded",
     "PayloadError",
     "PermanentSinkError",
@@ -26,6 +25,7 @@ __all__ = [
     "SinkError",
     "StoreUnavailable",
     "StormwatchError",
+    "split_validation_message",
 ]
 
 
@@ -51,7 +51,13 @@ class RuleError(StormwatchError):
     """A rule file is invalid; printed as `file:line: rule NAME: field: message`."""
 
     def __init__(
-        self, message: str, *, file: str = "", line: int | None = None, rule: str = "", field: str = ""
+        self,
+        message: str,
+        *,
+        file: str = "",
+        line: int | None = None,
+        rule: str = "",
+        field: str = "",
     ) -> None:
         super().__init__(message)
         self.message = message

@@ -43,8 +43,10 @@ def explain(engine: Engine, ruleset: RuleSet, key: str) -> dict[str, Any] | None
             "live": rule is not None,
         },
         "window": window,
-        "opened_by": {"event_time": max((w["event_time"] for w in window), default=None),
-                      "processing_time": state.opened_at},
+        "opened_by": {
+            "event_time": max((w["event_time"] for w in window), default=None),
+            "processing_time": state.opened_at,
+        },
         "inhibited_by": state.inhibited_by or None,
         "timeline": msgspec.to_builtins(incident.timeline),
     }

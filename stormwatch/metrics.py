@@ -14,7 +14,13 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 __all__ = ["REJECT_REASONS", "Metrics"]
 
-REJECT_REASONS = ("invalid_json", "invalid_payload", "too_large", "unsupported_media_type", "overloaded")
+REJECT_REASONS = (
+    "invalid_json",
+    "invalid_payload",
+    "too_large",
+    "unsupported_media_type",
+    "overloaded",
+)
 INCIDENT_EVENTS = ("opened", "updated", "resolved")
 SINK_OUTCOMES = ("ok", "retryable", "permanent")
 _LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
@@ -23,24 +29,34 @@ _LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 
 class Metrics:
     """The daemon's collectors. Build one per App; pass it to each component."""
 
-    def __init__(self, registry: CollectorRegistry | None = None, *, version: str = "0.1.0") -> None:
+    def __init__(
+        self, registry: CollectorRegistry | None = None, *, version: str = "0.1.0"
+    ) -> None:
         self.registry = registry if registry is not None else CollectorRegistry(auto_describe=True)
         r = self.registry
         self.alerts_received = Counter(
-            "stormwatch_alerts_received", "Alerts taken in, by source and status.",
-            ["source", "status"], registry=r,
+            "stormwatch_alerts_received",
+            "Alerts taken in, by source and status.",
+            ["source", "status"],
+            registry=r,
         )
         self.alerts_rejected = Counter(
-            "stormwatch_alerts_rejected", "Payloads or alerts refused, by source and reason.",
-            ["source", "reason"], registry=r,
+            "stormwatch_alerts_rejected",
+            "Payloads or alerts refused, by source and reason.",
+            ["source", "reason"],
+            registry=r,
         )
         self.alerts_deduplicated = Counter(
-            "stormwatch_alerts_deduplicated", "Re-sent firing alerts that did not feed the rules again.",
-            ["source"], registry=r,
+            "stormwatch_alerts_deduplicated",
+            "Re-sent firing alerts that did not feed the rules again.",
+            ["source"],
+            registry=r,
         )
         self.alerts_late = Counter(
-            "stormwatch_alerts_late", "Alerts behind the watermark by more than the allowed lateness.",
-            ["rule"], registry=r,
+            "stormwatch_alerts_late",
+            "Alerts behind the watermark by more than the allowed lateness.",
+            ["rule"],
+            registry=r,
         )
         self.queue_batches = Gauge(
             "stormwatch_ingest_queue_batches", "Batches waiting for the correlator.", registry=r
@@ -49,37 +65,55 @@ class Metrics:
             "stormwatch_ingest_queue_capacity_batches", "Capacity of the ingest queue.", registry=r
         )
         self.batch_seconds = Histogram(
-            "stormwatch_batch_processing_seconds", "Time to correlate and save one batch.",
-            buckets=_LATENCY_BUCKETS, registry=r,
+            "stormwatch_batch_processing_seconds",
+            "Time to correlate and save one batch.",
+            buckets=_LATENCY_BUCKETS,
+            registry=r,
         )
         self.incidents = Counter(
-            "stormwatch_incidents", "Incident events, by rule and event.", ["rule", "event"], registry=r
+            "stormwatch_incidents",
+            "Incident events, by rule and event.",
+            ["rule", "event"],
+            registry=r,
         )
         self.incidents_open = Gauge(
             "stormwatch_incidents_open", "Incidents open now, by rule.", ["rule"], registry=r
         )
         self.sink_requests = Counter(
-            "stormwatch_sink_requests", "Sink delivery attempts, by sink and outcome.",
-            ["sink", "outcome"], registry=r,
+            "stormwatch_sink_requests",
+            "Sink delivery attempts, by sink and outcome.",
+            ["sink", "outcome"],
+            registry=r,
         )
         self.sink_seconds = Histogram(
-            "stormwatch_sink_request_duration_seconds", "Duration of one sink request.",
-            ["sink"], buckets=_LATENCY_BUCKETS, registry=r,
+            "stormwatch_sink_request_duration_seconds",
+            "Duration of one sink request.",
+            ["sink"],
+            buckets=_LATENCY_BUCKETS,
+            registry=r,
         )
         self.dead_letters = Counter(
-            "stormwatch_sink_dead_letters", "Incident events a sink gave up on.",
-            ["sink", "reason"], registry=r,
+            "stormwatch_sink_dead_letters",
+            "Incident events a sink gave up on.",
+            ["sink", "reason"],
+            registry=r,
         )
         self.outbox_pending = Gauge(
-            "stormwatch_outbox_pending_events", "Incident events waiting for a sink.", ["sink"], registry=r
+            "stormwatch_outbox_pending_events",
+            "Incident events waiting for a sink.",
+            ["sink"],
+            registry=r,
         )
         self.rules_loaded = Gauge("stormwatch_rules_loaded", "Rules live now.", registry=r)
         self.rules_reload_ok = Gauge(
-            "stormwatch_rules_last_reload_successful", "1 if the last rule reload succeeded.", registry=r
+            "stormwatch_rules_last_reload_successful",
+            "1 if the last rule reload succeeded.",
+            registry=r,
         )
         self.rules_reload_ts = Gauge(
             "stormwatch_rules_last_reload_success_timestamp_seconds",
-            "When the rules were last loaded successfully.", registry=r,
+            "When the rules were last loaded successfully.",
+            registry=r,
         )
         self.rules_reloads = Counter(
             "stormwatch_rules_reloads", "Rule reload attempts, by outcome.", ["outcome"], registry=r

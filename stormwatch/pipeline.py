@@ -149,7 +149,7 @@ class Pipeline:
                 if not r.done.done():
                     r.done.set_exception(Overloaded("shutting down", retry_after_s=5))
             raise
-        except Exception as err:  # noqa: BLE001 - task root: log, count, keep serving
+        except Exception as err:
             log.exception("batch_failed", alerts=sum(len(r.alerts) for r in requests))
             for r in requests:
                 if not r.done.done():
@@ -167,9 +167,14 @@ class Pipeline:
             m.alerts_late.labels(rule).inc(n)
         for e in effects.events:
             m.incidents.labels(e.incident.rule, e.event).inc()
-            fields = {"incident_key": e.incident.key, "rule": e.incident.rule, "reason": e.reason,
-                      "severity": e.incident.severity, "alerts": e.incident.alert_count,
-                      "title": e.incident.title}
+            fields = {
+                "incident_key": e.incident.key,
+                "rule": e.incident.rule,
+                "reason": e.reason,
+                "severity": e.incident.severity,
+                "alerts": e.incident.alert_count,
+                "title": e.incident.title,
+            }
             if e.event == "updated" and e.reason == "duplicates":
                 log.debug("incident_updated", **fields)
             else:

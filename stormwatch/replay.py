@@ -47,10 +47,18 @@ def _parse(line: bytes, lineno: int) -> list[Alert]:
         msg = f"line {lineno}: {err.message}" + (f" at {err.field}" if err.field else "")
         raise PayloadError(msg, source="replay", field=err.field) from err
     if any(a.starts_at <= 0 for a in alerts):
-        raise PayloadError(f"line {lineno}: startsAt is required to replay an alert", source="replay", field="startsAt")
+        raise PayloadError(
+            f"line {lineno}: startsAt is required to replay an alert",
+            source="replay",
+            field="startsAt",
+        )
     # Received at its own start: the archive's time, not ours.
-    return [msgspec.structs.replace(a, received_at=a.ends_at if a.status == "resolved" and a.ends_at else a.starts_at)
-            for a in alerts]
+    return [
+        msgspec.structs.replace(
+            a, received_at=a.ends_at if a.status == "resolved" and a.ends_at else a.starts_at
+        )
+        for a in alerts
+    ]
 
 
 def read_alerts(lines: Iterable[bytes]) -> Iterator[Alert]:
@@ -137,29 +145,48 @@ def _signature(e: IncidentEvent) -> tuple[object, ...]:
     return (i.status, i.alert_count, i.severity, i.category, i.title)
 
 
-def diff_incidents(new: ReplayStats, baseline: ReplayStats) -> tuple[list[IncidentEvent], list[IncidentEvent], list[tuple[IncidentEvent, IncidentEvent]]]:
+def diff_incidents(
+    new: ReplayStats, baseline: ReplayStats
+) -> tuple[list[IncidentEvent], list[IncidentEvent], list[tuple[IncidentEvent, IncidentEvent]]]:
     """(added, dropped, changed) incidents of `new` against `baseline`; incident keys are
     deterministic, so the same incident has the same key under both rule sets."""
     added = [e for k, e in new.incidents.items() if k not in baseline.incidents]
     dropped = [e for k, e in baseline.incidents.items() if k not in new.incidents]
-    changed = [(baseline.incidents[k], e) for k, e in new.incidents.items()
-               if k in baseline.incidents and _signature(e) != _signature(baseline.incidents[k])]
+    changed = [
+        (baseline.incidents[k], e)
+        for k, e in new.incidents.items()
+        if k in baseline.incidents and _signature(e) != _signature(baseline.incidents[k])
+    ]
     return added, dropped, changed
 
 
-def format_diff(added: list[IncidentEvent], dropped: list[IncidentEvent],
-                changed: list[tuple[IncidentEvent, IncidentEvent]]) -> str:
+def format_diff(
+    added: list[IncidentEvent],
+    dropped: list[IncidentEvent],
+    changed: list[tuple[IncidentEvent, IncidentEvent]],
+) -> str:
     lines = []
     for e in added:
-        lines.append(f"+ {e.incident.rule}  {e.incident.title}  ({e.incident.alert_count} alerts, {e.incident.severity})")
+        lines.append(
+            f"+ {e.incident.rule}  {e.incident.title}  ({e.incident.alert_count} alerts, {e.incident.severity})"
+        )
     for e in dropped:
-        lines.append(f"- {e.incident.rule}  {e.incident.title}  ({e.incident.alert_count} alerts, {e.incident.severity})")
+        lines.append(
+            f"- {e.incident.rule}  {e.incident.title}  ({e.incident.alert_count} alerts, {e.incident.severity})"
+        )
     for old, new in changed:
         a, b = old.incident, new.incident
-        what = [f"{name}: {x} -> {y}" for name, x, y in (
-            ("status", a.status, b.status), ("alerts", a.alert_count, b.alert_count),
-            ("severity", a.severity, b.severity), ("category", a.category, b.category), ("title", a.title, b.title),
-        ) if x != y]
+        what = [
+            f"{name}: {x} -> {y}"
+            for name, x, y in (
+                ("status", a.status, b.status),
+                ("alerts", a.alert_count, b.alert_count),
+                ("severity", a.severity, b.severity),
+                ("category", a.category, b.category),
+                ("title", a.title, b.title),
+            )
+            if x != y
+        ]
         lines.append(f"~ {b.rule}  {b.title}  " + "; ".join(what))
     lines.append(f"{len(added)} added, {len(dropped)} dropped, {len(changed)} changed")
     return "\n".join(lines)

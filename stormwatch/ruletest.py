@@ -81,18 +81,40 @@ class TestResult(msgspec.Struct, kw_only=True):
     diff: str = ""
 
 
-_FIELDS = ("event", "rule", "group", "alert_count", "severity", "category", "priority", "title", "reason", "at")
+_FIELDS = (
+    "event",
+    "rule",
+    "group",
+    "alert_count",
+    "severity",
+    "category",
+    "priority",
+    "title",
+    "reason",
+    "at",
+)
 
 
 def _actual(e: IncidentEvent) -> dict[str, Any]:
     i = e.incident
-    return {"event": e.event, "rule": i.rule, "group": i.group, "alert_count": i.alert_count,
-            "severity": i.severity, "category": i.category, "priority": i.priority, "title": i.title,
-            "reason": e.reason, "at": e.at - EPOCH}
+    return {
+        "event": e.event,
+        "rule": i.rule,
+        "group": i.group,
+        "alert_count": i.alert_count,
+        "severity": i.severity,
+        "category": i.category,
+        "priority": i.priority,
+        "title": i.title,
+        "reason": e.reason,
+        "at": e.at - EPOCH,
+    }
 
 
 def _render(d: dict[str, Any]) -> str:
-    return msgspec.json.encode({k: v for k, v in d.items() if v is not None}, enc_hook=encode_hook).decode()
+    return msgspec.json.encode(
+        {k: v for k, v in d.items() if v is not None}, enc_hook=encode_hook
+    ).decode()
 
 
 def _run(test: RuleTest, rules: Any) -> list[IncidentEvent]:
@@ -107,10 +129,18 @@ def _run(test: RuleTest, rules: Any) -> list[IncidentEvent]:
         while i < len(arrivals) and arrivals[i].at <= second:
             a = arrivals[i]
             starts = a.starts_at if a.starts_at is not None else a.at
-            batch.append(Alert(source=a.source, fingerprint=fingerprint_labels(a.labels), status=a.status,
-                               labels=a.labels, annotations=a.annotations, starts_at=EPOCH + starts,
-                               ends_at=EPOCH + a.at if a.status == "resolved" else None,
-                               received_at=EPOCH + a.at))
+            batch.append(
+                Alert(
+                    source=a.source,
+                    fingerprint=fingerprint_labels(a.labels),
+                    status=a.status,
+                    labels=a.labels,
+                    annotations=a.annotations,
+                    starts_at=EPOCH + starts,
+                    ends_at=EPOCH + a.at if a.status == "resolved" else None,
+                    received_at=EPOCH + a.at,
+                )
+            )
             i += 1
         now = EPOCH + second
         if batch:

@@ -37,6 +37,16 @@ def to_silence(req: SilenceRequest, now: float) -> Silence:
         raise msgspec.ValidationError("give ends_at or duration - at `$.ends_at`")
     if ends <= starts:
         raise msgspec.ValidationError("ends_at must be after starts_at - at `$.ends_at`")
-    sid = req.id or "sil-" + hashlib.blake2b(f"{req.matchers}{starts}{ends}".encode(), digest_size=6).hexdigest()
-    return Silence(id=sid, matchers=req.matchers, starts_at=starts, ends_at=ends,
-                   created_by=req.created_by, comment=req.comment)
+    sid = (
+        req.id
+        or "sil-"
+        + hashlib.blake2b(f"{req.matchers}{starts}{ends}".encode(), digest_size=6).hexdigest()
+    )
+    return Silence(
+        id=sid,
+        matchers=req.matchers,
+        starts_at=starts,
+        ends_at=ends,
+        created_by=req.created_by,
+        comment=req.comment,
+    )

@@ -30,7 +30,9 @@ __all__ = ["build_web_app", "error_response"]
 _json = msgspec.json.Encoder()
 
 
-def error_response(status: int, error: str, message: str, field: str = "", **headers: str) -> web.Response:
+def error_response(
+    status: int, error: str, message: str, field: str = "", **headers: str
+) -> web.Response:
     """Every error body has one shape: {"error", "field", "message"}."""
     body = _json.encode({"error": error, "field": field, "message": message})
     return web.Response(status=status, body=body, content_type="application/json", headers=headers)
@@ -63,7 +65,9 @@ def build_web_app(app: App) -> web.Application:
     async def incidents(request: web.Request) -> web.Response:
         status = request.query.get("status", "open")
         if status not in ("open", "resolved", "all"):
-            return error_response(400, "invalid_query", "status must be open, resolved or all", "status")
+            return error_response(
+                400, "invalid_query", "status must be open, resolved or all", "status"
+            )
         return _ok([i for i in app.incidents() if status in ("all", i.status)])
 
     async def explain_incident(request: web.Request) -> web.Response:
@@ -79,7 +83,9 @@ def build_web_app(app: App) -> web.Application:
 
     async def add_silence(request: web.Request) -> web.Response:
         try:
-            spec = msgspec.json.decode(await request.read(), type=SilenceRequest, dec_hook=decode_hook)
+            spec = msgspec.json.decode(
+                await request.read(), type=SilenceRequest, dec_hook=decode_hook
+            )
             silence = app.add_silence(spec)
         except msgspec.ValidationError as err:
             message, field = split_validation_message(str(err))
@@ -98,21 +104,28 @@ def build_web_app(app: App) -> web.Application:
     async def incident(request: web.Request) -> web.Response:
         found = app.engine.incident(request.match_info["key"])
         if found is None:
-            return error_response(404, "not_found", "no such incident (resolved incidents are kept for `correlate.retention`)", "key")
+            return error_response(
+                404,
+                "not_found",
+                "no such incident (resolved incidents are kept for `correlate.retention`)",
+                "key",
+            )
         return _ok(found)
 
     web_app = web.Application(client_max_size=app.config.ingest.max_body_bytes)
     web_app.add_routes(app.http_source.routes())
-    web_app.add_routes([
-        web.get("/healthz", healthz),
-        web.get("/readyz", readyz),
-        web.get("/metrics", metrics),
-        web.post("/-/reload", reload),
-        web.get("/api/v1/incidents", incidents),
-        web.get("/api/v1/incidents/{key}", incident),
-        web.get("/api/v1/incidents/{key}/explain", explain_incident),
-        web.get("/api/v1/silences", list_silences),
-        web.post("/api/v1/silences", add_silence),
-        web.delete("/api/v1/silences/{id}", delete_silence),
-    ])
+    web_app.add_routes(
+        [
+            web.get("/healthz", healthz),
+            web.get("/readyz", readyz),
+            web.get("/metrics", metrics),
+            web.post("/-/reload", reload),
+            web.get("/api/v1/incidents", incidents),
+            web.get("/api/v1/incidents/{key}", incident),
+            web.get("/api/v1/incidents/{key}/explain", explain_incident),
+            web.get("/api/v1/silences", list_silences),
+            web.post("/api/v1/silences", add_silence),
+            web.delete("/api/v1/silences/{id}", delete_silence),
+        ]
+    )
     return web_app

@@ -40,8 +40,12 @@ class Daemon:
     log: Path
     args: list[str] = field(default_factory=list)
 
-    def post(self, path: str, body: bytes, content_type: str = "application/json") -> tuple[int, bytes, dict[str, str]]:
-        req = urllib.request.Request(self.url + path, data=body, method="POST", headers={"Content-Type": content_type})
+    def post(
+        self, path: str, body: bytes, content_type: str = "application/json"
+    ) -> tuple[int, bytes, dict[str, str]]:
+        req = urllib.request.Request(
+            self.url + path, data=body, method="POST", headers={"Content-Type": content_type}
+        )
         try:
             with urllib.request.urlopen(req, timeout=30) as resp:
                 return resp.status, resp.read(), dict(resp.headers)
@@ -73,11 +77,22 @@ def start_daemon(tmp_path: Path, *extra: str, env: dict[str, str] | None = None)
     port = pick_free_port()
     jsonl = tmp_path / "incidents.jsonl"
     log = tmp_path / "daemon.log"
-    args = [sys.executable, "-m", "stormwatch.cli", "run", "--listen", f"127.0.0.1:{port}",
-            "--incidents-jsonl", str(jsonl), *extra]
+    args = [
+        sys.executable,
+        "-m",
+        "stormwatch.cli",
+        "run",
+        "--listen",
+        f"127.0.0.1:{port}",
+        "--incidents-jsonl",
+        str(jsonl),
+        *extra,
+    ]
     full_env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
     with log.open("wb") as out:
-        proc = subprocess.Popen(args, cwd=tmp_path, stdout=out, stderr=subprocess.STDOUT, env=full_env)
+        proc = subprocess.Popen(
+            args, cwd=tmp_path, stdout=out, stderr=subprocess.STDOUT, env=full_env
+        )
     daemon = Daemon(proc=proc, url=f"http://127.0.0.1:{port}", jsonl=jsonl, log=log, args=args)
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:

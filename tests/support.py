@@ -49,7 +49,9 @@ def count_rule(
     return Rule(
         name=name,
         match=list(match),
-        correlation=EventCount(group_by=list(group_by), timespan=Duration(timespan), condition=Condition(gte=gte)),
+        correlation=EventCount(
+            group_by=list(group_by), timespan=Duration(timespan), condition=Condition(gte=gte)
+        ),
         incident=IncidentSpec(title=title, severity="P2", category="availability"),
         resolve=ResolveSpec(quiet=Duration(quiet)) if quiet is not None else None,
     )
@@ -62,7 +64,9 @@ def engine(*rules: Rule, **config: float) -> Engine:
     return Engine(RuleSet(rules=tuple(rules)), EngineConfig(**config))  # type: ignore[arg-type]
 
 
-def run(eng: Engine, batches: Iterable[Sequence[Alert]], *, tick: bool = True) -> list[IncidentEvent]:
+def run(
+    eng: Engine, batches: Iterable[Sequence[Alert]], *, tick: bool = True
+) -> list[IncidentEvent]:
     """Feed batches at `now` = the batch's latest event time, ticking after each (as the
     daemon does every second); return every event."""
     out: list[IncidentEvent] = []
@@ -79,6 +83,11 @@ def run(eng: Engine, batches: Iterable[Sequence[Alert]], *, tick: bool = True) -
 def summary(events: Iterable[IncidentEvent]) -> list[tuple[str, str, tuple[str, ...], int]]:
     """What a test compares: event, incident key, its alert fingerprints, alert count."""
     return [
-        (e.event, e.incident.key, tuple(sorted(a.fingerprint for a in e.incident.alerts)), e.incident.alert_count)
+        (
+            e.event,
+            e.incident.key,
+            tuple(sorted(a.fingerprint for a in e.incident.alerts)),
+            e.incident.alert_count,
+        )
         for e in events
     ]

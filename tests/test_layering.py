@@ -18,14 +18,30 @@ ALLOWED: dict[str, tuple[set[str], set[str]]] = {
     "stormwatch.errors": (set(), set()),
     "stormwatch.metrics": (set(), {"prometheus_client"}),
     "rules": ({"stormwatch.wire", "stormwatch.errors", "rules"}, {"msgspec", "yaml"}),
-    "correlate.store": ({"correlate.state", "correlate.store", "stormwatch.wire", "stormwatch.errors"}, {"msgspec", "redis"}),
+    "correlate.store": (
+        {"correlate.state", "correlate.store", "stormwatch.wire", "stormwatch.errors"},
+        {"msgspec", "redis"},
+    ),
     "correlate": ({"correlate", "rules", "stormwatch.wire", "stormwatch.errors"}, {"msgspec"}),
-    "ingest": ({"ingest", "stormwatch.wire", "stormwatch.errors", "stormwatch.metrics"},
-               {"msgspec", "orjson", "aiohttp", "aiokafka", "structlog", "fnv_c"}),
-    "sinks": ({"sinks", "stormwatch.wire", "stormwatch.errors", "stormwatch.metrics"},
-              {"aiohttp", "aiokafka", "redis", "orjson", "structlog", "msgspec", "multidict", "yarl"}),
+    "ingest": (
+        {"ingest", "stormwatch.wire", "stormwatch.errors", "stormwatch.metrics"},
+        {"msgspec", "orjson", "aiohttp", "aiokafka", "structlog", "fnv_c"},
+    ),
+    "sinks": (
+        {"sinks", "stormwatch.wire", "stormwatch.errors", "stormwatch.metrics"},
+        {"aiohttp", "aiokafka", "redis", "orjson", "structlog", "msgspec", "multidict", "yarl"},
+    ),
 }
-FORBIDDEN_IN_CORE = {"asyncio", "time", "random", "datetime", "threading", "logging", "socket", "os"}
+FORBIDDEN_IN_CORE = {
+    "asyncio",
+    "time",
+    "random",
+    "datetime",
+    "threading",
+    "logging",
+    "socket",
+    "os",
+}
 
 
 def _module_name(path: Path) -> str:
@@ -49,7 +65,9 @@ def _imports(path: Path) -> list[str]:
 def _rule_for(module: str) -> tuple[set[str], set[str]] | None:
     best = None
     for prefix in ALLOWED:
-        if (module == prefix or module.startswith(prefix + ".")) and (best is None or len(prefix) > len(best)):
+        if (module == prefix or module.startswith(prefix + ".")) and (
+            best is None or len(prefix) > len(best)
+        ):
             best = prefix
     return ALLOWED[best] if best else None
 
@@ -68,14 +86,21 @@ def test_imports_follow_the_dependency_table(path: Path) -> None:
     for name in _imports(path):
         top = name.split(".")[0]
         if top in OURS:
-            assert any(name == a or name.startswith(a + ".") for a in ours_allowed), f"{module} imports {name}"
+            assert any(name == a or name.startswith(a + ".") for a in ours_allowed), (
+                f"{module} imports {name}"
+            )
         elif top not in sys.stdlib_module_names and top != "__future__":
             assert top in third_allowed, f"{module} imports third-party {name}"
 
 
 @pytest.mark.parametrize(
     "path",
-    [p for p in _files() if p.is_relative_to(ROOT / "correlate") and not p.is_relative_to(ROOT / "correlate" / "store")],
+    [
+        p
+        for p in _files()
+        if p.is_relative_to(ROOT / "correlate")
+        and not p.is_relative_to(ROOT / "correlate" / "store")
+    ],
     ids=lambda p: str(p.relative_to(ROOT)),
 )
 def test_core_reads_no_clock_and_does_no_io(path: Path) -> None:
@@ -86,8 +111,10 @@ def test_core_reads_no_clock_and_does_no_io(path: Path) -> None:
 def test_wire_loads_nothing_else_of_ours() -> None:
     import subprocess
 
-    code = "import sys, stormwatch.wire; print(sorted(m for m in sys.modules if m.split('.')[0] in %r))" % OURS
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True)
+    code = f"import sys, stormwatch.wire; print(sorted(m for m in sys.modules if m.split('.')[0] in {OURS!r}))"
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True
+    )
     assert out.stdout.strip() == "['stormwatch', 'stormwatch.wire']"
 
 

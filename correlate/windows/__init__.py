@@ -10,4 +10,12 @@ from correlate.windows.count import count_hit, fires_on_arrival
 from correlate.windows.distinct import distinct_hit
 from correlate.windows.ordered import ordered_hit
 
-__all__ = ["Event", "count_hit", "distinct_hit", "evict_before", "fires_on_arrival", "insert_event", "ordered_hit"]
+__all__ = [
+    "Event",
+    "count_hit",
+    "distinct_hit",
+    "evict_before",
+    "fires_on_arrival",
+    "insert_event",
+    "ordered_hit",
+]

@@ -21,7 +21,9 @@ from correlate.windows.base import Event, span_start
 __all__ = ["ordered_hit"]
 
 
-def ordered_hit(events: list[Event], t: float, timespan: float, steps: Sequence[str]) -> list[int] | None:
+def ordered_hit(
+    events: list[Event], t: float, timespan: float, steps: Sequence[str]
+) -> list[int] | None:
     """Indices of the earliest in-order run of `steps` within `timespan` that includes
     an event at time `t`, or None. Greedy from each possible first step."""
     if not steps:

@@ -14,7 +14,7 @@ from ingest.normalize.grafana import normalize_grafana
 from ingest.normalize.wazuh import normalize_wazuh
 from stormwatch.wire import Alert
 
-__all__ = ["NORMALIZERS", "Normalizer"]
+__all__ = ["NORMALIZERS", "Normalizer", "normalize_alertmanager_v2"]
 
 Normalizer: TypeAlias = Callable[[bytes, float], list[Alert]]
 """(body, received_at) -> alerts; raises PayloadError and nothing else."""

@@ -40,7 +40,9 @@ def _name_the_key(body: bytes, path: str) -> str:
     except msgspec.DecodeError:
         return path
     out = "$"
-    for index, key, dots in re.findall(r"\[(\d+)\]|\.([^.\[]+)|(\[\.\.\.\])", path.removeprefix("$")):
+    for index, key, dots in re.findall(
+        r"\[(\d+)\]|\.([^.\[]+)|(\[\.\.\.\])", path.removeprefix("$")
+    ):
         if index and isinstance(node, list) and int(index) < len(node):
             node, out = node[int(index)], f"{out}[{index}]"
         elif key and isinstance(node, dict) and key in node:

@@ -67,17 +67,19 @@ def normalize_alertmanager_v2(body: bytes, received_at: float) -> list[Alert]:
         check_labels(labels, SOURCE, f"$[{i}].labels")
         starts_at = epoch(item.starts_at, received_at)
         ends_at = epoch(item.ends_at, None)
-        out.append(Alert(
-            source=SOURCE,
-            fingerprint=fingerprint_labels(labels),
-            status="resolved" if ends_at is not None and ends_at <= received_at else "firing",
-            labels=labels,
-            annotations=item.annotations,
-            starts_at=starts_at,  # type: ignore[arg-type]
-            ends_at=ends_at,
-            received_at=received_at,
-            generator_url=item.generator_url,
-        ))
+        out.append(
+            Alert(
+                source=SOURCE,
+                fingerprint=fingerprint_labels(labels),
+                status="resolved" if ends_at is not None and ends_at <= received_at else "firing",
+                labels=labels,
+                annotations=item.annotations,
+                starts_at=starts_at,  # type: ignore[arg-type]
+                ends_at=ends_at,
+                received_at=received_at,
+                generator_url=item.generator_url,
+            )
+        )
     return out
 
 
@@ -89,16 +91,18 @@ def normalize_alertmanager_webhook(body: bytes, received_at: float) -> list[Aler
         labels = item.labels
         check_labels(labels, SOURCE, f"$.alerts[{i}].labels")
         ends_at = epoch(item.ends_at, None)
-        out.append(Alert(
-            source=SOURCE,
-            fingerprint=fingerprint_labels(labels),
-            status=item.status,
-            labels=labels,
-            annotations=item.annotations,
-            starts_at=epoch(item.starts_at, received_at),  # type: ignore[arg-type]
-            # Firing alerts carry Alertmanager's own resolve deadline; we apply ours.
-            ends_at=ends_at if item.status == "resolved" else None,
-            received_at=received_at,
-            generator_url=item.generator_url,
-        ))
+        out.append(
+            Alert(
+                source=SOURCE,
+                fingerprint=fingerprint_labels(labels),
+                status=item.status,
+                labels=labels,
+                annotations=item.annotations,
+                starts_at=epoch(item.starts_at, received_at),  # type: ignore[arg-type]
+                # Firing alerts carry Alertmanager's own resolve deadline; we apply ours.
+                ends_at=ends_at if item.status == "resolved" else None,
+                received_at=received_at,
+                generator_url=item.generator_url,
+            )
+        )
     return out

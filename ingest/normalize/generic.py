@@ -27,13 +27,13 @@ class GenericAlert(msgspec.Struct, gc=False, forbid_unknown_fields=False):
     labels: dict[str, str]
     annotations: dict[str, str] = {}
     status: Literal["firing", "resolved"] | None = None
-    startsAt: _Time = None  # noqa: N815 - wire names
-    endsAt: _Time = None  # noqa: N815
+    startsAt: _Time = None
+    endsAt: _Time = None
     starts_at: _Time = None
     ends_at: _Time = None
 
 
-_decoder = msgspec.json.Decoder(GenericAlert | list[GenericAlert])  # type: ignore[arg-type]
+_decoder = msgspec.json.Decoder(GenericAlert | list[GenericAlert])
 
 
 def _ts(value: _Time, default: float | None) -> float | None:
@@ -48,13 +48,25 @@ def normalize_generic(body: bytes, received_at: float) -> list[Alert]:
     items = decoded if isinstance(decoded, list) else [decoded]
     out = []
     for i, item in enumerate(items):
-        check_labels(item.labels, SOURCE, f"$[{i}].labels" if isinstance(decoded, list) else "$.labels")
+        check_labels(
+            item.labels, SOURCE, f"$[{i}].labels" if isinstance(decoded, list) else "$.labels"
+        )
         ends_at = _ts(item.ends_at if item.ends_at is not None else item.endsAt, None)
-        status = item.status or ("resolved" if ends_at is not None and ends_at <= received_at else "firing")
-        out.append(Alert(
-            source=SOURCE, fingerprint=fingerprint_labels(item.labels), status=status,
-            labels=item.labels, annotations=item.annotations,
-            starts_at=_ts(item.starts_at if item.starts_at is not None else item.startsAt, received_at),  # type: ignore[arg-type]
-            ends_at=ends_at, received_at=received_at,
-        ))
+        status: Literal["firing", "resolved"] = item.status or (
+            "resolved" if ends_at is not None and ends_at <= received_at else "firing"
+        )
+        out.append(
+            Alert(
+                source=SOURCE,
+                fingerprint=fingerprint_labels(item.labels),
+                status=status,
+                labels=item.labels,
+                annotations=item.annotations,
+                starts_at=_ts(
+                    item.starts_at if item.starts_at is not None else item.startsAt, received_at
+                ),  # type: ignore[arg-type]
+                ends_at=ends_at,
+                received_at=received_at,
+            )
+        )
     return out

@@ -52,11 +52,17 @@ def normalize_grafana(body: bytes, received_at: float) -> list[Alert]:
             if url:
                 annotations.setdefault(key, url)
         ends_at = epoch(item.ends_at, None)
-        out.append(Alert(
-            source=SOURCE, fingerprint=fingerprint_labels(item.labels), status=item.status,
-            labels=item.labels, annotations=annotations,
-            starts_at=epoch(item.starts_at, received_at),  # type: ignore[arg-type]
-            ends_at=ends_at if item.status == "resolved" else None,
-            received_at=received_at, generator_url=item.generator_url,
-        ))
+        out.append(
+            Alert(
+                source=SOURCE,
+                fingerprint=fingerprint_labels(item.labels),
+                status=item.status,
+                labels=item.labels,
+                annotations=annotations,
+                starts_at=epoch(item.starts_at, received_at),  # type: ignore[arg-type]
+                ends_at=ends_at if item.status == "resolved" else None,
+                received_at=received_at,
+                generator_url=item.generator_url,
+            )
+        )
     return out

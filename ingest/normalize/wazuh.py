@@ -14,7 +14,7 @@ from datetime import datetime
 import msgspec
 
 from ingest.fingerprint import fingerprint_labels
-from ingest.normalize._common import decode, epoch
+from ingest.normalize._common import decode
 from stormwatch.errors import PayloadError
 from stormwatch.wire import Alert
 
@@ -84,7 +84,11 @@ def _items(body: bytes) -> list[bytes]:
     lines = [line for line in stripped.splitlines() if line.strip()]
     if not lines:
         raise PayloadError("empty body", source=SOURCE, reason="invalid_payload")
-    return lines if len(lines) > 1 and all(line.lstrip().startswith(b"{") for line in lines) else [stripped]
+    return (
+        lines
+        if len(lines) > 1 and all(line.lstrip().startswith(b"{") for line in lines)
+        else [stripped]
+    )
 
 
 def normalize_wazuh(body: bytes, received_at: float) -> list[Alert]:
@@ -105,17 +109,23 @@ def normalize_wazuh(body: bytes, received_at: float) -> list[Alert]:
         for key, value in (("agent", item.agent.name), ("srcip", item.data.srcip)):
             if value:
                 labels[key] = value
-        identity = {k: labels[k] for k in ("rule_id", "agent_id") if k in labels}
+        identity: dict[str, str] = {k: labels[k] for k in ("rule_id", "agent_id") if k in labels}
         identity["srcip"] = item.data.srcip
         annotations = {"level": str(item.rule.level), "groups": ",".join(item.rule.groups)}
         if item.full_log:
             annotations["full_log"] = item.full_log[:2000]
         if item.rule.mitre and item.rule.mitre.id:
             annotations["mitre"] = ",".join(item.rule.mitre.id)
-        out.append(Alert(
-            source=SOURCE, fingerprint=fingerprint_labels(identity), status="firing",
-            labels=labels, annotations=annotations,
-            starts_at=_timestamp(item.timestamp, received_at), received_at=received_at,
-            raw=msgspec.Raw(raw),
-        ))
+        out.append(
+            Alert(
+                source=SOURCE,
+                fingerprint=fingerprint_labels(identity),
+                status="firing",
+                labels=labels,
+                annotations=annotations,
+                starts_at=_timestamp(item.timestamp, received_at),
+                received_at=received_at,
+                raw=msgspec.Raw(raw),
+            )
+        )
     return out

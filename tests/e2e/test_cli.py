@@ -33,7 +33,7 @@ def test_every_correlation_type_has_a_positive_and_a_negative_rule_test() -> Non
 
 def test_rules_test_fails_with_a_diff(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     f = tmp_path / "t.yaml"
-    f.write_text(f"""rule_files: [{ROOT / 'rules/tests/example-rules.yaml'}]
+    f.write_text(f"""rule_files: [{ROOT / "rules/tests/example-rules.yaml"}]
 tests:
   - name: wrong count
     alerts:
@@ -50,14 +50,18 @@ tests:
     assert "0 passed, 1 failed" in out
 
 
-def test_rules_check_prints_three_precise_errors_and_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_rules_check_prints_three_precise_errors_and_exits_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     f = tmp_path / "bad.yaml"
     f.write_text(THREE_ERRORS)
     assert main(["rules", "check", str(f)]) == 2
     out = capsys.readouterr().out.splitlines()
     assert out[0] == f"{f}:2: rule typo: correlaton: Object contains unknown field `correlaton`"
     assert out[1].startswith(f"{f}:6: rule bad-regex: match[0]: invalid regex '(checkout'")
-    assert out[2].startswith(f"{f}:11: rule bad-duration: correlation.timespan: invalid duration '5x'")
+    assert out[2].startswith(
+        f"{f}:11: rule bad-duration: correlation.timespan: invalid duration '5x'"
+    )
     assert out[3] == "3 errors, 0 warnings in 1 file"
 
 
@@ -69,14 +73,28 @@ def test_rules_check_passes_the_defaults(capsys: pytest.CaptureFixture[str]) -> 
 def _archive(path: Path) -> None:
     lines = []
     for i in range(6):
-        lines.append(json.dumps({"labels": {"alertname": f"A{i}", "service": "checkout"},
-                                 "startsAt": f"2026-05-01T10:00:{i * 5:02d}Z"}))
-    lines.append(json.dumps({"labels": {"alertname": "A0", "service": "checkout"},
-                             "startsAt": "2026-05-01T10:00:00Z"}))  # a re-send
+        lines.append(
+            json.dumps(
+                {
+                    "labels": {"alertname": f"A{i}", "service": "checkout"},
+                    "startsAt": f"2026-05-01T10:00:{i * 5:02d}Z",
+                }
+            )
+        )
+    lines.append(
+        json.dumps(
+            {
+                "labels": {"alertname": "A0", "service": "checkout"},
+                "startsAt": "2026-05-01T10:00:00Z",
+            }
+        )
+    )  # a re-send
     path.write_text("\n".join(lines) + "\n")
 
 
-def test_replay_writes_the_incident_events_a_live_daemon_would(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_replay_writes_the_incident_events_a_live_daemon_would(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     archive, out = tmp_path / "alerts.jsonl", tmp_path / "out.jsonl"
     _archive(archive)
     rules = str(ROOT / "rules/tests/example-rules.yaml")
@@ -90,19 +108,25 @@ def test_replay_writes_the_incident_events_a_live_daemon_would(tmp_path: Path, c
     assert again.read_text() == out.read_text()  # deterministic: same keys, same events
 
 
-def test_replay_against_prints_what_a_rule_change_adds_drops_and_changes(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_replay_against_prints_what_a_rule_change_adds_drops_and_changes(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     archive = tmp_path / "alerts.jsonl"
     _archive(archive)
     old = tmp_path / "old.yaml"
-    old.write_text("- name: checkout-burst\n  match: ['service=\"checkout\"']\n"
-                   "  correlation: {type: event_count, group-by: [service], timespan: 60s, condition: {gte: 3}}\n")
+    old.write_text(
+        "- name: checkout-burst\n  match: ['service=\"checkout\"']\n"
+        "  correlation: {type: event_count, group-by: [service], timespan: 60s, condition: {gte: 3}}\n"
+    )
     new = tmp_path / "new.yaml"
-    new.write_text("- name: checkout-burst\n  match: ['service=\"checkout\"']\n"
-                   "  correlation: {type: event_count, group-by: [service], timespan: 60s, condition: {gte: 3}}\n"
-                   "  incident: {severity: P1}\n"
-                   "- name: strict\n  match: ['service=\"checkout\"']\n"
-                   "  correlation: {type: event_count, group-by: [service], timespan: 60s, condition: {gte: 6}}\n"
-                   "  incident: {severity: P1}\n")  # a P3 would be inhibited by the open P1
+    new.write_text(
+        "- name: checkout-burst\n  match: ['service=\"checkout\"']\n"
+        "  correlation: {type: event_count, group-by: [service], timespan: 60s, condition: {gte: 3}}\n"
+        "  incident: {severity: P1}\n"
+        "- name: strict\n  match: ['service=\"checkout\"']\n"
+        "  correlation: {type: event_count, group-by: [service], timespan: 60s, condition: {gte: 6}}\n"
+        "  incident: {severity: P1}\n"
+    )  # a P3 would be inhibited by the open P1
     assert main(["replay", "--rules", str(new), "--against", str(old), str(archive)]) == 0
     out = capsys.readouterr().out
     assert "+ strict" in out
@@ -112,12 +136,16 @@ def test_replay_against_prints_what_a_rule_change_adds_drops_and_changes(tmp_pat
 
 def test_replay_names_the_bad_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     archive = tmp_path / "bad.jsonl"
-    archive.write_text('{"labels": {"alertname": "a"}, "startsAt": "2026-05-01T10:00:00Z"}\n{"labels": 5}\n')
+    archive.write_text(
+        '{"labels": {"alertname": "a"}, "startsAt": "2026-05-01T10:00:00Z"}\n{"labels": 5}\n'
+    )
     assert main(["replay", "--rules", str(ROOT / "rules/defaults"), str(archive)]) == 2
     assert "line 2" in capsys.readouterr().err
 
 
-def test_config_check_prints_the_effective_config_or_names_the_bad_key(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_config_check_prints_the_effective_config_or_names_the_bad_key(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     good = tmp_path / "good.yaml"
     good.write_text("listen: 127.0.0.1:9999\ncorrelate: {resolve_timeout: 10m}\n")
     assert main(["config", "check", "--config", str(good), "--listen", "127.0.0.1:7777"]) == 0
@@ -131,9 +159,19 @@ def test_config_check_prints_the_effective_config_or_names_the_bad_key(tmp_path:
 
 
 def test_help_explains_run_flags() -> None:
-    out = subprocess.run([sys.executable, "-m", "stormwatch.cli", "run", "--help"], capture_output=True, text=True, check=True).stdout
+    out = subprocess.run(
+        [sys.executable, "-m", "stormwatch.cli", "run", "--help"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     for flag in ("--config", "--listen", "--rules", "--incidents-jsonl", "STORMWATCH_LISTEN"):
         assert flag in out
-    top = subprocess.run([sys.executable, "-m", "stormwatch.cli", "--help"], capture_output=True, text=True, check=True).stdout
+    top = subprocess.run(
+        [sys.executable, "-m", "stormwatch.cli", "--help"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     for command in ("run", "config", "rules", "replay"):
         assert command in top

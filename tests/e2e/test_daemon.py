@@ -33,7 +33,9 @@ def _iso(ts: float) -> str:
     return datetime.fromtimestamp(ts, UTC).isoformat().replace("+00:00", "Z")
 
 
-def _scenario(base: float, seed: int = 7) -> tuple[list[list[dict[str, Any]]], dict[str, int], Counter[str]]:
+def _scenario(
+    base: float, seed: int = 7
+) -> tuple[list[list[dict[str, Any]]], dict[str, int], Counter[str]]:
     """1,000 alerts in batches of 100: 200 distinct, 800 re-sends of earlier ones.
 
     Services 0-9 burst (alerts 5 s apart), services 10-19 trickle (20 s apart, so never 5
@@ -52,13 +54,19 @@ def _scenario(base: float, seed: int = 7) -> tuple[list[list[dict[str, Any]]], d
     for svc, k in enumerate(sizes):
         gap = 5 if svc < 10 else 20
         for j in range(k):
-            distinct.append({
-                "labels": {"alertname": f"A{svc}-{j}", "service": f"svc-{svc}", "severity": "warning",
-                           "instance": f"10.0.{svc}.{j}:9100"},
-                "annotations": {"summary": f"alert {j} of svc-{svc}"},
-                "startsAt": _iso(base + j * gap),
-                "generatorURL": "http://prometheus:9090/graph?g0.expr=up",
-            })
+            distinct.append(
+                {
+                    "labels": {
+                        "alertname": f"A{svc}-{j}",
+                        "service": f"svc-{svc}",
+                        "severity": "warning",
+                        "instance": f"10.0.{svc}.{j}:9100",
+                    },
+                    "annotations": {"summary": f"alert {j} of svc-{svc}"},
+                    "startsAt": _iso(base + j * gap),
+                    "generatorURL": "http://prometheus:9090/graph?g0.expr=up",
+                }
+            )
     distinct.sort(key=lambda a: a["startsAt"])
     stream: list[dict[str, Any]] = []
     sent: list[dict[str, Any]] = []
@@ -91,12 +99,16 @@ def _wait_for(predicate: Any, timeout: float = 10.0) -> None:
         time.sleep(0.05)
 
 
-def test_thousand_alerts_with_resends_give_the_hand_counted_incidents(daemon_factory: Any, tmp_path: Path) -> None:
+def test_thousand_alerts_with_resends_give_the_hand_counted_incidents(
+    daemon_factory: Any, tmp_path: Path
+) -> None:
     rules = tmp_path / "rules.yaml"
     rules.write_text(RULE)
     config = tmp_path / "stormwatch.yaml"
     # Updates flush on every tick, so the file's last line per incident is current soon.
-    config.write_text("tick_interval: 200ms\ncorrelate: {update_interval: 0s, duplicates_interval: 0s}\n")
+    config.write_text(
+        "tick_interval: 200ms\ncorrelate: {update_interval: 0s, duplicates_interval: 0s}\n"
+    )
     daemon: Daemon = daemon_factory("--config", str(config), "--rules", str(rules))
     # Event times 400..40 s in the past: none in the future (those count as now) and
     # all within the default allowed lateness of 10 minutes.
@@ -118,7 +130,9 @@ def test_thousand_alerts_with_resends_give_the_hand_counted_incidents(daemon_fac
     events = _read_events(daemon.jsonl)
     opened = [e for e in events if e["event"] == "opened"]
     assert sorted(e["incident"]["group"]["service"] for e in opened) == sorted(expected)
-    assert len({e["incident"]["key"] for e in opened}) == len(opened), "an incident was opened twice"
+    assert len({e["incident"]["key"] for e in opened}) == len(opened), (
+        "an incident was opened twice"
+    )
 
     last: dict[str, dict[str, Any]] = {}
     for e in events:
@@ -137,14 +151,22 @@ def test_thousand_alerts_with_resends_give_the_hand_counted_incidents(daemon_fac
     text = metrics.decode()
     assert 'stormwatch_alerts_received_total{source="alertmanager",status="firing"} 1000.0' in text
     assert 'stormwatch_alerts_deduplicated_total{source="alertmanager"} 800.0' in text
-    assert f'stormwatch_incidents_total{{event="opened",rule="service-burst"}} {float(len(expected))}' in text
+    assert (
+        f'stormwatch_incidents_total{{event="opened",rule="service-burst"}} {float(len(expected))}'
+        in text
+    )
 
 
 @pytest.mark.parametrize(
     ("body", "status", "error", "field_part"),
     [
         (b'[{"labels": {"alertname": "x"}', 400, "invalid_json", ""),
-        (b'[{"labels": {"alertname": "x"}, "startsAt": 12}]', 400, "invalid_payload", "$[0].startsAt"),
+        (
+            b'[{"labels": {"alertname": "x"}, "startsAt": 12}]',
+            400,
+            "invalid_payload",
+            "$[0].startsAt",
+        ),
         (b'[{"labels": {"alertname": 5}}]', 400, "invalid_payload", "$[0].labels.alertname"),
     ],
 )

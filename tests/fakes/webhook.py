@@ -49,7 +49,9 @@ class FakeWebhook:
         self.requests.append(Recorded(request.method, request.path, dict(request.headers), body))
         reply = self.script.pop(0) if self.script else self.default
         if reply.status >= 400 and "error" not in reply.body:
-            reply = Reply(reply.status, reply.headers, {"error": f"HTTP {reply.status}", **reply.body})
+            reply = Reply(
+                reply.status, reply.headers, {"error": f"HTTP {reply.status}", **reply.body}
+            )
         return web.json_response(reply.body, status=reply.status, headers=reply.headers)
 
 

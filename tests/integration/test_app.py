@@ -28,7 +28,9 @@ RULES = """\
 
 
 def alerts(kind: str, *names: str, service: str = "s") -> bytes:
-    return json.dumps([{"labels": {"alertname": n, "kind": kind, "service": service}} for n in names]).encode()
+    return json.dumps(
+        [{"labels": {"alertname": n, "kind": kind, "service": service}} for n in names]
+    ).encode()
 
 
 class Client:
@@ -37,7 +39,9 @@ class Client:
         self.base = f"http://{app.config.listen}"
 
     async def post(self, path: str, body: bytes = b"") -> tuple[int, Any]:
-        async with self.session.post(self.base + path, data=body, headers={"Content-Type": "application/json"}) as r:
+        async with self.session.post(
+            self.base + path, data=body, headers={"Content-Type": "application/json"}
+        ) as r:
             text = await r.text()
             return r.status, json.loads(text) if text else None
 
@@ -62,8 +66,13 @@ class Client:
 async def client(tmp_path: Path) -> AsyncIterator[Client]:
     rules = tmp_path / "rules.yaml"
     rules.write_text(RULES.replace("THRESHOLD", "3"))
-    config = load_config(None, env={}, listen=f"127.0.0.1:{pick_free_port()}", rules=[str(rules)],
-                         incidents_jsonl=str(tmp_path / "incidents.jsonl"))
+    config = load_config(
+        None,
+        env={},
+        listen=f"127.0.0.1:{pick_free_port()}",
+        rules=[str(rules)],
+        incidents_jsonl=str(tmp_path / "incidents.jsonl"),
+    )
     app = App(config)
     async with app, aiohttp.ClientSession() as session:
         yield Client(app, session)
@@ -90,7 +99,9 @@ async def test_changed_threshold_applies_and_other_rules_keep_their_windows(clie
     rules = Path(client.app.rule_paths[0])
     rules.write_text(RULES.replace("THRESHOLD", "5"))
     assert (await client.post("/-/reload"))[0] == 200
-    assert client.app.metrics.registry.get_sample_value("stormwatch_rules_last_reload_successful") == 1
+    assert (
+        client.app.metrics.registry.get_sample_value("stormwatch_rules_last_reload_successful") == 1
+    )
     await client.post("/api/v2/alerts", alerts("steady", "x3"))  # completes steady's kept window
     await client.post("/api/v2/alerts", alerts("burst", "b3", "b4"))  # burst restarted: 2 of 5
     opened = await client.opened(1)
@@ -114,8 +125,17 @@ async def test_explain_says_which_rule_window_and_why(client: Client) -> None:
 
 
 async def test_silence_over_http_mutes_matching_alerts(client: Client) -> None:
-    status, silence = await client.post("/api/v1/silences", json.dumps(
-        {"matchers": ['service="quiet"'], "duration": "1h", "created_by": "sre", "comment": "maintenance"}).encode())
+    status, silence = await client.post(
+        "/api/v1/silences",
+        json.dumps(
+            {
+                "matchers": ['service="quiet"'],
+                "duration": "1h",
+                "created_by": "sre",
+                "comment": "maintenance",
+            }
+        ).encode(),
+    )
     assert status == 201 and silence["id"].startswith("sil-")
     await client.post("/api/v2/alerts", alerts("burst", "a", "b", "c", service="quiet"))
     await client.post("/api/v2/alerts", alerts("burst", "a", "b", "c", service="loud"))
@@ -123,7 +143,9 @@ async def test_silence_over_http_mutes_matching_alerts(client: Client) -> None:
     await asyncio.sleep(0.1)
     assert [e["incident"]["group"]["service"] for e in opened] == ["loud"]
     assert [s["id"] for s in (await client.get("/api/v1/silences"))[1]] == [silence["id"]]
-    bad = await client.post("/api/v1/silences", json.dumps({"matchers": ['x=~"("'], "duration": "1h"}).encode())
+    bad = await client.post(
+        "/api/v1/silences", json.dumps({"matchers": ['x=~"("'], "duration": "1h"}).encode()
+    )
     assert bad[0] == 400 and bad[1]["field"] == "$.matchers"
     no_end = await client.post("/api/v1/silences", json.dumps({"matchers": ['a="b"']}).encode())
     assert no_end[0] == 400 and no_end[1]["field"] == "$.ends_at"
@@ -133,8 +155,11 @@ async def test_full_queue_answers_429_and_loses_nothing_accepted(client: Client)
     pipeline = client.app.pipeline
     await pipeline.lock.acquire()  # the correlator is busy: requests pile up
     try:
-        pipeline._queue = asyncio.Queue(maxsize=2)  # noqa: SLF001 - a tiny queue to fill
-        first = [asyncio.ensure_future(client.post("/api/v2/alerts", alerts("burst", f"q{i}"))) for i in range(3)]
+        pipeline._queue = asyncio.Queue(maxsize=2)
+        first = [
+            asyncio.ensure_future(client.post("/api/v2/alerts", alerts("burst", f"q{i}")))
+            for i in range(3)
+        ]
         await asyncio.sleep(0.2)
         status, body = await client.post("/api/v2/alerts", alerts("burst", "overflow"))
         assert status == 429 and body["error"] == "overloaded"
@@ -152,20 +177,28 @@ async def test_restart_with_the_same_store_keeps_windows_and_incidents(tmp_path:
     store = MemoryStore()
 
     def make() -> App:
-        config = load_config(None, env={}, listen=f"127.0.0.1:{pick_free_port()}", rules=[str(rules)],
-                             incidents_jsonl=str(tmp_path / "incidents.jsonl"))
+        config = load_config(
+            None,
+            env={},
+            listen=f"127.0.0.1:{pick_free_port()}",
+            rules=[str(rules)],
+            incidents_jsonl=str(tmp_path / "incidents.jsonl"),
+        )
         return App(config, store=store)
 
     async with make() as first, aiohttp.ClientSession() as session:
         c = Client(first, session)
-        await c.post("/api/v2/alerts", alerts("burst", "a", "b"))      # 2 of 3 in the window
+        await c.post("/api/v2/alerts", alerts("burst", "a", "b"))  # 2 of 3 in the window
         await c.post("/api/v2/alerts", alerts("steady", "x", "y", "z"))  # opens
         await c.opened(1)
     async with make() as second, aiohttp.ClientSession() as session:
         c = Client(second, session)
         await c.post("/api/v2/alerts", alerts("steady", "x"))  # a re-send, not a new alert
-        await c.post("/api/v2/alerts", alerts("burst", "c"))   # completes the restored window
+        await c.post("/api/v2/alerts", alerts("burst", "c"))  # completes the restored window
         opened = await c.opened(2)
         await asyncio.sleep(0.1)
     assert [e["incident"]["rule"] for e in opened] == ["steady", "burst"]
-    assert [e["incident"]["rule"] for e in c.jsonl() if e["event"] == "opened"] == ["steady", "burst"]
+    assert [e["incident"]["rule"] for e in c.jsonl() if e["event"] == "opened"] == [
+        "steady",
+        "burst",
+    ]

@@ -47,7 +47,11 @@ def final_incidents(events: list[IncidentEvent]) -> dict[str, tuple[str, frozens
     """Each incident as its last event left it. Batching may fold an alert into the
     `opened` event instead of a later `updated` one; the incidents themselves agree."""
     return {
-        e.incident.key: (e.incident.status, frozenset(a.fingerprint for a in e.incident.alerts), e.incident.alert_count)
+        e.incident.key: (
+            e.incident.status,
+            frozenset(a.fingerprint for a in e.incident.alerts),
+            e.incident.alert_count,
+        )
         for e in events
     }
 
@@ -58,7 +62,9 @@ def batches_of(stream: list[Alert], size: int) -> list[list[Alert]]:
 
 @settings(max_examples=150, deadline=None)
 @given(stream=alert_streams(), copies=st.integers(1, 5), size=st.integers(1, 8))
-def test_sending_an_alert_many_times_equals_sending_it_once(stream: list[Alert], copies: int, size: int) -> None:
+def test_sending_an_alert_many_times_equals_sending_it_once(
+    stream: list[Alert], copies: int, size: int
+) -> None:
     once = incidents_of(run(engine(*RULES), batches_of(stream, size)))
     many_stream = [a for a in stream for _ in range(copies)]
     many = incidents_of(run(engine(*RULES), batches_of(many_stream, size * copies)))
@@ -67,7 +73,9 @@ def test_sending_an_alert_many_times_equals_sending_it_once(stream: list[Alert],
 
 @settings(max_examples=150, deadline=None)
 @given(stream=alert_streams(), size=st.integers(1, 10), seed=st.integers(0, 2**32))
-def test_incidents_do_not_depend_on_order_inside_a_batch(stream: list[Alert], size: int, seed: int) -> None:
+def test_incidents_do_not_depend_on_order_inside_a_batch(
+    stream: list[Alert], size: int, seed: int
+) -> None:
     batches = batches_of(stream, size)
     shuffled = [random.Random(seed + i).sample(b, len(b)) for i, b in enumerate(batches)]
     a = run(engine(*RULES), batches)

@@ -15,14 +15,25 @@ ALL = {"alertmanager_v2": normalize_alertmanager_v2, **NORMALIZERS}
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),
-    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=10), inner, max_size=4),
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=10), inner, max_size=4)
+    ),
     max_leaves=20,
 )
 alertish = st.lists(
     st.fixed_dictionaries(
-        {"labels": st.dictionaries(st.text(max_size=8), st.text(max_size=8) | st.integers(), max_size=3)},
-        optional={"startsAt": st.text(max_size=30) | st.integers(), "status": st.text(max_size=10),
-                  "alerts": json_values, "rule": json_values, "endsAt": st.text(max_size=30)},
+        {
+            "labels": st.dictionaries(
+                st.text(max_size=8), st.text(max_size=8) | st.integers(), max_size=3
+            )
+        },
+        optional={
+            "startsAt": st.text(max_size=30) | st.integers(),
+            "status": st.text(max_size=10),
+            "alerts": json_values,
+            "rule": json_values,
+            "endsAt": st.text(max_size=30),
+        },
     ),
     max_size=3,
 )

@@ -8,7 +8,17 @@ from pathlib import Path
 
 import pytest
 
-from sinks import FileSink, FileSinkConfig, MemoryOutbox, OutboxDrain, OutboxEntry, RetryPolicy, Retrying, WebhookSink, WebhookSinkConfig
+from sinks import (
+    FileSink,
+    FileSinkConfig,
+    MemoryOutbox,
+    OutboxDrain,
+    OutboxEntry,
+    Retrying,
+    RetryPolicy,
+    WebhookSink,
+    WebhookSinkConfig,
+)
 from stormwatch.errors import SinkError
 from stormwatch.metrics import Metrics
 from tests.fakes.webhook import FakeWebhook, Reply, serve_fake
@@ -49,7 +59,9 @@ async def test_retry_keeps_the_idempotency_key_and_honours_retry_after() -> None
 async def test_connection_refused_is_retryable() -> None:
     from tests.conftest import pick_free_port
 
-    sink = WebhookSink(WebhookSinkConfig(name="hook", url=f"http://127.0.0.1:{pick_free_port()}/x", timeout=2))
+    sink = WebhookSink(
+        WebhookSinkConfig(name="hook", url=f"http://127.0.0.1:{pick_free_port()}/x", timeout=2)
+    )
     with pytest.raises(SinkError) as info:
         await sink.deliver(incident_event())
     await sink.close()
@@ -63,8 +75,12 @@ async def test_drain_delivers_a_lifecycle_in_order_and_dead_letters_a_refusal() 
         box = MemoryOutbox()
         drain = OutboxDrain(box, sink, metrics)
         task = asyncio.create_task(drain.run())
-        events = [incident_event("opened", 1), incident_event("updated", 2), incident_event("updated", 3),
-                  incident_event("resolved", 4)]
+        events = [
+            incident_event("opened", 1),
+            incident_event("updated", 2),
+            incident_event("updated", 3),
+            incident_event("resolved", 4),
+        ]
         await box.put("hook", [OutboxEntry.new(e) for e in events])
         drain.notify()
         for _ in range(200):
@@ -74,12 +90,18 @@ async def test_drain_delivers_a_lifecycle_in_order_and_dead_letters_a_refusal() 
         task.cancel()
         await sink.close()
     assert [(r.body["event"], r.body["sequence"]) for r in fake.requests] == [
-        ("opened", 1), ("updated", 2), ("updated", 3), ("resolved", 4)]
+        ("opened", 1),
+        ("updated", 2),
+        ("updated", 3),
+        ("resolved", 4),
+    ]
     dead = await box.dead_letters("hook")
     assert [(d.reason, d.entry.event.sequence) for d in dead] == [("permanent", 2)]
     sample = metrics.registry.get_sample_value
     assert sample("stormwatch_sink_requests_total", {"sink": "hook", "outcome": "ok"}) == 3
-    assert sample("stormwatch_sink_dead_letters_total", {"sink": "hook", "reason": "permanent"}) == 1
+    assert (
+        sample("stormwatch_sink_dead_letters_total", {"sink": "hook", "reason": "permanent"}) == 1
+    )
 
 
 async def test_file_sink_writes_one_flushed_json_line_per_event(tmp_path: Path) -> None:

@@ -35,7 +35,14 @@ def test_alerts_spread_wider_than_the_timespan_open_nothing() -> None:
 def test_window_slides_rather_than_tumbles() -> None:
     # t:  0    50 | 70    (a boundary at 60s would split these; a sliding window does not)
     eng = engine(count_rule(gte=3))
-    events = run(eng, [[alert("A", t=0, service="s")], [alert("B", t=50, service="s")], [alert("C", t=70, service="s")]])
+    events = run(
+        eng,
+        [
+            [alert("A", t=0, service="s")],
+            [alert("B", t=50, service="s")],
+            [alert("C", t=70, service="s")],
+        ],
+    )
     assert events == []  # 0..70 is wider than 60s
     events = run(eng, [[alert("D", t=75, service="s")]])
     assert [e.event for e in events] == ["opened"]
@@ -56,22 +63,42 @@ def test_later_alerts_of_the_group_join_the_open_incident() -> None:
     opened = run(eng, [[alert("A", t=0, service="s"), alert("B", t=1, service="s")]])
     assert [e.event for e in opened] == ["opened"]
     later = run(eng, [[alert("C", t=300, service="s")]])
-    assert [(e.event, e.reason, e.incident.alert_count) for e in later] == [("updated", "alerts_added", 3)]
+    assert [(e.event, e.reason, e.incident.alert_count) for e in later] == [
+        ("updated", "alerts_added", 3)
+    ]
     assert later[0].incident.key == opened[0].incident.key
     assert later[0].sequence == 2
 
 
 def test_groups_are_separate() -> None:
     eng = engine(count_rule(gte=2))
-    events = run(eng, [[alert("A", t=0, service="x"), alert("B", t=1, service="y"), alert("C", t=2, service="x")]])
+    events = run(
+        eng,
+        [
+            [
+                alert("A", t=0, service="x"),
+                alert("B", t=1, service="y"),
+                alert("C", t=2, service="x"),
+            ]
+        ],
+    )
     assert [(e.event, e.incident.group["service"]) for e in events] == [("opened", "x")]
 
 
 def test_duplicates_are_counted_on_the_incident() -> None:
     eng = engine(count_rule(gte=2))
     run(eng, [[alert("A", t=0, service="s"), alert("B", t=1, service="s")]])
-    events = run(eng, [[alert("A", t=5, service="s"), alert("A", t=6, service="s")], [alert("B", t=7, service="s")]])
-    assert [(e.event, e.reason) for e in events] == [("updated", "duplicates"), ("updated", "duplicates")]
+    events = run(
+        eng,
+        [
+            [alert("A", t=5, service="s"), alert("A", t=6, service="s")],
+            [alert("B", t=7, service="s")],
+        ],
+    )
+    assert [(e.event, e.reason) for e in events] == [
+        ("updated", "duplicates"),
+        ("updated", "duplicates"),
+    ]
     dups = {x.labels["alertname"]: x.duplicates for x in events[-1].incident.alerts}
     assert dups == {"A": 2, "B": 1}
 
@@ -119,7 +146,15 @@ def test_quiet_period_resolves_an_incident_whose_alerts_never_resolve() -> None:
 def test_after_resolve_a_new_burst_opens_a_new_incident() -> None:
     eng = engine(count_rule(gte=2))
     first = run(eng, [[alert("A", t=0, service="s"), alert("B", t=1, service="s")]])
-    run(eng, [[alert("A", t=5, status="resolved", service="s"), alert("B", t=5, status="resolved", service="s")]])
+    run(
+        eng,
+        [
+            [
+                alert("A", t=5, status="resolved", service="s"),
+                alert("B", t=5, status="resolved", service="s"),
+            ]
+        ],
+    )
     again = run(eng, [[alert("A", t=100, service="s"), alert("B", t=101, service="s")]])
     assert [e.event for e in again] == ["opened"]
     assert again[0].incident.key != first[0].incident.key
@@ -151,7 +186,15 @@ def test_future_event_time_is_clamped_to_now() -> None:
 
 def test_match_limits_which_alerts_count() -> None:
     eng = engine(count_rule(gte=2, match=['severity="critical"']))
-    events = run(eng, [[alert("A", t=0, service="s", severity="warning"), alert("B", t=1, service="s", severity="critical")]])
+    events = run(
+        eng,
+        [
+            [
+                alert("A", t=0, service="s", severity="warning"),
+                alert("B", t=1, service="s", severity="critical"),
+            ]
+        ],
+    )
     assert events == []
     events = run(eng, [[alert("C", t=2, service="s", severity="critical")]])
     assert [e.event for e in events] == ["opened"]
@@ -209,7 +252,9 @@ def test_updates_are_coalesced_and_spaced_by_update_interval() -> None:
     eng.process([alert("B", t=2, service="s")], T0 + 2)
     assert eng.tick(T0 + 5).events == []  # within 10s of the opened event
     events = eng.tick(T0 + 10).events
-    assert [(e.event, e.reason, e.sequence) for e in events] == [("updated", "duplicates,alerts_added", 2)]
+    assert [(e.event, e.reason, e.sequence) for e in events] == [
+        ("updated", "duplicates,alerts_added", 2)
+    ]
     assert eng.tick(T0 + 30).events == []  # nothing changed since
 
 

@@ -4,8 +4,18 @@ and the incident events expected after them."""
 from __future__ import annotations
 
 from rules.schema import (
-    Absence, ClassifyCase, ClassifyWhen, Condition, EventCount, Group, IncidentSpec, ResolveSpec, Rule,
-    Temporal, TemporalOrdered, ValueCount,
+    Absence,
+    ClassifyCase,
+    ClassifyWhen,
+    Condition,
+    EventCount,
+    Group,
+    IncidentSpec,
+    ResolveSpec,
+    Rule,
+    Temporal,
+    TemporalOrdered,
+    ValueCount,
 )
 from stormwatch.wire import Duration
 from tests.support import T0, alert, engine, run
@@ -20,12 +30,27 @@ def kinds(events: list) -> list[tuple[str, str]]:  # type: ignore[type-arg]
 
 
 def test_value_count_counts_distinct_hosts_not_alerts() -> None:
-    r = rule("spread", ValueCount(group_by=["service"], timespan=Duration(300),
-                                  condition=Condition(gte=3, field="instance")))
+    r = rule(
+        "spread",
+        ValueCount(
+            group_by=["service"],
+            timespan=Duration(300),
+            condition=Condition(gte=3, field="instance"),
+        ),
+    )
     eng = engine(r)
     # t:  0 h1   10 h1(other alert)   20 h2   -> 2 distinct: no
-    assert run(eng, [[alert("A", t=0, service="s", instance="h1")], [alert("B", t=10, service="s", instance="h1")],
-                     [alert("C", t=20, service="s", instance="h2")]]) == []
+    assert (
+        run(
+            eng,
+            [
+                [alert("A", t=0, service="s", instance="h1")],
+                [alert("B", t=10, service="s", instance="h1")],
+                [alert("C", t=20, service="s", instance="h2")],
+            ],
+        )
+        == []
+    )
     # t: 30 h3 -> 3 distinct within 5m: opens
     events = run(eng, [[alert("D", t=30, service="s", instance="h3")]])
     assert kinds(events) == [("opened", "spread")]
@@ -35,11 +60,16 @@ def test_value_count_counts_distinct_hosts_not_alerts() -> None:
 def test_temporal_needs_every_named_rule_in_any_order() -> None:
     failed = Rule(name="login-failed", match=['alertname="LoginFailed"'])
     ok = Rule(name="login-ok", match=['alertname="LoginOK"'])
-    both = rule("brute-force-success", Temporal(group_by=["user"], timespan=Duration(300),
-                                                rules=["login-failed", "login-ok"]))
+    both = rule(
+        "brute-force-success",
+        Temporal(group_by=["user"], timespan=Duration(300), rules=["login-failed", "login-ok"]),
+    )
     eng = engine(failed, ok, both)
     # t: 0 ok(u1)  100 failed(u2)  -> different users: no
-    assert run(eng, [[alert("LoginOK", t=0, user="u1")], [alert("LoginFailed", t=100, user="u2")]]) == []
+    assert (
+        run(eng, [[alert("LoginOK", t=0, user="u1")], [alert("LoginFailed", t=100, user="u2")]])
+        == []
+    )
     # t: 120 failed(u1) -> u1 has both within 5m (ok came first: order is free)
     events = run(eng, [[alert("LoginFailed", t=120, user="u1")]])
     assert kinds(events) == [("opened", "brute-force-success")]
@@ -49,26 +79,57 @@ def test_temporal_needs_every_named_rule_in_any_order() -> None:
 def test_temporal_aliases_join_differently_named_fields() -> None:
     scan = Rule(name="scan", match=['alertname="PortScan"'])
     conn = Rule(name="conn", match=['alertname="OutboundConn"'])
-    both = rule("scan-then-connect", Temporal(
-        group_by=["ip"], timespan=Duration(600), rules=["scan", "conn"],
-        aliases={"ip": {"scan": "dst_ip", "conn": "src_ip"}}))
+    both = rule(
+        "scan-then-connect",
+        Temporal(
+            group_by=["ip"],
+            timespan=Duration(600),
+            rules=["scan", "conn"],
+            aliases={"ip": {"scan": "dst_ip", "conn": "src_ip"}},
+        ),
+    )
     eng = engine(scan, conn, both)
-    events = run(eng, [[alert("PortScan", t=0, dst_ip="10.0.0.5")], [alert("OutboundConn", t=30, src_ip="10.0.0.5")]])
+    events = run(
+        eng,
+        [
+            [alert("PortScan", t=0, dst_ip="10.0.0.5")],
+            [alert("OutboundConn", t=30, src_ip="10.0.0.5")],
+        ],
+    )
     assert kinds(events) == [("opened", "scan-then-connect")]
     assert events[0].incident.group == {"ip": "10.0.0.5"}
 
 
 def test_temporal_ordered_wants_the_listed_order() -> None:
     steps = [Rule(name=n, match=[f'alertname="{n}"']) for n in ("scan", "exploit", "exfil")]
-    chain = rule("kill-chain", TemporalOrdered(group_by=["host"], timespan=Duration(600),
-                                               rules=["scan", "exploit", "exfil"]))
+    chain = rule(
+        "kill-chain",
+        TemporalOrdered(
+            group_by=["host"], timespan=Duration(600), rules=["scan", "exploit", "exfil"]
+        ),
+    )
     eng = engine(*steps, chain)
     # out of order for h1: exploit, scan, exfil -> no
-    assert run(eng, [[alert("exploit", t=0, host="h1")], [alert("scan", t=10, host="h1")],
-                     [alert("exfil", t=20, host="h1")]]) == []
+    assert (
+        run(
+            eng,
+            [
+                [alert("exploit", t=0, host="h1")],
+                [alert("scan", t=10, host="h1")],
+                [alert("exfil", t=20, host="h1")],
+            ],
+        )
+        == []
+    )
     eng = engine(*steps, chain)
-    events = run(eng, [[alert("scan", t=0, host="h2")], [alert("exploit", t=100, host="h2")],
-                       [alert("exfil", t=300, host="h2")]])
+    events = run(
+        eng,
+        [
+            [alert("scan", t=0, host="h2")],
+            [alert("exploit", t=100, host="h2")],
+            [alert("exfil", t=300, host="h2")],
+        ],
+    )
     assert kinds(events) == [("opened", "kill-chain")]
     assert "scan -> exploit -> exfil" in events[0].incident.timeline[0].detail
 
@@ -81,7 +142,11 @@ def test_temporal_ordered_outside_the_timespan_is_nothing() -> None:
 
 
 def test_absence_opens_when_the_heartbeat_stops_and_resolves_when_it_returns() -> None:
-    dead = rule("watchdog-missing", Absence(group_by=["cluster"], timespan=Duration(600)), match=['alertname="Watchdog"'])
+    dead = rule(
+        "watchdog-missing",
+        Absence(group_by=["cluster"], timespan=Duration(600)),
+        match=['alertname="Watchdog"'],
+    )
     eng = engine(dead, resolve_timeout=10_000)
     hb = alert("Watchdog", t=0, cluster="c1")
     eng.process([hb], T0)
@@ -96,8 +161,15 @@ def test_absence_opens_when_the_heartbeat_stops_and_resolves_when_it_returns() -
 
 
 def test_group_waits_then_opens_one_incident_with_everything_that_arrived() -> None:
-    g = rule("by-team", Group(group_by=["team"], group_wait=Duration(30), group_interval=Duration(60),
-                              repeat_interval=Duration(3600)))
+    g = rule(
+        "by-team",
+        Group(
+            group_by=["team"],
+            group_wait=Duration(30),
+            group_interval=Duration(60),
+            repeat_interval=Duration(3600),
+        ),
+    )
     eng = engine(g, resolve_timeout=100_000)
     eng.process([alert("A", t=0, team="t1")], T0)
     eng.process([alert("B", t=10, team="t1")], T0 + 10)
@@ -120,8 +192,11 @@ def test_group_whose_alerts_resolve_during_group_wait_sends_nothing() -> None:
 
 
 def test_event_count_at_most_fires_when_a_full_window_is_too_quiet() -> None:
-    r = rule("too-few-orders", EventCount(group_by=["shop"], timespan=Duration(60), condition=Condition(lt=2)),
-             match=['alertname="Order"'])
+    r = rule(
+        "too-few-orders",
+        EventCount(group_by=["shop"], timespan=Duration(60), condition=Condition(lt=2)),
+        match=['alertname="Order"'],
+    )
     eng = engine(r)
     run(eng, [[alert("Order", t=0, shop="a", id="1")], [alert("Order", t=10, shop="a", id="2")]])
     assert eng.tick(T0 + 59).events == []  # no full window observed yet
@@ -131,30 +206,64 @@ def test_event_count_at_most_fires_when_a_full_window_is_too_quiet() -> None:
 
 
 def test_hysteresis_resolves_when_the_rate_falls_below_the_clear_threshold() -> None:
-    r = rule("flapping", EventCount(group_by=["service"], timespan=Duration(60), condition=Condition(gte=2)),
-             resolve=ResolveSpec(condition=Condition(lte=0), timespan=Duration(300)))
+    r = rule(
+        "flapping",
+        EventCount(group_by=["service"], timespan=Duration(60), condition=Condition(gte=2)),
+        resolve=ResolveSpec(condition=Condition(lte=0), timespan=Duration(300)),
+    )
     eng = engine(r, resolve_timeout=100_000)
     run(eng, [[alert("A", t=0, service="s"), alert("B", t=1, service="s")]])
     eng.process([alert("C", t=200, service="s")], T0 + 200)
     assert [e.event for e in eng.tick(T0 + 400).events] == ["updated"]  # C fed it 200s ago
     events = eng.tick(T0 + 501).events
-    assert [(e.event, e.reason) for e in events] == [("resolved", "0 matching alerts in the last 5m")]
+    assert [(e.event, e.reason) for e in events] == [
+        ("resolved", "0 matching alerts in the last 5m")
+    ]
 
 
 def test_classify_cases_set_severity_category_and_itil_priority() -> None:
     r = Rule(
-        name="burst", correlation=EventCount(group_by=["service"], timespan=Duration(60), condition=Condition(gte=2)),
+        name="burst",
+        correlation=EventCount(
+            group_by=["service"], timespan=Duration(60), condition=Condition(gte=2)
+        ),
         incident=IncidentSpec(title="{service}", severity="P3", category="performance"),
         classify=[
-            ClassifyCase(when=ClassifyWhen(alert_severity=["critical"]), severity="P1", category="availability",
-                         impact=1, urgency=1),
-            ClassifyCase(when=ClassifyWhen(min_distinct={"instance": 2}), severity="P2", impact=2, urgency=2),
+            ClassifyCase(
+                when=ClassifyWhen(alert_severity=["critical"]),
+                severity="P1",
+                category="availability",
+                impact=1,
+                urgency=1,
+            ),
+            ClassifyCase(
+                when=ClassifyWhen(min_distinct={"instance": 2}), severity="P2", impact=2, urgency=2
+            ),
         ],
     )
-    crit = run(engine(r), [[alert("A", t=0, service="s", severity="critical"), alert("B", t=1, service="s")]])
-    assert (crit[0].incident.severity, crit[0].incident.category, crit[0].incident.priority) == ("P1", "availability", 1)
-    wide = run(engine(r), [[alert("A", t=0, service="s", instance="h1"), alert("B", t=1, service="s", instance="h2")]])
-    assert (wide[0].incident.severity, wide[0].incident.category, wide[0].incident.priority) == ("P2", "performance", 3)
+    crit = run(
+        engine(r),
+        [[alert("A", t=0, service="s", severity="critical"), alert("B", t=1, service="s")]],
+    )
+    assert (crit[0].incident.severity, crit[0].incident.category, crit[0].incident.priority) == (
+        "P1",
+        "availability",
+        1,
+    )
+    wide = run(
+        engine(r),
+        [
+            [
+                alert("A", t=0, service="s", instance="h1"),
+                alert("B", t=1, service="s", instance="h2"),
+            ]
+        ],
+    )
+    assert (wide[0].incident.severity, wide[0].incident.category, wide[0].incident.priority) == (
+        "P2",
+        "performance",
+        3,
+    )
     plain = run(engine(r), [[alert("A", t=0, service="s"), alert("B", t=1, service="s")]])
     assert (plain[0].incident.severity, plain[0].incident.priority) == ("P3", 3)
 
@@ -162,7 +271,10 @@ def test_classify_cases_set_severity_category_and_itil_priority() -> None:
 def test_silenced_alerts_feed_no_rule_until_the_silence_ends() -> None:
     from correlate.suppress import Silence
 
-    r = rule("burst", EventCount(group_by=["service"], timespan=Duration(600), condition=Condition(gte=2)))
+    r = rule(
+        "burst",
+        EventCount(group_by=["service"], timespan=Duration(600), condition=Condition(gte=2)),
+    )
     eng = engine(r)
     eng.add_silence(Silence(id="maint", matchers=['service="s"'], starts_at=T0, ends_at=T0 + 100))
     fx = eng.process([alert("A", t=0, service="s"), alert("B", t=1, service="s")], T0 + 1)
@@ -172,17 +284,31 @@ def test_silenced_alerts_feed_no_rule_until_the_silence_ends() -> None:
 
 
 def test_open_p1_inhibits_lower_incidents_of_the_same_service_until_it_resolves() -> None:
-    p1 = Rule(name="crit", match=['severity="critical"'],
-              correlation=EventCount(group_by=["service"], timespan=Duration(60), condition=Condition(gte=1)),
-              incident=IncidentSpec(severity="P1"))
-    p3 = Rule(name="warn", match=['severity="warning"'],
-              correlation=EventCount(group_by=["service"], timespan=Duration(60), condition=Condition(gte=1)),
-              incident=IncidentSpec(severity="P3"))
+    p1 = Rule(
+        name="crit",
+        match=['severity="critical"'],
+        correlation=EventCount(
+            group_by=["service"], timespan=Duration(60), condition=Condition(gte=1)
+        ),
+        incident=IncidentSpec(severity="P1"),
+    )
+    p3 = Rule(
+        name="warn",
+        match=['severity="warning"'],
+        correlation=EventCount(
+            group_by=["service"], timespan=Duration(60), condition=Condition(gte=1)
+        ),
+        incident=IncidentSpec(severity="P3"),
+    )
     eng = engine(p1, p3)
-    assert kinds(run(eng, [[alert("Down", t=0, service="s", severity="critical")]])) == [("opened", "crit")]
+    assert kinds(run(eng, [[alert("Down", t=0, service="s", severity="critical")]])) == [
+        ("opened", "crit")
+    ]
     assert run(eng, [[alert("Slow", t=1, service="s", severity="warning")]]) == []  # held back
     other = run(eng, [[alert("Slow", t=2, service="other", severity="warning")]])
     assert kinds(other) == [("opened", "warn")]  # a different service is not inhibited
     events = run(eng, [[alert("Down", t=3, service="s", severity="critical", status="resolved")]])
     assert [(e.event, e.incident.rule, e.reason) for e in events] == [
-        ("resolved", "crit", "all alerts resolved"), ("opened", "warn", "no longer inhibited")]
+        ("resolved", "crit", "all alerts resolved"),
+        ("opened", "warn", "no longer inhibited"),
+    ]

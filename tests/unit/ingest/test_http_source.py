@@ -44,11 +44,17 @@ async def setup() -> AsyncIterator[tuple[TestClient[Any, Any], Recorder, Metrics
 
 async def test_good_batch_is_submitted_whole_and_answered_200(setup: Any) -> None:
     client, recorder, metrics = setup
-    resp = await client.post("/api/v2/alerts", data=GOOD, headers={"Content-Type": "application/json"})
+    resp = await client.post(
+        "/api/v2/alerts", data=GOOD, headers={"Content-Type": "application/json"}
+    )
     assert resp.status == 200
     assert [a.labels["alertname"] for a in recorder.batches[0]] == ["a", "b"]
-    assert metrics.registry.get_sample_value(
-        "stormwatch_alerts_received_total", {"source": "alertmanager", "status": "firing"}) == 2
+    assert (
+        metrics.registry.get_sample_value(
+            "stormwatch_alerts_received_total", {"source": "alertmanager", "status": "firing"}
+        )
+        == 2
+    )
 
 
 async def test_200_only_after_submit_returns(setup: Any) -> None:
@@ -80,8 +86,12 @@ async def test_rejections_have_one_shape_and_submit_nothing(
     assert set(payload) == {"error", "field", "message"}
     assert payload["error"] == error
     assert recorder.batches == []
-    assert metrics.registry.get_sample_value(
-        "stormwatch_alerts_rejected_total", {"source": "alertmanager", "reason": error}) == 1
+    assert (
+        metrics.registry.get_sample_value(
+            "stormwatch_alerts_rejected_total", {"source": "alertmanager", "reason": error}
+        )
+        == 1
+    )
 
 
 async def test_chunked_body_over_the_limit_is_413(setup: Any) -> None:

@@ -23,7 +23,11 @@ def ts(text: str) -> float:
 
 @pytest.mark.parametrize(
     ("labels", "expected"),
-    [({}, "cbf29ce484222325"), ({"foo": "bar"}, "3fff2c2d7595e046"), ({"foo": "bar", "baz": "qux"}, "e4d83091cd448e77")],
+    [
+        ({}, "cbf29ce484222325"),
+        ({"foo": "bar"}, "3fff2c2d7595e046"),
+        ({"foo": "bar", "baz": "qux"}, "e4d83091cd448e77"),
+    ],
 )
 def test_fingerprint_equals_alertmanagers(labels: dict[str, str], expected: str) -> None:
     """Vectors from prometheus/common's own tests."""
@@ -68,7 +72,13 @@ def test_alertmanager_webhook_keeps_each_alerts_status() -> None:
 
 
 def test_alertmanager_webhook_without_newer_fields_still_parses() -> None:
-    body = json.dumps({"version": "4", "status": "firing", "alerts": [{"status": "firing", "labels": {"alertname": "a"}}]})
+    body = json.dumps(
+        {
+            "version": "4",
+            "status": "firing",
+            "alerts": [{"status": "firing", "labels": {"alertname": "a"}}],
+        }
+    )
     (a,) = normalize_alertmanager_webhook(body.encode(), NOW)
     assert a.labels == {"alertname": "a"}
 
@@ -84,7 +94,11 @@ def test_grafana_contact_point() -> None:
 def test_wazuh_identity_is_rule_agent_and_source_ip_not_the_unique_id() -> None:
     raw = json.loads((PAYLOADS / "wazuh/alert.json").read_text())
     (a,) = NORMALIZERS["wazuh"](json.dumps(raw).encode(), NOW)
-    assert a.labels["rule_id"] == "5710" and a.labels["agent_id"] == "002" and a.labels["srcip"] == "198.51.100.7"
+    assert (
+        a.labels["rule_id"] == "5710"
+        and a.labels["agent_id"] == "002"
+        and a.labels["srcip"] == "198.51.100.7"
+    )
     assert a.labels["severity"] == "info"  # level 5
     assert a.annotations["mitre"] == "T1110.001,T1021.004"
     assert a.raw is not None and json.loads(bytes(a.raw))["id"] == "1786248466.704409"
@@ -101,9 +115,15 @@ def test_wazuh_json_lines() -> None:
 
 
 def test_generic_accepts_epoch_and_rfc3339() -> None:
-    alerts = NORMALIZERS["generic"](b'[{"labels": {"a": "b"}, "starts_at": 1000, "status": "resolved"},'
-                                    b' {"labels": {"a": "c"}, "startsAt": "2026-08-20T10:00:00Z"}]', NOW)
-    assert [(x.starts_at, x.status) for x in alerts] == [(1000.0, "resolved"), (ts("2026-08-20T10:00:00Z"), "firing")]
+    alerts = NORMALIZERS["generic"](
+        b'[{"labels": {"a": "b"}, "starts_at": 1000, "status": "resolved"},'
+        b' {"labels": {"a": "c"}, "startsAt": "2026-08-20T10:00:00Z"}]',
+        NOW,
+    )
+    assert [(x.starts_at, x.status) for x in alerts] == [
+        (1000.0, "resolved"),
+        (ts("2026-08-20T10:00:00Z"), "firing"),
+    ]
 
 
 @pytest.mark.parametrize(
@@ -115,7 +135,11 @@ def test_generic_accepts_epoch_and_rfc3339() -> None:
         (b'[{"labels": {"alertname": 5}}]', "invalid_payload", "$[0].labels.alertname"),
         (b'[{"labels": {}}]', "invalid_payload", "$[0].labels"),
         (b'[{"labels": {"bad-name": "x"}}]', "invalid_payload", "$[0].labels.bad-name"),
-        (b'[{"labels": {"a": "b"}}, {"labels": {"a": "b"}, "startsAt": "yesterday"}]', "invalid_payload", "$[1].startsAt"),
+        (
+            b'[{"labels": {"a": "b"}}, {"labels": {"a": "b"}, "startsAt": "yesterday"}]',
+            "invalid_payload",
+            "$[1].startsAt",
+        ),
     ],
 )
 def test_alertmanager_v2_errors_name_the_field(body: bytes, reason: str, field: str) -> None:

@@ -52,8 +52,14 @@ def test_yaml_syntax_error_has_its_line(tmp_path: Path) -> None:
 
 
 def test_duplicate_names_across_files_name_both_places(tmp_path: Path) -> None:
-    a = write(tmp_path, "a.yaml", "- name: same\n  correlation: {type: event_count, timespan: 1m}\n")
-    write(tmp_path, "b.yaml", "- name: other\n  match: ['a=\"b\"']\n- name: same\n  match: ['a=\"b\"']\n")
+    a = write(
+        tmp_path, "a.yaml", "- name: same\n  correlation: {type: event_count, timespan: 1m}\n"
+    )
+    write(
+        tmp_path,
+        "b.yaml",
+        "- name: other\n  match: ['a=\"b\"']\n- name: same\n  match: ['a=\"b\"']\n",
+    )
     with pytest.raises(RuleError) as info:
         load_rules([tmp_path])
     assert "b.yaml:3: rule same: name: duplicate rule name; first defined at" in str(info.value)
@@ -61,14 +67,18 @@ def test_duplicate_names_across_files_name_both_places(tmp_path: Path) -> None:
 
 
 def test_semantic_errors(tmp_path: Path) -> None:
-    f = write(tmp_path, "sem.yaml", """\
+    f = write(
+        tmp_path,
+        "sem.yaml",
+        """\
 - name: vc
   correlation: {type: value_count, timespan: 1m, condition: {gte: 3}}
 - name: nobound
   correlation: {type: event_count, timespan: 1m, condition: {}}
 - name: lonely
   correlation: {type: temporal, timespan: 1m, rules: [ghost]}
-""")
+""",
+    )
     with pytest.raises(RuleErrors) as info:
         load_rules([f])
     text = str(info.value)
@@ -98,7 +108,10 @@ def test_shipped_defaults_load_cleanly() -> None:
 
 
 def test_warnings(tmp_path: Path) -> None:
-    f = write(tmp_path, "warn.yaml", """\
+    f = write(
+        tmp_path,
+        "warn.yaml",
+        """\
 - name: never
   match: ['env="prod"', 'env="staging"']
   correlation: {type: event_count, group-by: [service], timespan: 1m, condition: {gte: 2}}
@@ -107,7 +120,8 @@ def test_warnings(tmp_path: Path) -> None:
   correlation: {type: event_count, group-by: [pod], timespan: 1m, condition: {gte: 2}}
 - name: everything
   correlation: {type: event_count, group-by: [service], timespan: 1m, condition: {gte: 2}}
-""")
+""",
+    )
     report = check_rules([f])
     assert report.errors == []
     text = format_report(report)

@@ -7,18 +7,40 @@ import random
 import pytest
 from structlog.testing import capture_logs
 
-from sinks import MemoryOutbox, OutboxEntry, Receipt, RetryPolicy, Retrying, classify_status, parse_retry_after
+from sinks import (
+    MemoryOutbox,
+    OutboxEntry,
+    Receipt,
+    Retrying,
+    RetryPolicy,
+    classify_status,
+    parse_retry_after,
+)
 from stormwatch.errors import Overloaded, PermanentSinkError, RetryableSinkError, SinkError
 from stormwatch.wire import IncidentEvent
 from tests.support_sinks import incident_event
 
 # (status, outcome): the one table every HTTP sink obeys (Alertmanager's Retrier).
 STATUS_TABLE = [
-    (200, "ok"), (201, "ok"), (202, "ok"), (204, "ok"),
-    (400, "permanent"), (401, "permanent"), (403, "permanent"), (404, "permanent"), (409, "permanent"),
-    (410, "permanent"), (413, "permanent"), (422, "permanent"),
-    (408, "retryable"), (425, "retryable"), (429, "retryable"),
-    (500, "retryable"), (502, "retryable"), (503, "retryable"), (504, "retryable"),
+    (200, "ok"),
+    (201, "ok"),
+    (202, "ok"),
+    (204, "ok"),
+    (400, "permanent"),
+    (401, "permanent"),
+    (403, "permanent"),
+    (404, "permanent"),
+    (409, "permanent"),
+    (410, "permanent"),
+    (413, "permanent"),
+    (422, "permanent"),
+    (408, "retryable"),
+    (425, "retryable"),
+    (429, "retryable"),
+    (500, "retryable"),
+    (502, "retryable"),
+    (503, "retryable"),
+    (504, "retryable"),
 ]
 
 
@@ -69,8 +91,13 @@ class Sleeps:
 
 
 async def test_retries_retryable_errors_then_succeeds() -> None:
-    sink, sleep = Flaky([RetryableSinkError("x", status=503), RetryableSinkError("x", status=503)]), Sleeps()
-    r = Retrying(sink, RetryPolicy(initial_backoff=1, max_backoff=8), sleep=sleep, rng=random.Random(1))
+    sink, sleep = (
+        Flaky([RetryableSinkError("x", status=503), RetryableSinkError("x", status=503)]),
+        Sleeps(),
+    )
+    r = Retrying(
+        sink, RetryPolicy(initial_backoff=1, max_backoff=8), sleep=sleep, rng=random.Random(1)
+    )
     receipt = await r.deliver(incident_event())
     assert receipt.status == 200 and sink.calls == 3
     assert len(sleep.waits) == 2 and all(0 <= w <= 2 for w in sleep.waits)
