@@ -34,7 +34,14 @@ from correlate.state import IncidentState, State, Tracked, decode_state, encode_
 from correlate.suppress import InhibitRule, Silence, active_silence, inhibitor_of
 from correlate.windows import count_hit, distinct_hit, evict_before, insert_event, ordered_hit
 from rules import Matcher, RuleSet
-from stormwatch.wire import Alert, Duration, Incident, IncidentEvent, format_duration
+from stormwatch.wire import (
+    Alert,
+    Duration,
+    Incident,
+    IncidentEvent,
+    IncidentEventKind,
+    format_duration,
+)
 
 __all__ = ["Counts", "Effects", "Engine", "EngineConfig"]
 
@@ -533,14 +540,14 @@ class Engine:
         return out
 
     def _event(
-        self, inc: IncidentState, kind: str, reason: str, view: Incident, now: float
+        self, inc: IncidentState, kind: IncidentEventKind, reason: str, view: Incident, now: float
     ) -> IncidentEvent:
         inc.sequence += 1
         inc.last_event_at = now
         self._index_inhibitor(inc)  # `view` refreshed inc.severity and inc.labels
         return IncidentEvent(
             event=kind, at=now, reason=reason, sequence=inc.sequence, incident=view
-        )  # type: ignore[arg-type]
+        )
 
     # -- queries and persistence ----------------------------------------------------------
 

@@ -114,8 +114,16 @@ class ValueCount(
     rules: list[str] = []
 
 
+class _Joining(_Windowed, kw_only=True, forbid_unknown_fields=True, frozen=True):
+    rules: list[str]
+    aliases: dict[str, dict[str, str]] = {}
+    """alias -> {rule name -> label}: joins fields named differently in different rules."""
+    condition: Condition | None = None
+    """Counts distinct matched rules; default: all of them."""
+
+
 class Temporal(
-    _Windowed,
+    _Joining,
     tag="temporal",
     tag_field="type",
     kw_only=True,
@@ -124,15 +132,9 @@ class Temporal(
 ):
     """All of `rules` matched for the same group within the timespan, in any order."""
 
-    rules: list[str]
-    aliases: dict[str, dict[str, str]] = {}
-    """alias -> {rule name -> label}: joins fields named differently in different rules."""
-    condition: Condition | None = None
-    """Counts distinct matched rules; default: all of them."""
-
 
 class TemporalOrdered(
-    _Windowed,
+    _Joining,
     tag="temporal_ordered",
     tag_field="type",
     kw_only=True,
@@ -140,10 +142,6 @@ class TemporalOrdered(
     frozen=True,
 ):
     """`rules` matched in the listed order within the timespan (SEC's PairWithWindow)."""
-
-    rules: list[str]
-    aliases: dict[str, dict[str, str]] = {}
-    condition: Condition | None = None
 
 
 class Absence(

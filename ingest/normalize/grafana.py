@@ -9,13 +9,11 @@ the dashboard and panel links, kept as annotations.
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Literal
-
 import msgspec
 
 from ingest.fingerprint import fingerprint_labels
 from ingest.normalize._common import check_labels, decode, epoch
+from ingest.normalize.alertmanager import WebhookAlert
 from stormwatch.wire import Alert
 
 __all__ = ["normalize_grafana"]
@@ -23,13 +21,9 @@ __all__ = ["normalize_grafana"]
 SOURCE = "grafana"
 
 
-class GrafanaAlert(msgspec.Struct, rename="camel", gc=False):
-    labels: dict[str, str]
-    status: Literal["firing", "resolved"] = "firing"
-    annotations: dict[str, str] = {}
-    starts_at: datetime | None = None
-    ends_at: datetime | None = None
-    generator_url: str = msgspec.field(default="", name="generatorURL")
+class GrafanaAlert(WebhookAlert, rename="camel", gc=False):
+    """Alertmanager's webhook alert plus Grafana's links."""
+
     dashboard_url: str = msgspec.field(default="", name="dashboardURL")
     panel_url: str = msgspec.field(default="", name="panelURL")
 
