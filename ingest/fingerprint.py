@@ -33,17 +33,19 @@ def fingerprint_labels(labels: dict[str, str]) -> str:
     """Alertmanager's fingerprint of a label set, e.g. {"foo": "bar"} -> "3fff2c2d7595e046".
 
     The byte 0xFF never occurs in UTF-8, so it separates names and values unambiguously.
-    Most arrivals are re-sends of a label set seen before, so results are cached by the
-    sorted pairs: 1.5 us a hit against 3.1 us computed (bench/test_bench_decode.py::
-    test_fingerprint_7_labels). The cache is dropped whole when full: bounded memory,
-    no LRU bookkeeping on the hot path.
+    Most arrivals are re-sends of a label set seen before, so results are cached. The key
+    is the pairs in arrival order, unsorted: Prometheus always sends one label set in the
+    same (sorted) order, so sorting would be paid on every hit for nothing; a sender that
+    varies the order only costs a second entry, never a wrong fingerprint. 3.1 us computed,
+    about 1 us a hit (bench/test_bench_decode.py::test_fingerprint_7_labels). The cache is
+    dropped whole when full: bounded memory, no LRU bookkeeping on the hot path.
     """
     if not labels:
         return _EMPTY
-    pairs = tuple(sorted(labels.items()))
-    fp = _cache.get(pairs)
+    key = tuple(labels.items())
+    fp = _cache.get(key)
     if fp is None:
         if len(_cache) >= _CACHE_MAX:
             _cache.clear()
-        fp = _cache[pairs] = _compute(pairs)
+        fp = _cache[key] = _compute(tuple(sorted(key)))
     return fp
