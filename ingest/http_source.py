@@ -27,7 +27,7 @@ from ingest.normalize import NORMALIZERS, Normalizer
 from ingest.normalize.alertmanager import normalize_alertmanager_v2
 from ingest.ratelimit import LogLimiter
 from ingest.source import Submit
-from stormwatch.errors import Overloaded, PayloadError
+from stormwatch.errors import Overloaded, PayloadError, StoreUnavailable
 from stormwatch.metrics import Metrics
 
 __all__ = ["HttpSource"]
@@ -134,6 +134,16 @@ class HttpSource:
             m.alerts_rejected.labels(source, "overloaded").inc()
             retry = str(max(1, math.ceil(err.retry_after_s)))
             return _error(429, "overloaded", str(err), headers={"Retry-After": retry})
+        except StoreUnavailable as err:
+            return _error(503, "store_unavailable", str(err), headers={"Retry-After": "5"})
+        except Exception:  # request root: the sender retries; we log and keep serving
+            log.exception("batch_failed", source=source)
+            return _error(
+                500,
+                "internal",
+                "the batch was not processed; retry it",
+                headers={"Retry-After": "1"},
+            )
         firing = sum(1 for a in alerts if a.status == "firing")
         if firing:
             m.alerts_received.labels(source, "firing").inc(firing)

@@ -23,11 +23,14 @@ class Recorder:
     def __init__(self) -> None:
         self.batches: list[list[Alert]] = []
         self.overloaded = False
+        self.broken = False
         self.gate: asyncio.Event | None = None
 
     async def __call__(self, alerts: list[Alert]) -> None:
         if self.overloaded:
             raise Overloaded(retry_after_s=2.5)
+        if self.broken:
+            raise RuntimeError("a bug in the correlator")
         if self.gate is not None:
             await self.gate.wait()
         self.batches.append(alerts)
@@ -135,3 +138,13 @@ async def test_rejection_logs_are_rate_limited(setup: Any) -> None:
     rejected = [e for e in logs if e["event"] == "alert_rejected"]
     assert len(rejected) == 1
     assert rejected[0]["reason"] == "invalid_json"
+
+
+async def test_a_failing_batch_is_500_json_and_the_server_goes_on(setup: Any) -> None:
+    client, recorder, _ = setup
+    recorder.broken = True
+    resp = await client.post("/api/v2/alerts", data=GOOD, headers=JSON)
+    assert resp.status == 500
+    assert (await resp.json())["error"] == "internal"
+    recorder.broken = False
+    assert (await client.post("/api/v2/alerts", data=GOOD, headers=JSON)).status == 200
