@@ -65,6 +65,8 @@ class EngineConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, fro
     duplicates_interval: Duration = Duration(60)
     """Least time between two `updated` events whose only change is re-sent alerts
     (their duplicate counts): Prometheus re-sends every alert each evaluation."""
+    max_groups_per_rule: int = 50_000
+    """Live windows one rule may keep; alerts of new groups beyond it are counted, not kept."""
     retention: Duration = Duration(900)
     """How long resolved alerts and incidents are remembered (re-sends, explain)."""
     inhibit: list[InhibitRule] = msgspec.field(default_factory=lambda: [InhibitRule()])
@@ -86,6 +88,9 @@ class Counts(msgspec.Struct, kw_only=True):
     late: int = 0
     duplicates_by_source: dict[str, int] = {}
     late_by_rule: dict[str, int] = {}
+    capped_by_rule: dict[str, int] = {}
+    """Alerts that found their rule at `max_groups_per_rule` live windows, with no room for
+    a new group."""
 
 
 class Effects(msgspec.Struct, kw_only=True):
@@ -248,6 +253,10 @@ class Engine:
         groups = lr.state.groups
         events = groups.get(gkey)
         if events is None:
+            if len(groups) >= self.config.max_groups_per_rule:
+                # Bounded memory: a group-by on an unbounded label must not grow forever.
+                counts.capped_by_rule[lr.name] = counts.capped_by_rule.get(lr.name, 0) + 1
+                return
             events = groups[gkey] = []
         elif lr.kind != "group":
             evict_before(events, horizon - lr.timespan)
@@ -560,6 +569,9 @@ class Engine:
 
     def open_incidents(self) -> list[Incident]:
         return [self._view(i) for i in self.state.incidents.values() if i.status == "open"]
+
+    def windows_by_rule(self) -> dict[str, int]:
+        return {name: len(lr.state.groups) for name, lr in self._live.items()}
 
     def open_by_rule(self) -> dict[str, int]:
         out = dict.fromkeys(self._live, 0)

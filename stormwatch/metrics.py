@@ -58,6 +58,18 @@ class Metrics:
             ["rule"],
             registry=r,
         )
+        self.windows_live = Gauge(
+            "stormwatch_windows_live",
+            "Live correlation windows (groups), by rule.",
+            ["rule"],
+            registry=r,
+        )
+        self.window_groups_capped = Counter(
+            "stormwatch_window_groups_capped",
+            "Alerts whose group found its rule at max_groups_per_rule windows.",
+            ["rule"],
+            registry=r,
+        )
         self.queue_batches = Gauge(
             "stormwatch_ingest_queue_batches", "Batches waiting for the correlator.", registry=r
         )
@@ -141,6 +153,8 @@ class Metrics:
                 self.incidents.labels(name, event)
             self.incidents_open.labels(name)
             self.alerts_late.labels(name)
+            self.windows_live.labels(name)
+            self.window_groups_capped.labels(name)
 
     def init_sink(self, sink: str) -> None:
         """Create a sink's series at zero."""

@@ -140,6 +140,8 @@ class Pipeline:
                     events.extend(effects.events)
                     for rule, n in self.engine.open_by_rule().items():
                         self._metrics.incidents_open.labels(rule).set(n)
+                    for rule, n in self.engine.windows_by_rule().items():
+                        self._metrics.windows_live.labels(rule).set(n)
                 if events:
                     await self._deliver(events)
                 if requests:
@@ -165,6 +167,8 @@ class Pipeline:
             m.alerts_deduplicated.labels(source).inc(n)
         for rule, n in c.late_by_rule.items():
             m.alerts_late.labels(rule).inc(n)
+        for rule, n in c.capped_by_rule.items():
+            m.window_groups_capped.labels(rule).inc(n)
         for e in effects.events:
             m.incidents.labels(e.incident.rule, e.event).inc()
             fields = {

@@ -9,10 +9,12 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import msgspec
 import pytest
 
 from stormwatch.app import App
 from stormwatch.config import load_config
+from stormwatch.wire import Duration
 from tests.conftest import pick_free_port
 
 RULES = """\
@@ -202,3 +204,27 @@ async def test_restart_with_the_same_store_keeps_windows_and_incidents(tmp_path:
         "steady",
         "burst",
     ]
+
+
+async def test_a_changed_rule_file_is_reloaded_without_a_signal(tmp_path: Path) -> None:
+    rules = tmp_path / "rules.yaml"
+    rules.write_text(RULES.replace("THRESHOLD", "3"))
+    config = load_config(
+        None,
+        env={},
+        listen=f"127.0.0.1:{pick_free_port()}",
+        rules=[str(rules)],
+        incidents_jsonl=str(tmp_path / "incidents.jsonl"),
+    )
+    config = msgspec.structs.replace(config, rules_watch_interval=Duration(0.05))
+    async with App(config) as app:
+        rules.write_text(
+            RULES.replace("THRESHOLD", "3") + "- name: added\n  match: ['kind=\"new\"']\n"
+            "  correlation: {type: event_count, timespan: 1m, condition: {gte: 1}}\n"
+        )
+        for _ in range(100):
+            if "added" in app.ruleset.by_name():
+                break
+            await asyncio.sleep(0.02)
+        assert "added" in app.ruleset.by_name()
+        assert app.metrics.registry.get_sample_value("stormwatch_rules_loaded") == 3

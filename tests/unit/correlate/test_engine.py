@@ -263,3 +263,15 @@ def test_opened_and_resolved_are_sent_at_once() -> None:
     assert [e.event for e in eng.process([alert("A", t=0, service="s")], T0).events] == ["opened"]
     fx = eng.process([alert("A", t=1, status="resolved", service="s")], T0 + 1)
     assert [e.event for e in fx.events] == ["resolved"]
+
+
+def test_windows_per_rule_are_capped_and_the_overflow_counted() -> None:
+    eng = engine(count_rule(gte=2, group_by=("instance",)), max_groups_per_rule=3)
+    fx = eng.process([alert("A", t=0, instance=str(i)) for i in range(5)], T0)
+    assert fx.counts.capped_by_rule == {"burst": 2}
+    assert eng.windows_by_rule() == {"burst": 3}
+    # A group that already has a window still counts; a new one still does not.
+    kept = next(iter(eng.state.rules["burst"].groups))
+    dropped = next(str(i) for i in range(5) if str(i) not in eng.state.rules["burst"].groups)
+    events = run(eng, [[alert("B", t=1, instance=kept), alert("B", t=1, instance=dropped)]])
+    assert [e.incident.group for e in events if e.event == "opened"] == [{"instance": kept}]
