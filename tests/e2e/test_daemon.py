@@ -201,3 +201,29 @@ def test_embedded_default_needs_no_flags_and_restarts_cleanly(daemon_factory: An
     assert daemon.stop() == 0
     again: Daemon = daemon_factory()
     assert again.get("/readyz")[0] == 200
+
+
+def test_sighup_reloads_and_a_broken_file_keeps_the_old_rules(
+    daemon_factory: Any, tmp_path: Path
+) -> None:
+    import signal
+
+    rules = tmp_path / "rules.yaml"
+    rules.write_text(RULE.replace("gte: 5", "gte: 2"))
+    config = tmp_path / "stormwatch.yaml"
+    config.write_text("rules_watch_interval: 0s\n")  # only the signal reloads here
+    daemon: Daemon = daemon_factory("--config", str(config), "--rules", str(rules))
+    rules.write_text(RULE + "- name: broken\n  correlation: {type: event_count, timespan: 5x}\n")
+    daemon.proc.send_signal(signal.SIGHUP)
+    _wait_for(lambda: "rules_reload_failed" in daemon.log.read_text())
+    assert "rule broken: correlation.timespan" in daemon.log.read_text()
+    now = time.time()
+    batch = [
+        {"labels": {"alertname": f"A{i}", "service": "s"}, "startsAt": _iso(now - 5 + i)}
+        for i in range(2)
+    ]
+    assert daemon.post("/api/v2/alerts", json.dumps(batch).encode())[0] == 200
+    _wait_for(lambda: any(e["event"] == "opened" for e in _read_events(daemon.jsonl)))
+    opened = [e for e in _read_events(daemon.jsonl) if e["event"] == "opened"]
+    assert [e["incident"]["alert_count"] for e in opened] == [2]  # the old threshold, still live
+    assert "stormwatch_rules_last_reload_successful 0.0" in daemon.get("/metrics")[1].decode()
