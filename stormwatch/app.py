@@ -75,7 +75,7 @@ class App:
             self.pipeline.submit, self.metrics, config.ingest.max_body_bytes
         )
         self._clock = clock
-        self._drains: dict[str, OutboxDrain] = {}
+        self._drains: dict[str, tuple[OutboxDrain, asyncio.Task[None]]] = {}
         self._tasks: list[asyncio.Task[None]] = []
         self._runner: web.AppRunner | None = None
         self.ready = False
@@ -95,7 +95,8 @@ class App:
                     # senders get 429) rather than drop its events.
                     log.warning("outbox_full", sink=name)
                     await asyncio.sleep(0.5)
-            self._drains[name].notify() if name in self._drains else None
+            if name in self._drains:
+                self._drains[name][0].notify()
 
     async def reload_rules(self) -> int:
         """Load the rule files again; on any error keep the old rules and raise RuleError."""
@@ -142,11 +143,12 @@ class App:
                     await self.reload_rules()
 
     def incidents(self) -> list[Incident]:
-        return [self.engine.incident(k) for k in list(self.engine.state.incidents)]  # type: ignore[misc]
+        views = (self.engine.incident(k) for k in list(self.engine.state.incidents))
+        return [v for v in views if v is not None]
 
     # -- lifecycle ------------------------------------------------------------------------
 
-    def _watch(self, coro: Coroutine[Any, Any, None], name: str) -> None:
+    def _watch(self, coro: Coroutine[Any, Any, None], name: str) -> asyncio.Task[None]:
         task: asyncio.Task[None] = asyncio.create_task(coro, name=name)
 
         def crashed(t: asyncio.Task[None]) -> None:
@@ -155,6 +157,7 @@ class App:
 
         task.add_done_callback(crashed)
         self._tasks.append(task)
+        return task
 
     async def start(self) -> None:
         snapshot = await self.store.load(self.shard)
@@ -170,8 +173,7 @@ class App:
             )
         for name, sink in self.sinks.items():
             drain = OutboxDrain(self.outbox, sink, self.metrics)
-            self._drains[name] = drain
-            self._watch(drain.run(), f"drain:{name}")
+            self._drains[name] = (drain, self._watch(drain.run(), f"drain:{name}"))
         self._watch(self.pipeline.run(), "correlator")
         if self.config.rules_watch_interval > 0:
             self._watch(self.watch_rule_files(self.config.rules_watch_interval), "rules-watch")
@@ -199,7 +201,9 @@ class App:
             async with asyncio.timeout(grace):
                 await self.pipeline.drain()
                 for name in self.sinks:
-                    while await self.outbox.size(name) and not self._tasks[0].done():
+                    # Let each live drain empty its outbox within the grace period.
+                    _, task = self._drains[name]
+                    while await self.outbox.size(name) and not task.done():
                         await asyncio.sleep(0.05)
         for task in self._tasks:
             task.cancel()
