@@ -29,9 +29,16 @@ import msgspec
 
 from correlate.dedup import Admission, DedupTable
 from correlate.incidents import IncidentBook
+from correlate.reasons import resolve_reason, unique_members, why_opened
 from correlate.rulebook import LiveRule, Rulebook
 from correlate.state import IncidentState, State, Tracked, decode_state, encode_state
 from correlate.suppress import InhibitRule, Silence, active_silence, inhibitor_of
+from correlate.timers import (
+    check_absence,
+    check_resolve_timers,
+    check_upper_bound,
+    flush_group_waits,
+)
 from correlate.windows import count_hit, distinct_hit, evict_before, insert_event, ordered_hit
 from rules import Matcher, RuleSet
 from stormwatch.wire import (
@@ -40,7 +47,6 @@ from stormwatch.wire import (
     Incident,
     IncidentEvent,
     IncidentEventKind,
-    format_duration,
 )
 
 __all__ = ["Counts", "Effects", "Engine", "EngineConfig"]
@@ -285,10 +291,10 @@ class Engine:
             lr.name,
             group,
             gkey,
-            _unique(members),
+            unique_members(members),
             opened_by=t,
             now=now,
-            why=_why(lr, len(window), group, window),
+            why=why_opened(lr, len(window), group, window),
             window=window,
         )
 
@@ -316,116 +322,21 @@ class Engine:
         self._expire(book, counts, now)
         for lr in self._live.values():
             if lr.kind == "group":
-                self._flush_groups(lr, book, now)
+                flush_group_waits(lr, book, self.state, now)
             elif lr.kind == "absence":
-                self._check_absence(lr, book, now)
+                check_absence(lr, book, now)
             elif lr.kind == "count" and not lr.fires:
-                self._check_upper_bound(lr, book, now)
+                check_upper_bound(lr, book, self.state.watermark, now)
         if self._book.timed:
             timed = self._book.timed
             for inc in list(self.state.incidents.values()):
                 if inc.status == "open" and inc.rule in timed:
-                    self._check_resolve_timers(inc, book, now)
+                    check_resolve_timers(inc, self._live[inc.rule], book, self.state, now)
         if now - self._last_gc >= 60:
             self._gc(now)
         events = self._emit(book, now)
         events.extend(self._flush_updates(now))
         return Effects(events=events, counts=counts)
-
-    def _flush_groups(self, lr: LiveRule, book: IncidentBook, now: float) -> None:
-        """`group` rules open an incident `group_wait` after a group's first alert, with
-        every alert of the group still firing then (none firing: nothing is sent)."""
-        wait = lr.group.group_wait  # type: ignore[union-attr]
-        for gkey, first in list(lr.state.pending.items()):
-            if now - first < wait:
-                continue
-            del lr.state.pending[gkey]
-            events = lr.state.groups.pop(gkey, [])
-            tracked = self.state.tracked
-            members = [
-                tracked[e[1]]
-                for e in events
-                if e[1] in tracked and tracked[e[1]].status == "firing"
-            ]
-            if not members:
-                continue
-            group = lr.group_of(gkey)
-            why = f"{len(members)} alerts grouped by {_describe_group(group)} after group_wait {format_duration(wait)}"
-            book.open(
-                lr.name,
-                group,
-                gkey,
-                _unique(members),
-                opened_by=events[0][0],
-                now=now,
-                why=why,
-                window=events,
-            )
-
-    def _check_absence(self, lr: LiveRule, book: IncidentBook, now: float) -> None:
-        for gkey, last in lr.state.last_seen.items():
-            if now - last < lr.timespan or book.open_for(lr.name, gkey) is not None:
-                continue
-            group = lr.group_of(gkey)
-            why = f"no matching alert for {_describe_group(group)} within {format_duration(lr.timespan)}"
-            book.open(
-                lr.name,
-                group,
-                gkey,
-                [],
-                opened_by=last + lr.timespan,
-                now=now,
-                why=why,
-                idle_resolves=False,
-            )
-
-    def _check_upper_bound(self, lr: LiveRule, book: IncidentBook, now: float) -> None:
-        """`event_count` with only `lt`/`lte`: judged when a full window has passed."""
-        cond = lr.condition
-        assert cond is not None
-        end = self.state.watermark
-        for gkey, events in list(lr.state.groups.items()):
-            open_inc = book.open_for(lr.name, gkey)
-            if not events or end - events[0][0] < lr.timespan:
-                continue
-            count = len(events) - _first_at_or_after(events, end - lr.timespan)
-            holds = cond.holds(count)
-            if holds and open_inc is None:
-                group = lr.group_of(gkey)
-                why = f"only {count} matching alerts within {format_duration(lr.timespan)} for {_describe_group(group)}"
-                book.open(
-                    lr.name, group, gkey, [], opened_by=end, now=now, why=why, idle_resolves=False
-                )
-            elif not holds and open_inc is not None:
-                book.resolve(
-                    open_inc,
-                    now,
-                    f"{count} matching alerts within {format_duration(lr.timespan)} again",
-                )
-
-    def _check_resolve_timers(self, inc: IncidentState, book: IncidentBook, now: float) -> None:
-        lr = self._live.get(inc.rule)
-        if lr is None:
-            return
-        if lr.quiet is not None and now - inc.last_activity >= lr.quiet:
-            book.resolve(inc, now, f"quiet for {format_duration(lr.quiet)}")
-            return
-        if lr.resolve_condition is not None:
-            span = lr.resolve_timespan
-            inc.arrivals = [a for a in inc.arrivals if a > now - span]
-            if now - inc.opened_at >= span and lr.resolve_condition.holds(len(inc.arrivals)):
-                book.resolve(
-                    inc,
-                    now,
-                    f"{len(inc.arrivals)} matching alerts in the last {format_duration(span)}",
-                )
-                return
-        if (
-            lr.group is not None
-            and inc.announced
-            and now - inc.last_event_at >= lr.group.repeat_interval
-        ):
-            self.state.dirty.setdefault(inc.key, []).append("repeat_interval")
 
     def _expire(self, book: IncidentBook, counts: Counts, now: float) -> None:
         for tracked in self._dedup.expire(now):
@@ -498,7 +409,7 @@ class Engine:
                 else:
                     out.append(self._event(inc, "opened", "opened", opened, now))
             if "resolved" in kinds and inc.announced:
-                out.append(self._event(inc, "resolved", _resolve_reason(inc), view, now))
+                out.append(self._event(inc, "resolved", resolve_reason(inc), view, now))
         return out
 
     def _hold(self, inc: IncidentState, by: str, now: float) -> None:
@@ -588,48 +499,3 @@ class Engine:
     @classmethod
     def restore(cls, rules: RuleSet, blob: bytes, config: EngineConfig | None = None) -> Engine:
         return cls(rules, config, decode_state(blob))
-
-
-def _unique(members: list[Tracked]) -> list[Tracked]:
-    seen: dict[str, Tracked] = {}
-    for m in members:
-        seen.setdefault(m.alert.fingerprint, m)
-    return list(seen.values())
-
-
-def _first_at_or_after(events: list[tuple[float, str, str]], t: float) -> int:
-    from bisect import bisect_left
-
-    return bisect_left(events, t, key=lambda e: e[0])
-
-
-def _resolve_reason(inc: IncidentState) -> str:
-    return inc.timeline[-1].detail if inc.timeline else "resolved"
-
-
-def _describe(cond: object) -> str:
-    if cond is None:
-        return "all rules"
-    fields = msgspec.structs.asdict(cond)  # type: ignore[arg-type]
-    return ", ".join(f"{k} {v:g}" for k, v in fields.items() if v is not None and k != "field")
-
-
-def _describe_group(group: dict[str, str]) -> str:
-    if not group:
-        return "all matching alerts"
-    return ", ".join(f'{k}="{v}"' for k, v in group.items())
-
-
-def _why(lr: LiveRule, n: int, group: dict[str, str], window: list[tuple[float, str, str]]) -> str:
-    span = format_duration(lr.timespan)
-    where = _describe_group(group)
-    if lr.kind == "count":
-        return (
-            f"{n} matching alerts within {span} (event_count {_describe(lr.condition)}) for {where}"
-        )
-    if lr.kind == "value":
-        distinct = len({e[2] for e in window})
-        return f"{distinct} distinct {'+'.join(lr.field)} within {span} (value_count {_describe(lr.condition)}) for {where}"
-    if lr.kind == "temporal":
-        return f"rules {', '.join(sorted({e[2] for e in window}))} all matched within {span} for {where}"
-    return f"rules {' -> '.join(e[2] for e in window)} matched in order within {span} for {where}"
