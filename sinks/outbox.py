@@ -57,6 +57,10 @@ class Outbox(Protocol):
     async def done(self, sink: str, ids: list[int]) -> None: ...
     async def dead_letter(self, sink: str, entry: OutboxEntry, reason: str, error: str) -> None: ...
     async def dead_letters(self, sink: str) -> list[DeadLetter]: ...
+    async def take_dead_letters(self, sink: str) -> list[DeadLetter]:
+        """Remove and return a sink's dead letters, oldest first (for a replay)."""
+        ...
+
     async def size(self, sink: str) -> int: ...
 
 
@@ -68,6 +72,8 @@ class MemoryOutbox:
         self._queues: dict[str, deque[OutboxEntry]] = {}
         self._dead: dict[str, deque[DeadLetter]] = {}
         self._dead_capacity = dead_letter_capacity
+        self.dropped: dict[str, int] = {}
+        """Dead letters pushed out by newer ones, per sink."""
 
     def _q(self, sink: str) -> deque[OutboxEntry]:
         return self._queues.setdefault(sink, deque())
@@ -92,11 +98,16 @@ class MemoryOutbox:
 
     async def dead_letter(self, sink: str, entry: OutboxEntry, reason: str, error: str) -> None:
         dead = self._dead.setdefault(sink, deque(maxlen=self._dead_capacity))
+        if len(dead) == self._dead_capacity:
+            self.dropped[sink] = self.dropped.get(sink, 0) + 1
         dead.append(DeadLetter(entry=entry, reason=reason, error=error, at=time.time()))
         await self.done(sink, [entry.id])
 
     async def dead_letters(self, sink: str) -> list[DeadLetter]:
         return list(self._dead.get(sink, ()))
+
+    async def take_dead_letters(self, sink: str) -> list[DeadLetter]:
+        return list(self._dead.pop(sink, ()))
 
     async def size(self, sink: str) -> int:
         return len(self._q(sink))

@@ -23,6 +23,7 @@ from correlate import Engine
 from correlate.store import MemoryStore, Store
 from correlate.suppress import Silence
 from ingest import HttpSource
+from ingest.ratelimit import LogLimiter
 from rules import RuleSet, load_rules, rule_files
 from sinks import MemoryOutbox, OutboxDrain, OutboxEntry, Sink, build_sink
 from stormwatch.config import Config
@@ -47,7 +48,7 @@ class App:
     ) -> None:
         self.config = config
         # `_created` series double /metrics for nothing a dashboard uses.
-        disable_created_metrics()
+        disable_created_metrics()  # type: ignore[no-untyped-call]
         self.metrics = Metrics()
         self.rule_paths = config.rules or [DEFAULT_RULES]
         self.ruleset: RuleSet = load_rules(self.rule_paths)
@@ -59,7 +60,7 @@ class App:
         self.metrics.rules_reload_ts.set(clock())
         self.metrics.init_rules(r.name for r in self.ruleset.rules)
         self.outbox = MemoryOutbox(
-            capacity=config.ingest.queue_capacity_batches * config.ingest.max_batch_alerts
+            capacity=config.outbox.capacity, dead_letter_capacity=config.outbox.dead_letter_capacity
         )
         self.sinks: dict[str, Sink] = {}
         for sc in config.sinks:
@@ -79,6 +80,7 @@ class App:
         )
         self._clock = clock
         self._drains: dict[str, tuple[OutboxDrain, asyncio.Task[None]]] = {}
+        self._full_log = LogLimiter()
         self._tasks: list[asyncio.Task[None]] = []
         self._runner: web.AppRunner | None = None
         self.ready = False
@@ -86,20 +88,41 @@ class App:
     # -- wiring -------------------------------------------------------------------------
 
     async def _deliver(self, events: list[IncidentEvent]) -> None:
-        """Queue a batch's events on every sink's outbox before the batch is acknowledged."""
+        """Queue a batch's events on every sink's outbox before the batch is acknowledged.
+
+        A sink whose outbox is full (its receiver down for long) must not stop ingestion
+        for every other sink: its new events go to its dead letters, counted and logged,
+        from where `POST /api/v1/deadletters/{sink}/replay` puts them back.
+        """
         for name in self.sinks:
             entries = [OutboxEntry.new(e) for e in events]
-            while True:
-                try:
-                    await self.outbox.put(name, entries)
-                    break
-                except Overloaded:
-                    # A sink far behind: hold this batch (the ingest queue fills and
-                    # senders get 429) rather than drop its events.
-                    log.warning("outbox_full", sink=name)
-                    await asyncio.sleep(0.5)
+            try:
+                await self.outbox.put(name, entries)
+            except Overloaded as err:
+                for entry in entries:
+                    await self.outbox.dead_letter(name, entry, "outbox_full", str(err))
+                self.metrics.dead_letters.labels(name, "outbox_full").inc(len(entries))
+                allowed, suppressed = self._full_log.allow(name)
+                if allowed:
+                    log.error(
+                        "outbox_full", sink=name, dead_lettered=len(entries), suppressed=suppressed
+                    )
+                continue
             if name in self._drains:
                 self._drains[name][0].notify()
+
+    async def replay_dead_letters(self, sink: str) -> int:
+        """Put a sink's dead letters back on its outbox, oldest first; returns how many."""
+        letters = await self.outbox.take_dead_letters(sink)
+        room = self.outbox.capacity - await self.outbox.size(sink)
+        back, keep = letters[:room], letters[room:]
+        await self.outbox.put(sink, [d.entry for d in back])
+        for d in keep:
+            await self.outbox.dead_letter(sink, d.entry, d.reason, d.error)
+        if sink in self._drains:
+            self._drains[sink][0].notify()
+        log.info("dead_letters_replayed", sink=sink, replayed=len(back), kept=len(keep))
+        return len(back)
 
     async def reload_rules(self) -> int:
         """Load the rule files again; on any error keep the old rules and raise RuleError."""

@@ -19,7 +19,7 @@ from sinks import FileSinkConfig, SinkConfig
 from stormwatch.errors import ConfigError, split_validation_message
 from stormwatch.wire import Duration, decode_hook, encode_hook
 
-__all__ = ["DEFAULT_LISTEN", "Config", "IngestConfig", "StateConfig", "load_config"]
+__all__ = ["DEFAULT_LISTEN", "Config", "IngestConfig", "OutboxConfig", "StateConfig", "load_config"]
 
 DEFAULT_LISTEN = "127.0.0.1:9095"
 
@@ -31,6 +31,14 @@ class IngestConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, fro
     """Requests waiting for the correlator; past it, senders get 429 + Retry-After."""
     max_batch_alerts: int = 1000
     """Alerts correlated in one engine call, so one call stays at a few milliseconds."""
+
+
+class OutboxConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, frozen=True):
+    capacity: int = 10_000
+    """Incident events waiting per sink. Past it, a sink's new events go to its dead
+    letters (so one dead receiver never stops ingestion), to be replayed later."""
+    dead_letter_capacity: int = 10_000
+    """Dead letters kept per sink; past it the oldest are dropped (and counted)."""
 
 
 class StateConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, frozen=True):
@@ -49,6 +57,7 @@ class Config(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, frozen=Tr
     """How often to look for changed rule files and reload them; 0 turns it off."""
     state: StateConfig = StateConfig()
     ingest: IngestConfig = IngestConfig()
+    outbox: OutboxConfig = OutboxConfig()
     correlate: EngineConfig = EngineConfig()
     sinks: list[SinkConfig] = msgspec.field(default_factory=_default_sinks)
     log_level: Literal["debug", "info", "warning", "error"] = "info"

@@ -7,6 +7,7 @@
 - `GET /api/v1/incidents[?status=open|resolved]`, `GET /api/v1/incidents/{key}`,
   `GET /api/v1/incidents/{key}/explain`.
 - `GET|POST /api/v1/silences`, `DELETE /api/v1/silences/{id}`.
+- `GET /api/v1/deadletters/{sink}`, `POST /api/v1/deadletters/{sink}/replay`.
 """
 
 from __future__ import annotations
@@ -101,6 +102,21 @@ def build_web_app(app: App) -> web.Application:
             return error_response(404, "not_found", "no such silence", "id")
         return web.Response(status=204)
 
+    async def dead_letters(request: web.Request) -> web.Response:
+        sink = request.match_info["sink"]
+        if sink not in app.sinks:
+            return error_response(404, "not_found", f"no sink {sink!r}", "sink")
+        letters = await app.outbox.dead_letters(sink)
+        return _ok(
+            {"sink": sink, "dead_letters": letters, "dropped": app.outbox.dropped.get(sink, 0)}
+        )
+
+    async def replay_dead_letters(request: web.Request) -> web.Response:
+        sink = request.match_info["sink"]
+        if sink not in app.sinks:
+            return error_response(404, "not_found", f"no sink {sink!r}", "sink")
+        return _ok({"sink": sink, "replayed": await app.replay_dead_letters(sink)})
+
     async def incident(request: web.Request) -> web.Response:
         found = app.engine.incident(request.match_info["key"])
         if found is None:
@@ -126,6 +142,8 @@ def build_web_app(app: App) -> web.Application:
             web.get("/api/v1/silences", list_silences),
             web.post("/api/v1/silences", add_silence),
             web.delete("/api/v1/silences/{id}", delete_silence),
+            web.get("/api/v1/deadletters/{sink}", dead_letters),
+            web.post("/api/v1/deadletters/{sink}/replay", replay_dead_letters),
         ]
     )
     return web_app

@@ -228,3 +228,73 @@ async def test_a_changed_rule_file_is_reloaded_without_a_signal(tmp_path: Path) 
             await asyncio.sleep(0.02)
         assert "added" in app.ruleset.by_name()
         assert app.metrics.registry.get_sample_value("stormwatch_rules_loaded") == 3
+
+
+async def test_a_refusing_receiver_dead_letters_and_replay_delivers_once_fixed(
+    tmp_path: Path,
+) -> None:
+    from tests.fakes.webhook import FakeWebhook, Reply, serve_fake
+
+    rules = tmp_path / "rules.yaml"
+    rules.write_text(RULES.replace("THRESHOLD", "1"))
+    async with serve_fake(FakeWebhook(default=Reply(400))) as fake:
+        cfg = tmp_path / "stormwatch.yaml"
+        cfg.write_text(
+            f"listen: 127.0.0.1:{pick_free_port()}\nrules: [{rules}]\n"
+            f"sinks:\n  - {{type: file, name: jsonl, path: {tmp_path / 'incidents.jsonl'}}}\n"
+            f"  - {{type: webhook, name: hook, url: '{fake.url}', retry: {{max_attempts: 1}}}}\n"
+        )
+        async with App(load_config(cfg, env={})) as app, aiohttp.ClientSession() as session:
+            c = Client(app, session)
+            await c.post("/api/v2/alerts", alerts("burst", "a"))
+            for _ in range(100):
+                if (await c.get("/api/v1/deadletters/hook"))[1]["dead_letters"]:
+                    break
+                await asyncio.sleep(0.02)
+            status, body = await c.get("/api/v1/deadletters/hook")
+            assert status == 200 and [d["reason"] for d in body["dead_letters"]] == ["permanent"]
+            fake.default = Reply(202)  # the receiver is fixed
+            assert (await c.post("/api/v1/deadletters/hook/replay"))[1]["replayed"] == 1
+            for _ in range(100):
+                if len(fake.requests) == 2:
+                    break
+                await asyncio.sleep(0.02)
+            assert [r.body["event"] for r in fake.requests] == ["opened", "opened"]
+            assert (
+                fake.requests[0].headers["Idempotency-Key"]
+                == fake.requests[1].headers["Idempotency-Key"]
+            )
+            assert (await c.get("/api/v1/deadletters/hook"))[1]["dead_letters"] == []
+            assert (await c.get("/api/v1/deadletters/nope"))[0] == 404
+
+
+async def test_a_full_outbox_dead_letters_that_sinks_events_and_ingestion_goes_on(
+    tmp_path: Path,
+) -> None:
+    rules = tmp_path / "rules.yaml"
+    rules.write_text(RULES.replace("THRESHOLD", "1"))
+    config = load_config(
+        None,
+        env={},
+        listen=f"127.0.0.1:{pick_free_port()}",
+        rules=[str(rules)],
+        incidents_jsonl=str(tmp_path / "incidents.jsonl"),
+    )
+    config = msgspec.structs.replace(
+        config, outbox=msgspec.structs.replace(config.outbox, capacity=1)
+    )
+    async with App(config) as app, aiohttp.ClientSession() as session:
+        c = Client(app, session)
+        _drain, task = app._drains["jsonl"]
+        task.cancel()  # the sink stops taking events
+        for i in range(3):
+            assert (await c.post("/api/v2/alerts", alerts("burst", f"a{i}", service=f"s{i}")))[
+                0
+            ] == 200
+        _status, body = await c.get("/api/v1/deadletters/jsonl")
+        assert [d["reason"] for d in body["dead_letters"]] == ["outbox_full", "outbox_full"]
+        sample = app.metrics.registry.get_sample_value
+        assert (
+            sample("stormwatch_sink_dead_letters_total", {"sink": "jsonl", "reason": "outbox_full"})
+            == 2
+        )
