@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import signal
 import sys
 from collections.abc import Sequence
@@ -204,7 +205,14 @@ def cmd_rules_test(args: argparse.Namespace) -> int:
 def cmd_replay(args: argparse.Namespace) -> int:
     from rules import load_rules
     from stormwatch.errors import PayloadError
-    from stormwatch.replay import diff_incidents, format_diff, open_input, read_alerts, replay
+    from stormwatch.replay import (
+        Progress,
+        diff_incidents,
+        format_diff,
+        open_input,
+        read_alerts,
+        replay,
+    )
 
     try:
         config = load_config(args.config, env={}).correlate
@@ -213,17 +221,28 @@ def cmd_replay(args: argparse.Namespace) -> int:
     except (ConfigError, RuleError) as err:
         print(f"stormwatch: {err}", file=sys.stderr)
         return EXIT_INVALID
-    progress = sys.stderr if sys.stderr.isatty() else None
+    progress = Progress(sys.stderr, _size(args.alerts)) if sys.stderr.isatty() else None
     out = open(args.out, "wb") if args.out else (None if baseline else sys.stdout.buffer)  # noqa: SIM115
     try:
         if baseline is None:
             stats = replay(
-                read_alerts(open_input(args.alerts)), candidate, config, out=out, progress=progress
+                read_alerts(open_input(args.alerts), progress),
+                candidate,
+                config,
+                out=out,
+                progress=progress,
             )
         else:
-            alerts = list(read_alerts(open_input(args.alerts)))
-            stats = replay(alerts, candidate, config, out=out, progress=progress)
-            base = replay(alerts, baseline, config)
+            # A file is read twice, streaming; only stdin has to be held in memory.
+            held = list(read_alerts(open_input("-"))) if args.alerts == "-" else None
+            stats = replay(
+                held or read_alerts(open_input(args.alerts), progress),
+                candidate,
+                config,
+                out=out,
+                progress=progress,
+            )
+            base = replay(held or read_alerts(open_input(args.alerts)), baseline, config)
             print(format_diff(*diff_incidents(stats, base)))
     except PayloadError as err:
         print(f"stormwatch: {args.alerts}: {err.message}", file=sys.stderr)
@@ -237,6 +256,13 @@ def cmd_replay(args: argparse.Namespace) -> int:
         file=sys.stderr,
     )
     return EXIT_OK
+
+
+def _size(path: str) -> int | None:
+    try:
+        return os.path.getsize(path) if path != "-" else None
+    except OSError:
+        return None
 
 
 def main(argv: Sequence[str] | None = None) -> int:

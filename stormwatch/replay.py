@@ -61,10 +61,35 @@ def _parse(line: bytes, lineno: int) -> list[Alert]:
     ]
 
 
-def read_alerts(lines: Iterable[bytes]) -> Iterator[Alert]:
+def read_alerts(lines: Iterable[bytes], progress: Progress | None = None) -> Iterator[Alert]:
     for n, line in enumerate(lines, start=1):
+        if progress is not None:
+            progress.read += len(line)
         if line.strip():
             yield from _parse(line, n)
+
+
+class Progress:
+    """A one-line progress bar on a terminal: bytes read of the file, alerts, rate."""
+
+    def __init__(self, out: IO[str], total_bytes: int | None) -> None:
+        self.out = out
+        self.total = total_bytes
+        self.read = 0
+        self.started = time.perf_counter()
+
+    def show(self, alerts: int, opened: int) -> None:
+        rate = alerts / max(time.perf_counter() - self.started, 1e-9)
+        bar = ""
+        if self.total:
+            done = min(1.0, self.read / self.total)
+            bar = f"[{'#' * int(done * 30):<30}] {done:4.0%}  "
+        self.out.write(f"\r{bar}{alerts:,} alerts  {rate:,.0f}/s  {opened:,} opened ")
+        self.out.flush()
+
+    def finish(self) -> None:
+        self.out.write("\n")
+        self.out.flush()
 
 
 @dataclass
@@ -90,7 +115,7 @@ def replay(
     out: IO[bytes] | None = None,
     batch_size: int = 1000,
     tick_interval: float = 1.0,
-    progress: IO[str] | None = None,
+    progress: Progress | None = None,
 ) -> ReplayStats:
     """Feed `alerts` (in archive order) through a fresh engine; write events to `out`."""
     engine = Engine(rules, config)
@@ -120,9 +145,7 @@ def replay(
             emit(engine.tick(now).events)
             next_tick = now + tick_interval
         if progress is not None and stats.alerts % (batch_size * 50) == 0:
-            rate = stats.alerts / max(time.perf_counter() - started, 1e-9)
-            progress.write(f"\r{stats.alerts:,} alerts  {rate:,.0f}/s  {stats.opened:,} opened")
-            progress.flush()
+            progress.show(stats.alerts, stats.opened)
 
     last = 0.0
     for alert in alerts:
@@ -136,7 +159,8 @@ def replay(
         emit(engine.tick(last).events)
     stats.seconds = time.perf_counter() - started
     if progress is not None:
-        progress.write("\n")
+        progress.show(stats.alerts, stats.opened)
+        progress.finish()
     return stats
 
 
