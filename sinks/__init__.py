@@ -11,6 +11,7 @@ from typing import TypeAlias
 from sinks.base import Receipt, Sink, classify_status, parse_retry_after
 from sinks.file import FileSink, FileSinkConfig
 from sinks.outbox import DeadLetter, MemoryOutbox, Outbox, OutboxDrain, OutboxEntry
+from sinks.pagerduty import PagerDutySink, PagerDutySinkConfig
 from sinks.retry import Retrying, RetryPolicy
 from sinks.webhook import WebhookSink, WebhookSinkConfig
 from stormwatch.metrics import Metrics
@@ -23,6 +24,8 @@ __all__ = [
     "Outbox",
     "OutboxDrain",
     "OutboxEntry",
+    "PagerDutySink",
+    "PagerDutySinkConfig",
     "Receipt",
     "RetryPolicy",
     "Retrying",
@@ -35,7 +38,7 @@ __all__ = [
     "parse_retry_after",
 ]
 
-SinkConfig: TypeAlias = FileSinkConfig | WebhookSinkConfig
+SinkConfig: TypeAlias = FileSinkConfig | WebhookSinkConfig | PagerDutySinkConfig
 
 
 def build_sink(config: SinkConfig, metrics: Metrics) -> Sink:
@@ -43,4 +46,6 @@ def build_sink(config: SinkConfig, metrics: Metrics) -> Sink:
     metrics.init_sink(config.name)
     if isinstance(config, WebhookSinkConfig):
         return Retrying(WebhookSink(config), config.retry)
+    if isinstance(config, PagerDutySinkConfig):
+        return Retrying(PagerDutySink(config), config.retry)
     return FileSink(config)

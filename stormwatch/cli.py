@@ -18,9 +18,8 @@ from collections.abc import Sequence
 
 import msgspec
 
-from stormwatch.config import DEFAULT_LISTEN, load_config
+from stormwatch.config import DEFAULT_LISTEN, load_config, redacted
 from stormwatch.errors import ConfigError, RuleError
-from stormwatch.wire import encode_hook
 
 __all__ = ["main"]
 
@@ -169,7 +168,7 @@ def cmd_config_check(args: argparse.Namespace) -> int:
     except ConfigError as err:
         print(f"stormwatch: config error: {err}", file=sys.stderr)
         return EXIT_INVALID
-    sys.stdout.write(msgspec.yaml.encode(config, enc_hook=encode_hook).decode())
+    sys.stdout.write(msgspec.yaml.encode(redacted(config)).decode())
     return EXIT_OK
 
 

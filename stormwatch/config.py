@@ -19,7 +19,15 @@ from sinks import FileSinkConfig, SinkConfig
 from stormwatch.errors import ConfigError, split_validation_message
 from stormwatch.wire import Duration, decode_hook, encode_hook
 
-__all__ = ["DEFAULT_LISTEN", "Config", "IngestConfig", "OutboxConfig", "StateConfig", "load_config"]
+__all__ = [
+    "DEFAULT_LISTEN",
+    "Config",
+    "IngestConfig",
+    "OutboxConfig",
+    "StateConfig",
+    "load_config",
+    "redacted",
+]
 
 DEFAULT_LISTEN = "127.0.0.1:9095"
 
@@ -90,6 +98,27 @@ def _with_jsonl(sinks: list[SinkConfig], path: str) -> list[SinkConfig]:
             out[i] = msgspec.structs.replace(s, path=path)
             return out
     return [*out, FileSinkConfig(name="jsonl", path=path)]
+
+
+_SECRET_KEYS = ("routing_key", "api_key", "token", "password", "secret", "authorization")
+
+
+def redacted(config: Config) -> object:
+    """The config as builtins with every secret replaced by "<secret>" (config check)."""
+
+    def walk(node: object) -> object:
+        if isinstance(node, dict):
+            return {
+                k: "<secret>"
+                if v and any(s in k.lower() for s in _SECRET_KEYS) and not k.endswith("_file")
+                else walk(v)
+                for k, v in node.items()
+            }
+        if isinstance(node, list):
+            return [walk(v) for v in node]
+        return node
+
+    return walk(msgspec.to_builtins(config, enc_hook=encode_hook))
 
 
 def load_config(

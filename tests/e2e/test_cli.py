@@ -175,3 +175,15 @@ def test_help_explains_run_flags() -> None:
     ).stdout
     for command in ("run", "config", "rules", "replay"):
         assert command in top
+
+
+def test_config_check_redacts_secrets(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(
+        "sinks:\n  - {type: pagerduty, name: pd, routing_key: R0123456789ABCDEF0123456789ABCDE,"
+        " headers_unused: 1}\n".replace(", headers_unused: 1", "")
+    )
+    assert main(["config", "check", "--config", str(cfg)]) == 0
+    out = capsys.readouterr().out
+    assert "routing_key: <secret>" in out
+    assert "R0123456789ABCDEF" not in out
