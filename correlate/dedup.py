@@ -12,6 +12,7 @@ from __future__ import annotations
 import heapq
 from enum import IntEnum
 
+from correlate.delta import Changes
 from correlate.state import State, Tracked
 from stormwatch.wire import Alert
 
@@ -32,8 +33,11 @@ class Admission(IntEnum):
 class DedupTable:
     """Admits alerts against `State.tracked`; keeps a heap of `ends_at` deadlines."""
 
-    def __init__(self, state: State, resolve_timeout: float, retention: float) -> None:
+    def __init__(
+        self, state: State, resolve_timeout: float, retention: float, changes: Changes | None = None
+    ) -> None:
         self.state = state
+        self.changes = changes if changes is not None else Changes()
         self.tracked = state.tracked
         self.resolve_timeout = resolve_timeout
         self.retention = retention
@@ -46,6 +50,7 @@ class DedupTable:
     def admit(self, alert: Alert, now: float) -> tuple[Admission, Tracked | None]:
         fp = alert.fingerprint
         t = self.tracked.get(fp)
+        self.changes.tracked.add(fp)
         if alert.status == "resolved":
             if t is None or t.status != "firing":
                 return Admission.STALE, t
@@ -99,6 +104,7 @@ class DedupTable:
                 continue  # an earlier entry for the same alert handled it
             t.status = "resolved"
             t.resolved_at = now
+            self.changes.tracked.add(fp)
             out.append(t)
         return out
 
@@ -121,4 +127,5 @@ class DedupTable:
         ]
         for fp in stale:
             del self.tracked[fp]
+            self.changes.tracked.add(fp)
         return len(stale)

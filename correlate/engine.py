@@ -28,6 +28,7 @@ from collections.abc import Sequence
 import msgspec
 
 from correlate.dedup import Admission, DedupTable
+from correlate.delta import Changes, StateDelta, build_delta
 from correlate.incidents import IncidentBook
 from correlate.reasons import resolve_reason, unique_members, why_opened
 from correlate.rulebook import LiveRule, Rulebook
@@ -125,7 +126,11 @@ class Engine:
     ) -> None:
         self.config = config or EngineConfig()
         self.state = state if state is not None else State()
-        self._dedup = DedupTable(self.state, self.config.resolve_timeout, self.config.retention)
+        self.changes = Changes()
+        """What changed since the last `take_delta` (a store saves only that)."""
+        self._dedup = DedupTable(
+            self.state, self.config.resolve_timeout, self.config.retention, self.changes
+        )
         self._retired: dict[str, LiveRule] = {}
         self._last_gc = self.state.watermark
         self._silences: list[tuple[Silence, list[Matcher]]] = [
@@ -147,12 +152,16 @@ class Engine:
 
     # -- rules and silences --------------------------------------------------------------
 
+    def _book_for_call(self) -> IncidentBook:
+        return IncidentBook(self.state, self.config.max_alerts_per_incident, self.changes)
+
     def _install(self, rules: RuleSet) -> None:
         book = Rulebook(rules, self.state.rules)
         for name, lr in getattr(self, "_book", book).live.items():
             if name not in book.live:
                 self._retired[name] = lr
         self.state.rules = book.states
+        self.changes.full = True  # rule states were swapped: the store rewrites everything
         self.rules = rules
         self._book = book
         self._live = book.live
@@ -165,12 +174,14 @@ class Engine:
 
     def add_silence(self, silence: Silence) -> None:
         """Add or replace (by id) a silence; raises MatcherError for a bad matcher."""
+        self.changes.meta = True
         compiled = silence.compiled()
         self.expire_silence(silence.id)
         self.state.silences.append(silence)
         self._silences.append((silence, compiled))
 
     def expire_silence(self, silence_id: str) -> bool:
+        self.changes.meta = True
         before = len(self.state.silences)
         self.state.silences = [s for s in self.state.silences if s.id != silence_id]
         self._silences = [(s, m) for s, m in self._silences if s.id != silence_id]
@@ -180,7 +191,7 @@ class Engine:
 
     def process(self, alerts: Sequence[Alert], now: float) -> Effects:
         """Take one batch of alerts at processing time `now`."""
-        book = IncidentBook(self.state, self.config.max_alerts_per_incident)
+        book = self._book_for_call()
         counts = Counts(received=len(alerts))
         self._expire(book, counts, now)
         admit = self._dedup.admit
@@ -245,6 +256,7 @@ class Engine:
         inc = book.open_for(lr.name, gkey)
         if lr.kind == "absence":
             lr.state.last_seen[gkey] = now
+            self.changes.rules.add(lr.name)
             if inc is not None:
                 book.resolve(inc, now, "a matching alert arrived again")
             return
@@ -273,8 +285,10 @@ class Engine:
         else:
             value = ""
         in_order = insert_event(events, (t, alert.fingerprint, value))
+        self.changes.groups.add((lr.name, gkey))
         if lr.kind == "group":
             lr.state.pending.setdefault(gkey, now)
+            self.changes.rules.add(lr.name)
             return
         picked = self._hit(lr, events, t, in_order)
         if picked is None:
@@ -317,7 +331,7 @@ class Engine:
     def tick(self, now: float) -> Effects:
         """Advance timers to `now`: alert expiry, group waits, absences, quiet periods,
         hysteresis, repeat intervals, spaced updates; and forget old state."""
-        book = IncidentBook(self.state, self.config.max_alerts_per_incident)
+        book = self._book_for_call()
         counts = Counts()
         self._expire(book, counts, now)
         for lr in self._live.values():
@@ -354,7 +368,11 @@ class Engine:
             if i.status == "resolved" and (i.resolved_at or 0) < cutoff
         ]:
             del incidents[key]
-        self.state.silences = [s for s in self.state.silences if s.ends_at > now]
+            self.changes.incidents.add(key)
+        live_silences = [s for s in self.state.silences if s.ends_at > now]
+        if len(live_silences) != len(self.state.silences):
+            self.state.silences = live_silences
+            self.changes.meta = True
         self._silences = [(s, m) for s, m in self._silences if s.ends_at > now]
         horizon = self.state.watermark - self.config.allowed_lateness
         for lr in self._live.values():
@@ -363,7 +381,8 @@ class Engine:
             groups = lr.state.groups
             for gkey in list(groups):
                 events = groups[gkey]
-                evict_before(events, horizon - lr.timespan)
+                if evict_before(events, horizon - lr.timespan):
+                    self.changes.groups.add((lr.name, gkey))
                 if not events:
                     del groups[gkey]
 
@@ -374,9 +393,7 @@ class Engine:
 
     def _view(self, inc: IncidentState) -> Incident:
         lr = self._rule_for(inc.rule)
-        return IncidentBook(self.state, self.config.max_alerts_per_incident).view(
-            inc, lr.rule, lr.classifier
-        )
+        return self._book_for_call().view(inc, lr.rule, lr.classifier)
 
     def _index_inhibitor(self, inc: IncidentState) -> None:
         if inc.status == "open" and inc.announced and inc.severity in self._source_severities:
@@ -413,11 +430,12 @@ class Engine:
         return out
 
     def _hold(self, inc: IncidentState, by: str, now: float) -> None:
+        self.changes.incidents.add(inc.key)
         inc.announced = False
         self._held[inc.key] = None
         if inc.inhibited_by != by:
             inc.inhibited_by = by
-            book = IncidentBook(self.state, self.config.max_alerts_per_incident)
+            book = self._book_for_call()
             book._log(inc, now, "inhibited", f"held back while {by} is open")
 
     def _flush_updates(self, now: float) -> list[IncidentEvent]:
@@ -446,6 +464,7 @@ class Engine:
             inc = incidents.get(key)
             if inc is None or inc.status != "open" or not inc.announced:
                 del dirty[key]
+                self.changes.incidents.add(key)
                 continue
             lr = self._rule_for(inc.rule)
             interval = (
@@ -463,6 +482,7 @@ class Engine:
         self, inc: IncidentState, kind: IncidentEventKind, reason: str, view: Incident, now: float
     ) -> IncidentEvent:
         inc.sequence += 1
+        self.changes.incidents.add(inc.key)
         inc.last_event_at = now
         self._index_inhibitor(inc)  # `view` refreshed inc.severity and inc.labels
         return IncidentEvent(
@@ -491,6 +511,16 @@ class Engine:
             if inc is not None:
                 out[inc.rule] = out.get(inc.rule, 0) + 1
         return out
+
+    def take_delta(self) -> StateDelta:
+        """Everything changed since the last call, to persist; then starts afresh."""
+        delta = build_delta(self.state, self.changes)
+        self.changes.clear()
+        return delta
+
+    def discard_changes(self) -> None:
+        """Forget the change marks: for runs that never save (replay, rule tests)."""
+        self.changes.clear()
 
     def snapshot(self) -> bytes:
         """The whole state, encoded; `Engine.restore` takes it back."""

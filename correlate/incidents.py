@@ -11,6 +11,7 @@ import hashlib
 from collections.abc import Mapping
 
 from correlate.classify import Classifier
+from correlate.delta import Changes
 from correlate.state import IncidentState, State, Tracked
 from rules import Rule
 from stormwatch.wire import Incident, IncidentAlert, TimelineEntry
@@ -64,14 +65,20 @@ class IncidentBook:
     most every `update_interval`, so a storm of re-sends costs one update, not thousands.
     """
 
-    def __init__(self, state: State, max_alerts: int) -> None:
+    def __init__(self, state: State, max_alerts: int, changes: Changes | None = None) -> None:
         self.state = state
         self.max_alerts = max_alerts
+        self.changes = changes if changes is not None else Changes()
+        """Where every change to an incident or a tracked alert is marked for the store."""
         self.touched: dict[str, list[str]] = {}
         self.opened: set[str] = set()
         self.resolved: set[str] = set()
 
+    def mark(self, key: str) -> None:
+        self.changes.incidents.add(key)
+
     def _touch(self, key: str, reason: str) -> None:
+        self.changes.incidents.add(key)
         if reason in ("opened", "resolved"):
             self.touched.setdefault(key, []).append(reason)
             return
@@ -83,6 +90,7 @@ class IncidentBook:
             reasons.append(reason)
 
     def _log(self, inc: IncidentState, at: float, event: str, detail: str = "") -> None:
+        self.changes.incidents.add(inc.key)
         inc.timeline.append(TimelineEntry(at=at, event=event, detail=detail))
         if len(inc.timeline) > TIMELINE_LIMIT:
             # Keep the opening entry: it says why the incident exists.
@@ -139,11 +147,14 @@ class IncidentBook:
         firing = tracked.status == "firing"
         if inc.key in tracked.incidents:
             # A member that resolved and fired again: same alert, firing once more.
+            self.changes.incidents.add(inc.key)
             inc.firing += firing
             if log:
                 self._log(inc, now, "alert_refired", fp)
             return
         tracked.incidents.append(inc.key)
+        self.changes.tracked.add(fp)
+        self.changes.incidents.add(inc.key)
         inc.alert_count += 1
         inc.firing += firing
         if len(inc.exemplars) < self.max_alerts:
@@ -199,6 +210,7 @@ class IncidentBook:
             tracked = self.state.tracked.get(fp)
             if tracked is not None and inc.key in tracked.incidents:
                 tracked.incidents.remove(inc.key)
+                self.changes.tracked.add(fp)
         self.resolved.add(inc.key)
         self._touch(inc.key, "resolved")
 
@@ -226,9 +238,14 @@ class IncidentBook:
                 )
             )
         common = common_labels(alerts)
-        inc.labels = {**common, **inc.group}
+        labels = {**common, **inc.group}
+        if labels != inc.labels:
+            inc.labels = labels
+            self.changes.incidents.add(inc.key)
         c = classifier.classify(alerts, inc.alert_count, common)
-        inc.severity = c.severity
+        if inc.severity != c.severity:
+            inc.severity = c.severity
+            self.changes.incidents.add(inc.key)
         values = {**common, **inc.group, "rule": inc.rule, "count": str(inc.alert_count)}
         timeline = list(inc.timeline)
         if inc.timeline_dropped:

@@ -24,6 +24,8 @@ def flush_group_waits(lr: LiveRule, book: IncidentBook, state: State, now: float
             continue
         del lr.state.pending[gkey]
         events = lr.state.groups.pop(gkey, [])
+        book.changes.rules.add(lr.name)
+        book.changes.groups.add((lr.name, gkey))
         tracked = state.tracked
         members = [
             tracked[e[1]] for e in events if e[1] in tracked and tracked[e[1]].status == "firing"
@@ -96,7 +98,10 @@ def check_resolve_timers(
         return
     if lr.resolve_condition is not None:
         span = lr.resolve_timespan
-        inc.arrivals = [a for a in inc.arrivals if a > now - span]
+        kept = [a for a in inc.arrivals if a > now - span]
+        if len(kept) != len(inc.arrivals):
+            inc.arrivals = kept
+            book.mark(inc.key)
         if now - inc.opened_at >= span and lr.resolve_condition.holds(len(inc.arrivals)):
             book.resolve(
                 inc,
@@ -110,3 +115,4 @@ def check_resolve_timers(
         and now - inc.last_event_at >= lr.group.repeat_interval
     ):
         state.dirty.setdefault(inc.key, []).append("repeat_interval")
+        book.mark(inc.key)

@@ -20,6 +20,7 @@ from aiohttp import web
 from prometheus_client import disable_created_metrics
 
 from correlate import Engine
+from correlate.delta import StateDelta
 from correlate.store import MemoryStore, Store
 from correlate.suppress import Silence
 from ingest import HttpSource
@@ -69,6 +70,7 @@ class App:
         self.pipeline = Pipeline(
             self.engine,
             self._deliver,
+            self._save,
             self.metrics,
             capacity=config.ingest.queue_capacity_batches,
             max_batch_alerts=config.ingest.max_batch_alerts,
@@ -110,6 +112,9 @@ class App:
                 continue
             if name in self._drains:
                 self._drains[name][0].notify()
+
+    async def _save(self, delta: StateDelta) -> None:
+        await self.store.save(self.shard, delta)
 
     async def replay_dead_letters(self, sink: str) -> int:
         """Put a sink's dead letters back on its outbox, oldest first; returns how many."""
@@ -186,16 +191,16 @@ class App:
         return task
 
     async def start(self) -> None:
-        snapshot = await self.store.load(self.shard)
-        if snapshot is not None:
+        state = await self.store.load(self.shard)
+        if state is not None:
             # Windows, open incidents and dedup state carry over: no flood, no forgetting.
-            self.engine = Engine.restore(self.ruleset, snapshot, self.config.correlate)
+            self.engine = Engine(self.ruleset, self.config.correlate, state)
             self.pipeline.engine = self.engine
             log.info(
                 "state_restored",
                 shard=self.shard,
-                incidents=len(self.engine.state.incidents),
-                alerts=len(self.engine.state.tracked),
+                incidents=len(state.incidents),
+                alerts=len(state.tracked),
             )
         for name, sink in self.sinks.items():
             drain = OutboxDrain(self.outbox, sink, self.metrics)
@@ -238,7 +243,7 @@ class App:
             await self._runner.cleanup()
         for sink in self.sinks.values():
             await sink.close()
-        await self.store.save(self.shard, self.engine.snapshot())
+        await self.pipeline.save()
         pending = {n: await self.outbox.size(n) for n in self.sinks}
         log.info("daemon_stopped", undelivered=pending)
 

@@ -2,8 +2,9 @@
 
 ```
 submit(alerts) ──► queue (bounded) ──► correlator: engine.process(batch, now)
-   │ full: Overloaded -> 429                        └─► deliver(events)  (outboxes)
-   └── returns once its batch is processed and its events are in the outboxes
+   │ full: Overloaded -> 429                        ├─► deliver(events)  (outboxes)
+   │                                                └─► save(engine.take_delta())
+   └── returns once its batch is processed, its events queued and its state saved
 ```
 
 One task owns the engine: it takes queued requests (several at once, up to
@@ -20,14 +21,17 @@ from collections.abc import Awaitable, Callable
 import structlog
 
 from correlate import Effects, Engine
+from correlate.delta import StateDelta
 from stormwatch.errors import Overloaded
 from stormwatch.metrics import Metrics
 from stormwatch.wire import Alert, IncidentEvent
 
-__all__ = ["Deliver", "Pipeline"]
+__all__ = ["Deliver", "Pipeline", "Save"]
 
 Deliver = Callable[[list[IncidentEvent]], Awaitable[None]]
 """Hands a batch's incident events to the sinks' outboxes; returns once they are queued."""
+Save = Callable[[StateDelta], Awaitable[None]]
+"""Persists what a batch changed; returns once it is stored."""
 
 log = structlog.get_logger("stormwatch.pipeline")
 
@@ -45,6 +49,7 @@ class Pipeline:
         self,
         engine: Engine,
         deliver: Deliver,
+        save: Save,
         metrics: Metrics,
         *,
         capacity: int = 1024,
@@ -54,6 +59,7 @@ class Pipeline:
     ) -> None:
         self.engine = engine
         self._deliver = deliver
+        self._save = save
         self._metrics = metrics
         self._queue: asyncio.Queue[_Request] = asyncio.Queue(maxsize=capacity)
         self._max_batch = max_batch_alerts
@@ -144,6 +150,8 @@ class Pipeline:
                         self._metrics.windows_live.labels(rule).set(n)
                 if events:
                     await self._deliver(events)
+                # Saved before any sender hears 200: an acknowledged batch survives.
+                await self._save(self.engine.take_delta())
                 if requests:
                     self._metrics.batch_seconds.observe(time.perf_counter() - started)
         except asyncio.CancelledError:
@@ -160,6 +168,11 @@ class Pipeline:
         for r in requests:
             if not r.done.done():
                 r.done.set_result(None)
+
+    async def save(self) -> None:
+        """Save what changed since the last batch (shutdown, after the last tick)."""
+        async with self.lock:
+            await self._save(self.engine.take_delta())
 
     def _observe(self, effects: Effects) -> None:
         m, c = self._metrics, effects.counts

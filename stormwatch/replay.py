@@ -137,6 +137,7 @@ def replay(
         nonlocal next_tick
         now = max(a.received_at for a in batch)
         emit(engine.process(batch, now).events)
+        engine.discard_changes()  # nothing is saved offline
         stats.alerts += len(batch)
         batch.clear()
         if next_tick is None:

@@ -146,6 +146,7 @@ def _run(test: RuleTest, rules: Any) -> list[IncidentEvent]:
         if batch:
             events.extend(engine.process(batch, now).events)
         events.extend(engine.tick(now).events)
+        engine.discard_changes()
         second += 1.0
     return events
 

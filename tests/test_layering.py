@@ -19,7 +19,13 @@ ALLOWED: dict[str, tuple[set[str], set[str]]] = {
     "stormwatch.metrics": (set(), {"prometheus_client"}),
     "rules": ({"stormwatch.wire", "stormwatch.errors", "rules"}, {"msgspec", "yaml"}),
     "correlate.store": (
-        {"correlate.state", "correlate.store", "stormwatch.wire", "stormwatch.errors"},
+        {
+            "correlate.state",
+            "correlate.delta",
+            "correlate.store",
+            "stormwatch.wire",
+            "stormwatch.errors",
+        },
         {"msgspec", "redis"},
     ),
     "correlate": ({"correlate", "rules", "stormwatch.wire", "stormwatch.errors"}, {"msgspec"}),

@@ -1,25 +1,31 @@
 """Where an engine's state is kept between batches and across restarts.
 
 The only I/O in `correlate/`. The engine never imports it: the shell loads a shard's
-snapshot, builds the engine from it, and saves after each batch.
+state, builds the engine from it, and after every batch saves the engine's
+`StateDelta` before the batch is acknowledged.
 """
 
 from __future__ import annotations
 
 from typing import Protocol
 
+from correlate.delta import StateDelta
+from correlate.state import State
 from correlate.store.memory import MemoryStore
 
 __all__ = ["MemoryStore", "Store"]
 
 
 class Store(Protocol):
-    async def load(self, shard: str) -> bytes | None:
-        """The shard's last saved snapshot, or None for a fresh start."""
+    durable: bool
+    """True when saved state outlives the process (the pipeline then saves per batch)."""
+
+    async def load(self, shard: str) -> State | None:
+        """The shard's saved state, or None for a fresh start."""
         ...
 
-    async def save(self, shard: str, snapshot: bytes) -> None:
-        """Persist the shard's snapshot; raises StoreUnavailable when it cannot."""
+    async def save(self, shard: str, delta: StateDelta) -> None:
+        """Persist one delta atomically; raises StoreUnavailable when it cannot."""
         ...
 
     async def close(self) -> None: ...

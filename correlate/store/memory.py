@@ -1,21 +1,32 @@
-"""The embedded default: state lives in the engine's memory and dies with the process."""
+"""The embedded default: state lives in memory and dies with the process.
+
+Deltas are replayed onto a replica `State`, so an `App` restarted inside the same
+process (tests, an embedding program) picks up where the last one stopped. The replica
+shares the engine's objects, so it costs dict entries, not a second copy of the state.
+"""
 
 from __future__ import annotations
+
+from correlate.delta import StateDelta, apply_delta
+from correlate.state import State
 
 __all__ = ["MemoryStore"]
 
 
 class MemoryStore:
-    """Keeps the last snapshot per shard in memory (useful to tests and restarts in-process)."""
+    durable = False
 
     def __init__(self) -> None:
-        self._snapshots: dict[str, bytes] = {}
+        self._states: dict[str, State] = {}
 
-    async def load(self, shard: str) -> bytes | None:
-        return self._snapshots.get(shard)
+    async def load(self, shard: str) -> State | None:
+        return self._states.get(shard)
 
-    async def save(self, shard: str, snapshot: bytes) -> None:
-        self._snapshots[shard] = snapshot
+    async def save(self, shard: str, delta: StateDelta) -> None:
+        state = self._states.get(shard)
+        if state is None:
+            state = self._states[shard] = State()
+        apply_delta(state, delta)
 
     async def close(self) -> None:
-        self._snapshots.clear()
+        self._states.clear()
