@@ -53,7 +53,7 @@ class App:
         self.metrics = Metrics()
         self.rule_paths = config.rules or [DEFAULT_RULES]
         self.ruleset: RuleSet = load_rules(self.rule_paths)
-        self.store: Store = MemoryStore() if store is None else store
+        self.store: Store = store if store is not None else _build_store(config)
         self.shard = "0"
         """One shard until Kafka partitions split the state; keys are already per shard."""
         self.engine = Engine(self.ruleset, config.correlate)
@@ -283,6 +283,14 @@ def _on_stop(stop: asyncio.Event) -> None:
     if stop.is_set():
         raise SystemExit(1)
     stop.set()
+
+
+def _build_store(config: Config) -> Store:
+    if config.state.backend == "redis":
+        from correlate.store.redis import RedisStore
+
+        return RedisStore(config.state.url, prefix=config.state.key_prefix)
+    return MemoryStore()
 
 
 def _rule_files_stamp(paths: list[str]) -> tuple[tuple[str, float, int], ...]:

@@ -19,7 +19,7 @@ from collections.abc import Sequence
 import msgspec
 
 from stormwatch.config import DEFAULT_LISTEN, load_config, redacted
-from stormwatch.errors import ConfigError, RuleError
+from stormwatch.errors import ConfigError, RuleError, StormwatchError
 
 __all__ = ["main"]
 
@@ -157,7 +157,12 @@ def cmd_run(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         return 130
     except OSError as err:
-        print(f"stormwatch: cannot listen on {config.listen}: {err.strerror}", file=sys.stderr)
+        print(
+            f"stormwatch: cannot listen on {config.listen}: {err.strerror or err}", file=sys.stderr
+        )
+        return EXIT_FAILED
+    except StormwatchError as err:  # e.g. the state store is unreachable at start
+        print(f"stormwatch: {err}", file=sys.stderr)
         return EXIT_FAILED
     return EXIT_OK
 

@@ -50,7 +50,12 @@ class OutboxConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, fro
 
 
 class StateConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, frozen=True):
-    backend: Literal["memory"] = "memory"
+    """Where correlation state lives: `memory` (gone with the process) or `redis`
+    (saved per batch before the batch is acknowledged; a restart resumes)."""
+
+    backend: Literal["memory", "redis"] = "memory"
+    url: str = "redis://127.0.0.1:6379/0"
+    key_prefix: str = "stormwatch"
 
 
 def _default_sinks() -> list[SinkConfig]:

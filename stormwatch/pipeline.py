@@ -151,7 +151,7 @@ class Pipeline:
                 if events:
                     await self._deliver(events)
                 # Saved before any sender hears 200: an acknowledged batch survives.
-                await self._save(self.engine.take_delta())
+                await self._save_delta()
                 if requests:
                     self._metrics.batch_seconds.observe(time.perf_counter() - started)
         except asyncio.CancelledError:
@@ -172,7 +172,17 @@ class Pipeline:
     async def save(self) -> None:
         """Save what changed since the last batch (shutdown, after the last tick)."""
         async with self.lock:
-            await self._save(self.engine.take_delta())
+            await self._save_delta()
+
+    async def _save_delta(self) -> None:
+        delta = self.engine.take_delta()
+        try:
+            await self._save(delta)
+        except BaseException:
+            # The marks were taken with the delta: without them the store would miss
+            # this batch for good. Rewrite everything at the next save instead.
+            self.engine.changes.full = True
+            raise
 
     def _observe(self, effects: Effects) -> None:
         m, c = self._metrics, effects.counts

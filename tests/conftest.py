@@ -30,6 +30,47 @@ def free_port() -> int:
     return pick_free_port()
 
 
+REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
+REDIS_HOW = (
+    "start it with: redis-server --daemonize yes --bind 127.0.0.1 -::1 --port 6379 --save '' "
+    "--appendonly no --dir /var/lib/redis --logfile /var/log/redis/ci.log"
+)
+
+
+def missing_service(what: str) -> None:
+    """A missing service fails loudly in CI and skips only on a developer machine."""
+    if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
+        pytest.fail(f"{what} (CI=true: tests that need it must not skip)")
+    pytest.skip(what)
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> str:
+    import redis
+
+    try:
+        redis.Redis.from_url(REDIS_URL, socket_connect_timeout=2).ping()
+    except redis.exceptions.RedisError as err:
+        missing_service(f"Redis not reachable at {REDIS_URL} ({err}); {REDIS_HOW}")
+    return REDIS_URL
+
+
+@pytest.fixture
+def redis_prefix(redis_url: str) -> Iterator[str]:
+    """A key prefix of this test's own; its keys are deleted afterwards (never FLUSHALL:
+    the machine's Redis is shared)."""
+    import uuid
+
+    import redis
+
+    prefix = f"stormwatch:test:{uuid.uuid4().hex}"
+    yield prefix
+    client = redis.Redis.from_url(redis_url)
+    keys = list(client.scan_iter(match=f"{prefix}:*"))
+    if keys:
+        client.delete(*keys)
+
+
 @dataclass
 class Daemon:
     """A `stormwatch run` subprocess and where to reach it."""

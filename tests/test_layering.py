@@ -22,6 +22,7 @@ ALLOWED: dict[str, tuple[set[str], set[str]]] = {
         {
             "correlate.state",
             "correlate.delta",
+            "correlate.suppress",
             "correlate.store",
             "stormwatch.wire",
             "stormwatch.errors",

@@ -1,0 +1,42 @@
+"""Every Redis key stormwatch writes, in one place.
+
+All keys of a shard share the prefix `{prefix}:{shard}:`; none has a TTL: state lives
+until the engine forgets it (resolved alerts and incidents after `correlate.retention`),
+and the store deletes it then. `prefix` defaults to "stormwatch"; tests use their own.
+"""
+
+from __future__ import annotations
+
+__all__ = ["ShardKeys"]
+
+
+class ShardKeys:
+    """The hashes that hold one shard's state."""
+
+    def __init__(self, prefix: str, shard: str) -> None:
+        base = f"{prefix}:{shard}"
+        self.meta = f"{base}:meta"
+        """watermark, silences, version."""
+        self.tracked = f"{base}:tracked"
+        """fingerprint -> Tracked (the dedup table)."""
+        self.windows = f"{base}:windows"
+        """rule \\x1e group -> window events."""
+        self.rules = f"{base}:rules"
+        """rule -> correlation hash, group waits, heartbeats."""
+        self.incidents = f"{base}:incidents"
+        """incident key -> IncidentState."""
+        self.open = f"{base}:open"
+        """rule \\x1e group -> key of its open incident."""
+        self.dirty = f"{base}:dirty"
+        """incident key -> reasons for its next `updated` event."""
+
+    def all(self) -> list[str]:
+        return [
+            self.meta,
+            self.tracked,
+            self.windows,
+            self.rules,
+            self.incidents,
+            self.open,
+            self.dirty,
+        ]

@@ -1,0 +1,110 @@
+"""`RedisStore`: a shard's state in Redis hashes, one MULTI/EXEC per batch.
+
+Each batch's `StateDelta` becomes HSETs and HDELs on the shard's hashes (keys.py) in one
+transaction, so Redis holds either all of a batch or none of it. Load reads the hashes
+back into a `State`. Values are msgspec JSON.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+import redis.asyncio as aioredis
+from redis.exceptions import RedisError
+
+from correlate.delta import RuleMeta, StateDelta
+from correlate.state import IncidentState, RuleState, State, Tracked
+from correlate.store.keys import ShardKeys
+from correlate.suppress import Silence
+from stormwatch.errors import StoreUnavailable
+
+__all__ = ["RedisStore"]
+
+_enc = msgspec.json.Encoder()
+_tracked = msgspec.json.Decoder(Tracked)
+_events = msgspec.json.Decoder(list[tuple[float, str, str]])
+_rule = msgspec.json.Decoder(RuleMeta)
+_incident = msgspec.json.Decoder(IncidentState)
+_reasons = msgspec.json.Decoder(list[str])
+_silences = msgspec.json.Decoder(list[Silence])
+_SEP = "\x1e"
+
+
+def _write(pipe: Any, key: str, values: dict[str, Any], encode: bool = True) -> None:
+    sets = {k: (_enc.encode(v) if encode else v) for k, v in values.items() if v is not None}
+    dels = [k for k, v in values.items() if v is None]
+    if sets:
+        pipe.hset(key, mapping=sets)
+    if dels:
+        pipe.hdel(key, *dels)
+
+
+class RedisStore:
+    durable = True
+
+    def __init__(self, url: str, *, prefix: str = "stormwatch") -> None:
+        self.url = url
+        self.prefix = prefix
+        self._client = aioredis.from_url(url, socket_timeout=5, socket_connect_timeout=5)
+
+    async def save(self, shard: str, delta: StateDelta) -> None:
+        keys = ShardKeys(self.prefix, shard)
+        try:
+            async with self._client.pipeline(transaction=True) as pipe:
+                if delta.full:
+                    pipe.delete(*keys.all())
+                meta: dict[Any, Any] = {"watermark": repr(delta.watermark), "version": "1"}
+                if delta.silences is not None:
+                    meta["silences"] = _enc.encode(delta.silences)
+                pipe.hset(keys.meta, mapping=meta)
+                _write(pipe, keys.tracked, delta.tracked)
+                _write(pipe, keys.windows, delta.windows)
+                _write(pipe, keys.rules, delta.rules)
+                _write(pipe, keys.incidents, delta.incidents)
+                _write(pipe, keys.open, delta.open, encode=False)
+                _write(pipe, keys.dirty, delta.dirty)
+                await pipe.execute()
+        except (RedisError, OSError) as err:
+            msg = f"cannot save shard {shard} to Redis at {self.url}: {err}"
+            raise StoreUnavailable(msg) from err
+
+    async def load(self, shard: str) -> State | None:
+        keys = ShardKeys(self.prefix, shard)
+        try:
+            async with self._client.pipeline(transaction=True) as pipe:
+                for key in keys.all():
+                    pipe.hgetall(key)
+                meta, tracked, windows, rules, incidents, open_, dirty = await pipe.execute()
+        except (RedisError, OSError) as err:
+            msg = f"cannot load shard {shard} from Redis at {self.url}: {err}"
+            raise StoreUnavailable(msg) from err
+        if not meta:
+            return None
+        state = State(watermark=float(meta[b"watermark"]))
+        if b"silences" in meta:
+            state.silences = _silences.decode(meta[b"silences"])
+        state.tracked = {k.decode(): _tracked.decode(v) for k, v in tracked.items()}
+        for name, raw in rules.items():
+            m = _rule.decode(raw)
+            state.rules[name.decode()] = RuleState(
+                fingerprint=m.fingerprint, pending=m.pending, last_seen=m.last_seen
+            )
+        for wkey, raw in windows.items():
+            rule, _, gkey = wkey.decode().partition(_SEP)
+            if rule in state.rules:
+                state.rules[rule].groups[gkey] = _events.decode(raw)
+        state.incidents = {k.decode(): _incident.decode(v) for k, v in incidents.items()}
+        state.open_by_group = {k.decode(): v.decode() for k, v in open_.items()}
+        state.dirty = {k.decode(): _reasons.decode(v) for k, v in dirty.items()}
+        return state
+
+    async def ping(self) -> None:
+        try:
+            await self._client.ping()
+        except (RedisError, OSError) as err:
+            msg = f"Redis at {self.url} is not reachable: {err}"
+            raise StoreUnavailable(msg) from err
+
+    async def close(self) -> None:
+        await self._client.aclose()

@@ -1,0 +1,108 @@
+"""The Redis state store against a real Redis (REDIS_URL, default 127.0.0.1:6379)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+
+import aiohttp
+import msgspec
+import pytest
+
+from correlate.store.redis import RedisStore
+from stormwatch.app import App
+from stormwatch.config import load_config
+from stormwatch.errors import StoreUnavailable
+from tests.conftest import pick_free_port
+from tests.integration.test_app import RULES, Client, alerts
+from tests.property.test_engine_properties import _all_types, _same_state
+from tests.support import alert, engine
+
+pytestmark = pytest.mark.redis
+
+
+async def test_deltas_saved_batch_by_batch_load_back_as_the_same_state(
+    redis_url: str, redis_prefix: str
+) -> None:
+    store = RedisStore(redis_url, prefix=redis_prefix)
+    eng = engine(*_all_types())  # type: ignore[arg-type]
+    stream = [
+        alert(n, t=float(i * 7), service=f"s{i % 3}", instance=str(i % 5))
+        for i, n in enumerate("ABCDABCDEFABCD" * 3)
+    ]
+    for i in range(0, len(stream), 5):
+        batch = stream[i : i + 5]
+        now = max(a.received_at for a in batch)
+        eng.process(batch, now)
+        eng.tick(now + 20)
+        await store.save("0", eng.take_delta())
+    loaded = await store.load("0")
+    assert loaded is not None and _same_state(loaded, eng.state)
+    assert await store.load("other-shard") is None
+    await store.close()
+
+
+async def test_an_unreachable_redis_is_store_unavailable() -> None:
+    store = RedisStore(f"redis://127.0.0.1:{pick_free_port()}/0")
+    with pytest.raises(StoreUnavailable, match="cannot save shard 0"):
+        await store.save("0", engine().take_delta())
+    await store.close()
+
+
+async def test_a_restart_with_redis_resumes_windows_and_incidents(
+    tmp_path: Path, redis_url: str, redis_prefix: str
+) -> None:
+    rules = tmp_path / "rules.yaml"
+    rules.write_text(RULES.replace("THRESHOLD", "3"))
+
+    def make() -> App:
+        cfg = tmp_path / "stormwatch.yaml"
+        cfg.write_text(
+            f"listen: 127.0.0.1:{pick_free_port()}\nrules: [{rules}]\n"
+            f"state: {{backend: redis, url: '{redis_url}', key_prefix: '{redis_prefix}'}}\n"
+            f"sinks: [{{type: file, name: jsonl, path: {tmp_path / 'incidents.jsonl'}}}]\n"
+        )
+        return App(load_config(cfg, env={}))
+
+    async with make() as first, aiohttp.ClientSession() as session:
+        c = Client(first, session)
+        await c.post("/api/v2/alerts", alerts("burst", "a", "b"))  # 2 of 3: only in Redis now
+        await c.post("/api/v2/alerts", alerts("steady", "x", "y", "z"))
+        await c.opened(1)
+    async with make() as second, aiohttp.ClientSession() as session:
+        c = Client(second, session)
+        await c.post("/api/v2/alerts", alerts("steady", "x"))  # a re-send: no second incident
+        await c.post("/api/v2/alerts", alerts("burst", "c"))  # completes the window from Redis
+        await c.opened(2)
+        await asyncio.sleep(0.1)
+    opened = [json.loads(x) for x in (tmp_path / "incidents.jsonl").read_text().splitlines()]
+    assert [e["incident"]["rule"] for e in opened if e["event"] == "opened"] == ["steady", "burst"]
+
+
+async def test_redis_down_mid_run_is_503_and_the_next_save_rewrites_everything(
+    tmp_path: Path, redis_url: str, redis_prefix: str
+) -> None:
+    rules = tmp_path / "rules.yaml"
+    rules.write_text(RULES.replace("THRESHOLD", "3"))
+    config = load_config(
+        None,
+        env={},
+        listen=f"127.0.0.1:{pick_free_port()}",
+        rules=[str(rules)],
+        incidents_jsonl=str(tmp_path / "incidents.jsonl"),
+    )
+    good = RedisStore(redis_url, prefix=redis_prefix)
+    bad = RedisStore(f"redis://127.0.0.1:{pick_free_port()}/0", prefix=redis_prefix)
+    app = App(msgspec.structs.replace(config), store=good)
+    async with app, aiohttp.ClientSession() as session:
+        c = Client(app, session)
+        assert (await c.post("/api/v2/alerts", alerts("burst", "a")))[0] == 200
+        app.store = bad
+        status, body = await c.post("/api/v2/alerts", alerts("burst", "b"))
+        assert status == 503 and body["error"] == "store_unavailable"
+        app.store = good
+        assert (await c.post("/api/v2/alerts", alerts("burst", "c")))[0] == 200
+        loaded = await good.load("0")
+        assert loaded is not None and _same_state(loaded, app.engine.state)
+    await bad.close()
