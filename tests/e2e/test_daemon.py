@@ -227,3 +227,36 @@ def test_sighup_reloads_and_a_broken_file_keeps_the_old_rules(
     opened = [e for e in _read_events(daemon.jsonl) if e["event"] == "opened"]
     assert [e["incident"]["alert_count"] for e in opened] == [2]  # the old threshold, still live
     assert "stormwatch_rules_last_reload_successful 0.0" in daemon.get("/metrics")[1].decode()
+
+
+@pytest.mark.redis
+def test_kill_9_and_restart_with_redis_loses_no_acknowledged_alert(
+    daemon_factory: Any, tmp_path: Path, redis_url: str, redis_prefix: str
+) -> None:
+    rules = tmp_path / "rules.yaml"
+    rules.write_text(RULE.replace("gte: 5", "gte: 3"))
+    config = tmp_path / "stormwatch.yaml"
+    config.write_text(
+        f"state: {{backend: redis, url: '{redis_url}', key_prefix: '{redis_prefix}'}}\n"
+    )
+    now = time.time()
+
+    def post(d: Daemon, *names: str) -> None:
+        batch = [
+            {"labels": {"alertname": n, "service": "s"}, "startsAt": _iso(now - 30)} for n in names
+        ]
+        assert d.post("/api/v2/alerts", json.dumps(batch).encode())[0] == 200
+
+    first: Daemon = daemon_factory("--config", str(config), "--rules", str(rules))
+    post(first, "a", "b")  # acknowledged: in Redis, 2 of 3
+    first.proc.kill()  # no graceful shutdown
+    first.proc.wait()
+    second: Daemon = daemon_factory("--config", str(config), "--rules", str(rules))
+    post(second, "a")  # a re-send after the restart: still a duplicate
+    assert [e for e in _read_events(second.jsonl) if e["event"] == "opened"] == []
+    post(second, "c")
+    _wait_for(lambda: any(e["event"] == "opened" for e in _read_events(second.jsonl)))
+    opened = [e["incident"] for e in _read_events(second.jsonl) if e["event"] == "opened"]
+    assert [i["alert_count"] for i in opened] == [3]
+    assert sorted(a["labels"]["alertname"] for a in opened[0]["alerts"]) == ["a", "b", "c"]
+    assert {a["labels"]["alertname"]: a["duplicates"] for a in opened[0]["alerts"]}["a"] == 1
