@@ -28,7 +28,9 @@ from stormwatch.wire import IncidentEvent
 __all__ = ["DeadLetter", "MemoryOutbox", "Outbox", "OutboxDrain", "OutboxEntry"]
 
 log = structlog.get_logger("stormwatch.sinks")
-_ids = itertools.count(1)
+# Unique across restarts too (a durable outbox may still hold the last run's entries):
+# nanoseconds at start, counting up.
+_ids = itertools.count(time.time_ns())
 
 
 class OutboxEntry(msgspec.Struct, kw_only=True):

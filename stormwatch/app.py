@@ -27,8 +27,9 @@ from ingest import HttpSource
 from ingest.ratelimit import LogLimiter
 from rules import RuleSet, load_rules, rule_files
 from sinks import MemoryOutbox, OutboxDrain, OutboxEntry, Sink, build_sink
+from sinks.redis_outbox import RedisOutbox
 from stormwatch.config import Config
-from stormwatch.errors import Overloaded, RuleError
+from stormwatch.errors import RuleError
 from stormwatch.metrics import Metrics
 from stormwatch.pipeline import Pipeline
 from stormwatch.silences import SilenceRequest, to_silence
@@ -60,17 +61,14 @@ class App:
         self.metrics.rules_loaded.set(len(self.ruleset))
         self.metrics.rules_reload_ts.set(clock())
         self.metrics.init_rules(r.name for r in self.ruleset.rules)
-        self.outbox = MemoryOutbox(
-            capacity=config.outbox.capacity, dead_letter_capacity=config.outbox.dead_letter_capacity
-        )
+        self.outbox: MemoryOutbox | RedisOutbox = _build_outbox(config, self.store)
         self.sinks: dict[str, Sink] = {}
         for sc in config.sinks:
             self.metrics.init_sink(sc.name)
             self.sinks[sc.name] = build_sink(sc, self.metrics)
         self.pipeline = Pipeline(
             self.engine,
-            self._deliver,
-            self._save,
+            self._commit,
             self.metrics,
             capacity=config.ingest.queue_capacity_batches,
             max_batch_alerts=config.ingest.max_batch_alerts,
@@ -89,32 +87,47 @@ class App:
 
     # -- wiring -------------------------------------------------------------------------
 
-    async def _deliver(self, events: list[IncidentEvent]) -> None:
-        """Queue a batch's events on every sink's outbox before the batch is acknowledged.
+    async def _commit(self, events: list[IncidentEvent], delta: StateDelta) -> None:
+        """Store a batch's state and queue its events on every sink's outbox, together.
 
+        With Redis both go in one MULTI/EXEC; in memory the order is outbox, then state.
         A sink whose outbox is full (its receiver down for long) must not stop ingestion
         for every other sink: its new events go to its dead letters, counted and logged,
         from where `POST /api/v1/deadletters/{sink}/replay` puts them back.
         """
+        appends: dict[str, list[bytes]] = {}
+        caps: dict[str, int] = {}
         for name in self.sinks:
             entries = [OutboxEntry.new(e) for e in events]
-            try:
-                await self.outbox.put(name, entries)
-            except Overloaded as err:
-                for entry in entries:
-                    await self.outbox.dead_letter(name, entry, "outbox_full", str(err))
-                self.metrics.dead_letters.labels(name, "outbox_full").inc(len(entries))
-                allowed, suppressed = self._full_log.allow(name)
-                if allowed:
-                    log.error(
-                        "outbox_full", sink=name, dead_lettered=len(entries), suppressed=suppressed
-                    )
+            if not entries:
                 continue
-            if name in self._drains:
+            full = await self.outbox.size(name) + len(entries) > self.outbox.capacity
+            if full:
+                self._outbox_full(name, len(entries))
+            if isinstance(self.outbox, RedisOutbox):
+                if full:
+                    key = self.outbox.dead_key(name)
+                    appends[key] = [
+                        self.outbox.encode_dead(e, "outbox_full", "outbox full") for e in entries
+                    ]
+                    caps[key] = self.outbox.dead_letter_capacity
+                else:
+                    appends[self.outbox.list_key(name)] = [self.outbox.encode(e) for e in entries]
+            elif full:
+                for entry in entries:
+                    await self.outbox.dead_letter(name, entry, "outbox_full", "outbox full")
+            else:
+                await self.outbox.put(name, entries)
+        await self.store.save(self.shard, delta, appends, caps)
+        for name in self.sinks:
+            if events and name in self._drains:
                 self._drains[name][0].notify()
 
-    async def _save(self, delta: StateDelta) -> None:
-        await self.store.save(self.shard, delta)
+    def _outbox_full(self, sink: str, n: int) -> None:
+        self.metrics.dead_letters.labels(sink, "outbox_full").inc(n)
+        allowed, suppressed = self._full_log.allow(sink)
+        if allowed:
+            log.error("outbox_full", sink=sink, dead_lettered=n, suppressed=suppressed)
 
     async def replay_dead_letters(self, sink: str) -> int:
         """Put a sink's dead letters back on its outbox, oldest first; returns how many."""
@@ -283,6 +296,16 @@ def _on_stop(stop: asyncio.Event) -> None:
     if stop.is_set():
         raise SystemExit(1)
     stop.set()
+
+
+def _build_outbox(config: Config, store: Store) -> MemoryOutbox | RedisOutbox:
+    """A durable store keeps the outboxes beside the state, on the same connection."""
+    cap, dead = config.outbox.capacity, config.outbox.dead_letter_capacity
+    client = getattr(store, "client", None)
+    if client is not None:
+        prefix = getattr(store, "prefix", "stormwatch")
+        return RedisOutbox(client, prefix=prefix, capacity=cap, dead_letter_capacity=dead)
+    return MemoryOutbox(capacity=cap, dead_letter_capacity=dead)
 
 
 def _build_store(config: Config) -> Store:

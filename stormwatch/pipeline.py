@@ -2,9 +2,9 @@
 
 ```
 submit(alerts) ──► queue (bounded) ──► correlator: engine.process(batch, now)
-   │ full: Overloaded -> 429                        ├─► deliver(events)  (outboxes)
-   │                                                └─► save(engine.take_delta())
-   └── returns once its batch is processed, its events queued and its state saved
+   │ full: Overloaded -> 429                        └─► commit(events, engine.take_delta())
+   │                                                     state + outbox entries, together
+   └── returns once its batch is processed and committed
 ```
 
 One task owns the engine: it takes queued requests (several at once, up to
@@ -26,12 +26,11 @@ from stormwatch.errors import Overloaded
 from stormwatch.metrics import Metrics
 from stormwatch.wire import Alert, IncidentEvent
 
-__all__ = ["Deliver", "Pipeline", "Save"]
+__all__ = ["Commit", "Pipeline"]
 
-Deliver = Callable[[list[IncidentEvent]], Awaitable[None]]
-"""Hands a batch's incident events to the sinks' outboxes; returns once they are queued."""
-Save = Callable[[StateDelta], Awaitable[None]]
-"""Persists what a batch changed; returns once it is stored."""
+Commit = Callable[[list[IncidentEvent], StateDelta], Awaitable[None]]
+"""Stores what a batch changed and queues its incident events for the sinks, together
+(one transaction where the store allows); raises StoreUnavailable when it cannot."""
 
 log = structlog.get_logger("stormwatch.pipeline")
 
@@ -48,8 +47,7 @@ class Pipeline:
     def __init__(
         self,
         engine: Engine,
-        deliver: Deliver,
-        save: Save,
+        commit: Commit,
         metrics: Metrics,
         *,
         capacity: int = 1024,
@@ -58,8 +56,9 @@ class Pipeline:
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.engine = engine
-        self._deliver = deliver
-        self._save = save
+        self._commit = commit
+        self._backlog: list[IncidentEvent] | None = None
+        """Events of a batch whose commit failed: committed first, before anything new."""
         self._metrics = metrics
         self._queue: asyncio.Queue[_Request] = asyncio.Queue(maxsize=capacity)
         self._max_batch = max_batch_alerts
@@ -133,6 +132,10 @@ class Pipeline:
         try:
             async with self.lock:
                 started = time.perf_counter()
+                # A failed commit is retried before anything new is correlated, so the
+                # engine never runs more than one batch ahead of what is stored.
+                if self._backlog is not None:
+                    await self._commit_events(self._backlog)
                 now = self._clock()
                 events: list[IncidentEvent] = []
                 if requests:
@@ -148,10 +151,8 @@ class Pipeline:
                         self._metrics.incidents_open.labels(rule).set(n)
                     for rule, n in self.engine.windows_by_rule().items():
                         self._metrics.windows_live.labels(rule).set(n)
-                if events:
-                    await self._deliver(events)
-                # Saved before any sender hears 200: an acknowledged batch survives.
-                await self._save_delta()
+                # Committed before any sender hears 200: an acknowledged batch survives.
+                await self._commit_events(events)
                 if requests:
                     self._metrics.batch_seconds.observe(time.perf_counter() - started)
         except asyncio.CancelledError:
@@ -170,19 +171,21 @@ class Pipeline:
                 r.done.set_result(None)
 
     async def save(self) -> None:
-        """Save what changed since the last batch (shutdown, after the last tick)."""
+        """Commit what is left (shutdown, after the last batch)."""
         async with self.lock:
-            await self._save_delta()
+            await self._commit_events(self._backlog or [])
 
-    async def _save_delta(self) -> None:
+    async def _commit_events(self, events: list[IncidentEvent]) -> None:
         delta = self.engine.take_delta()
         try:
-            await self._save(delta)
+            await self._commit(events, delta)
         except BaseException:
-            # The marks were taken with the delta: without them the store would miss
-            # this batch for good. Rewrite everything at the next save instead.
+            # The change marks went with the delta: rewrite everything next time, and
+            # keep the events, so neither the state nor an incident event is lost.
             self.engine.changes.full = True
+            self._backlog = events
             raise
+        self._backlog = None
 
     def _observe(self, effects: Effects) -> None:
         m, c = self._metrics, effects.counts

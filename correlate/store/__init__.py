@@ -24,8 +24,15 @@ class Store(Protocol):
         """The shard's saved state, or None for a fresh start."""
         ...
 
-    async def save(self, shard: str, delta: StateDelta) -> None:
-        """Persist one delta atomically; raises StoreUnavailable when it cannot."""
+    async def save(
+        self,
+        shard: str,
+        delta: StateDelta,
+        appends: dict[str, list[bytes]] | None = None,
+        caps: dict[str, int] | None = None,
+    ) -> None:
+        """Persist one delta atomically, with `appends` (list key -> values, the outbox
+        entries of the same batch) in the same write; raises StoreUnavailable."""
         ...
 
     async def close(self) -> None: ...

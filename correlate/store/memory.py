@@ -22,7 +22,14 @@ class MemoryStore:
     async def load(self, shard: str) -> State | None:
         return self._states.get(shard)
 
-    async def save(self, shard: str, delta: StateDelta) -> None:
+    async def save(
+        self,
+        shard: str,
+        delta: StateDelta,
+        appends: dict[str, list[bytes]] | None = None,
+        caps: dict[str, int] | None = None,
+    ) -> None:
+        """`appends` and `caps` are for stores that hold outboxes too; memory has none."""
         state = self._states.get(shard)
         if state is None:
             state = self._states[shard] = State()

@@ -48,10 +48,28 @@ class RedisStore:
         self.prefix = prefix
         self._client = aioredis.from_url(url, socket_timeout=5, socket_connect_timeout=5)
 
-    async def save(self, shard: str, delta: StateDelta) -> None:
+    @property
+    def client(self) -> aioredis.Redis:
+        """The connection, shared with the Redis outbox so both write in one MULTI."""
+        return self._client
+
+    async def save(
+        self,
+        shard: str,
+        delta: StateDelta,
+        appends: dict[str, list[bytes]] | None = None,
+        caps: dict[str, int] | None = None,
+    ) -> None:
+        """Write `delta`, and RPUSH `appends` (list key -> values; the sinks' outbox
+        entries), in one transaction; `caps` trims lists to their last N values."""
         keys = ShardKeys(self.prefix, shard)
         try:
             async with self._client.pipeline(transaction=True) as pipe:
+                for key, values in (appends or {}).items():
+                    if values:
+                        pipe.rpush(key, *values)
+                for key, keep in (caps or {}).items():
+                    pipe.ltrim(key, -keep, -1)
                 if delta.full:
                     pipe.delete(*keys.all())
                 meta: dict[Any, Any] = {"watermark": repr(delta.watermark), "version": "1"}

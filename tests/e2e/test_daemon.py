@@ -260,3 +260,38 @@ def test_kill_9_and_restart_with_redis_loses_no_acknowledged_alert(
     assert [i["alert_count"] for i in opened] == [3]
     assert sorted(a["labels"]["alertname"] for a in opened[0]["alerts"]) == ["a", "b", "c"]
     assert {a["labels"]["alertname"]: a["duplicates"] for a in opened[0]["alerts"]}["a"] == 1
+
+
+@pytest.mark.redis
+def test_incident_events_waiting_for_a_sink_survive_kill_9(
+    daemon_factory: Any, tmp_path: Path, redis_url: str, redis_prefix: str
+) -> None:
+    from tests.fakes.threaded import threaded_receiver
+
+    rules = tmp_path / "rules.yaml"
+    rules.write_text(RULE.replace("gte: 5", "gte: 1"))
+    with threaded_receiver() as receiver:
+        receiver.status = 503  # the receiver is down: the event waits in the outbox
+        config = tmp_path / "stormwatch.yaml"
+        config.write_text(
+            f"state: {{backend: redis, url: '{redis_url}', key_prefix: '{redis_prefix}'}}\n"
+            f"sinks:\n  - {{type: webhook, name: hook, url: '{receiver.url}',"
+            " retry: {initial_backoff: 50ms, max_backoff: 100ms, max_attempts: 1000}}\n"
+        )
+        first: Daemon = daemon_factory("--config", str(config), "--rules", str(rules))
+        batch = [
+            {"labels": {"alertname": "Down", "service": "s"}, "startsAt": _iso(time.time() - 5)}
+        ]
+        assert first.post("/api/v2/alerts", json.dumps(batch).encode())[0] == 200
+        _wait_for(lambda: len(receiver.received) >= 2)  # tried, refused, retrying
+        first.proc.kill()
+        first.proc.wait()
+        receiver.status = 202  # the receiver is back
+        tried = len(receiver.received)
+        daemon_factory("--config", str(config), "--rules", str(rules))
+        _wait_for(lambda: len(receiver.received) > tried)
+        time.sleep(0.3)
+        delivered = receiver.received[tried:]
+    assert [b["event"] for _, b in delivered] == ["opened"]
+    keys = {h["Idempotency-Key"] for h, _ in receiver.received}
+    assert len(keys) == 1  # every attempt, before and after the crash, is the same event
