@@ -153,7 +153,9 @@ class Engine:
     # -- rules and silences --------------------------------------------------------------
 
     def _book_for_call(self) -> IncidentBook:
-        return IncidentBook(self.state, self.config.max_alerts_per_incident, self.changes)
+        return IncidentBook(
+            self.state, self.config.max_alerts_per_incident, self.changes, self._book.quiet
+        )
 
     def _install(self, rules: RuleSet) -> None:
         book = Rulebook(rules, self.state.rules)

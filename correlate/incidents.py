@@ -65,8 +65,16 @@ class IncidentBook:
     most every `update_interval`, so a storm of re-sends costs one update, not thousands.
     """
 
-    def __init__(self, state: State, max_alerts: int, changes: Changes | None = None) -> None:
+    def __init__(
+        self,
+        state: State,
+        max_alerts: int,
+        changes: Changes | None = None,
+        quiet_rules: frozenset[str] = frozenset(),
+    ) -> None:
         self.state = state
+        self.quiet_rules = quiet_rules
+        """Rules with `resolve.quiet`: only their incidents track `last_activity` on re-sends."""
         self.max_alerts = max_alerts
         self.changes = changes if changes is not None else Changes()
         """Where every change to an incident or a tracked alert is marked for the store."""
@@ -180,10 +188,20 @@ class IncidentBook:
         self._touch(inc.key, "alerts_added")
 
     def saw_duplicate(self, tracked: Tracked, now: float) -> None:
+        """A member was re-sent. Only what changes is written: `last_activity` matters
+        to rules with `resolve.quiet`, the `duplicates` reason once per update; a store
+        then rewrites a big incident once per update, not once per batch of re-sends
+        (the Redis load test in bench/README.md)."""
+        dirty = self.state.dirty
         for key in tracked.incidents:
             inc = self.state.incidents.get(key)
-            if inc is not None and inc.status == "open":
+            if inc is None or inc.status != "open":
+                continue
+            if inc.rule in self.quiet_rules:
                 inc.last_activity = now
+                self.changes.incidents.add(key)
+            reasons = dirty.get(key)
+            if reasons is None or "duplicates" not in reasons:
                 self._touch(key, "duplicates")
 
     def alert_resolved(self, tracked: Tracked, now: float) -> None:
