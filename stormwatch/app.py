@@ -289,7 +289,7 @@ async def serve(app: App, signals: Iterable[signal.Signals] = ()) -> None:
     loop.add_signal_handler(signal.SIGHUP, reload)
     async with app:
         await stop.wait()
-        log.info("daemon_stopping", grace_s=app.config.shutdown_grace)
+        log.info("daemon_stopping", grace_s=float(app.config.shutdown_grace))
 
 
 def _on_stop(stop: asyncio.Event) -> None:
