@@ -13,7 +13,7 @@ import msgspec
 import pytest
 
 from stormwatch.app import App
-from stormwatch.config import load_config
+from stormwatch.config import Config, load_config
 from stormwatch.wire import Duration
 from tests.conftest import pick_free_port
 
@@ -64,17 +64,22 @@ class Client:
         return [e for e in self.jsonl() if e["event"] == "opened"]
 
 
-@pytest.fixture
-async def client(tmp_path: Path) -> AsyncIterator[Client]:
+def app_config(tmp_path: Path, threshold: int = 3) -> Config:
+    """The embedded config on a free port, with RULES at `threshold` in tmp_path."""
     rules = tmp_path / "rules.yaml"
-    rules.write_text(RULES.replace("THRESHOLD", "3"))
-    config = load_config(
+    rules.write_text(RULES.replace("THRESHOLD", str(threshold)))
+    return load_config(
         None,
         env={},
         listen=f"127.0.0.1:{pick_free_port()}",
         rules=[str(rules)],
         incidents_jsonl=str(tmp_path / "incidents.jsonl"),
     )
+
+
+@pytest.fixture
+async def client(tmp_path: Path) -> AsyncIterator[Client]:
+    config = app_config(tmp_path, threshold=3)
     app = App(config)
     async with app, aiohttp.ClientSession() as session:
         yield Client(app, session)
@@ -174,19 +179,10 @@ async def test_full_queue_answers_429_and_loses_nothing_accepted(client: Client)
 async def test_restart_with_the_same_store_keeps_windows_and_incidents(tmp_path: Path) -> None:
     from correlate.store import MemoryStore
 
-    rules = tmp_path / "rules.yaml"
-    rules.write_text(RULES.replace("THRESHOLD", "3"))
     store = MemoryStore()
 
     def make() -> App:
-        config = load_config(
-            None,
-            env={},
-            listen=f"127.0.0.1:{pick_free_port()}",
-            rules=[str(rules)],
-            incidents_jsonl=str(tmp_path / "incidents.jsonl"),
-        )
-        return App(config, store=store)
+        return App(app_config(tmp_path), store=store)
 
     async with make() as first, aiohttp.ClientSession() as session:
         c = Client(first, session)
@@ -207,16 +203,9 @@ async def test_restart_with_the_same_store_keeps_windows_and_incidents(tmp_path:
 
 
 async def test_a_changed_rule_file_is_reloaded_without_a_signal(tmp_path: Path) -> None:
-    rules = tmp_path / "rules.yaml"
-    rules.write_text(RULES.replace("THRESHOLD", "3"))
-    config = load_config(
-        None,
-        env={},
-        listen=f"127.0.0.1:{pick_free_port()}",
-        rules=[str(rules)],
-        incidents_jsonl=str(tmp_path / "incidents.jsonl"),
-    )
+    config = app_config(tmp_path, threshold=3)
     config = msgspec.structs.replace(config, rules_watch_interval=Duration(0.05))
+    rules = tmp_path / "rules.yaml"
     async with App(config) as app:
         rules.write_text(
             RULES.replace("THRESHOLD", "3") + "- name: added\n  match: ['kind=\"new\"']\n"
@@ -271,15 +260,7 @@ async def test_a_refusing_receiver_dead_letters_and_replay_delivers_once_fixed(
 async def test_a_full_outbox_dead_letters_that_sinks_events_and_ingestion_goes_on(
     tmp_path: Path,
 ) -> None:
-    rules = tmp_path / "rules.yaml"
-    rules.write_text(RULES.replace("THRESHOLD", "1"))
-    config = load_config(
-        None,
-        env={},
-        listen=f"127.0.0.1:{pick_free_port()}",
-        rules=[str(rules)],
-        incidents_jsonl=str(tmp_path / "incidents.jsonl"),
-    )
+    config = app_config(tmp_path, threshold=1)
     config = msgspec.structs.replace(
         config, outbox=msgspec.structs.replace(config.outbox, capacity=1)
     )

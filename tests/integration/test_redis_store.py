@@ -7,7 +7,6 @@ import json
 from pathlib import Path
 
 import aiohttp
-import msgspec
 import pytest
 
 from correlate.store.redis import RedisStore
@@ -15,7 +14,7 @@ from stormwatch.app import App
 from stormwatch.config import load_config
 from stormwatch.errors import StoreUnavailable
 from tests.conftest import pick_free_port
-from tests.integration.test_app import RULES, Client, alerts
+from tests.integration.test_app import RULES, Client, alerts, app_config
 from tests.property.test_engine_properties import _all_types, _same_state
 from tests.support import alert, engine
 
@@ -83,18 +82,9 @@ async def test_a_restart_with_redis_resumes_windows_and_incidents(
 async def test_redis_down_mid_run_is_503_and_the_next_save_rewrites_everything(
     tmp_path: Path, redis_url: str, redis_prefix: str
 ) -> None:
-    rules = tmp_path / "rules.yaml"
-    rules.write_text(RULES.replace("THRESHOLD", "3"))
-    config = load_config(
-        None,
-        env={},
-        listen=f"127.0.0.1:{pick_free_port()}",
-        rules=[str(rules)],
-        incidents_jsonl=str(tmp_path / "incidents.jsonl"),
-    )
     good = RedisStore(redis_url, prefix=redis_prefix)
     bad = RedisStore(f"redis://127.0.0.1:{pick_free_port()}/0", prefix=redis_prefix)
-    app = App(msgspec.structs.replace(config), store=good)
+    app = App(app_config(tmp_path), store=good)
     async with app, aiohttp.ClientSession() as session:
         c = Client(app, session)
         assert (await c.post("/api/v2/alerts", alerts("burst", "a")))[0] == 200
