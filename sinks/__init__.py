@@ -10,9 +10,12 @@ from typing import TypeAlias
 
 from sinks.base import Receipt, Sink, classify_status, parse_retry_after
 from sinks.file import FileSink, FileSinkConfig
+from sinks.opsgenie import OpsgenieSink, OpsgenieSinkConfig
 from sinks.outbox import DeadLetter, MemoryOutbox, Outbox, OutboxDrain, OutboxEntry
 from sinks.pagerduty import PagerDutySink, PagerDutySinkConfig
+from sinks.redis_outbox import RedisOutbox
 from sinks.retry import Retrying, RetryPolicy
+from sinks.slack import SlackSink, SlackSinkConfig
 from sinks.webhook import WebhookSink, WebhookSinkConfig
 from stormwatch.metrics import Metrics
 
@@ -21,16 +24,21 @@ __all__ = [
     "FileSink",
     "FileSinkConfig",
     "MemoryOutbox",
+    "OpsgenieSink",
+    "OpsgenieSinkConfig",
     "Outbox",
     "OutboxDrain",
     "OutboxEntry",
     "PagerDutySink",
     "PagerDutySinkConfig",
     "Receipt",
+    "RedisOutbox",
     "RetryPolicy",
     "Retrying",
     "Sink",
     "SinkConfig",
+    "SlackSink",
+    "SlackSinkConfig",
     "WebhookSink",
     "WebhookSinkConfig",
     "build_sink",
@@ -38,7 +46,9 @@ __all__ = [
     "parse_retry_after",
 ]
 
-SinkConfig: TypeAlias = FileSinkConfig | WebhookSinkConfig | PagerDutySinkConfig
+SinkConfig: TypeAlias = (
+    FileSinkConfig | WebhookSinkConfig | PagerDutySinkConfig | OpsgenieSinkConfig | SlackSinkConfig
+)
 
 
 def build_sink(config: SinkConfig, metrics: Metrics) -> Sink:
@@ -48,4 +58,8 @@ def build_sink(config: SinkConfig, metrics: Metrics) -> Sink:
         return Retrying(WebhookSink(config), config.retry)
     if isinstance(config, PagerDutySinkConfig):
         return Retrying(PagerDutySink(config), config.retry)
+    if isinstance(config, OpsgenieSinkConfig):
+        return Retrying(OpsgenieSink(config), config.retry)
+    if isinstance(config, SlackSinkConfig):
+        return Retrying(SlackSink(config), config.retry)
     return FileSink(config)

@@ -105,7 +105,15 @@ def _with_jsonl(sinks: list[SinkConfig], path: str) -> list[SinkConfig]:
     return [*out, FileSinkConfig(name="jsonl", path=path)]
 
 
-_SECRET_KEYS = ("routing_key", "api_key", "token", "password", "secret", "authorization")
+_SECRET_KEYS = (
+    "routing_key",
+    "api_key",
+    "token",
+    "password",
+    "secret",
+    "authorization",
+    "webhook_url",
+)
 
 
 def redacted(config: Config) -> object:
