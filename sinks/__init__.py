@@ -15,6 +15,7 @@ from sinks.outbox import DeadLetter, MemoryOutbox, Outbox, OutboxDrain, OutboxEn
 from sinks.pagerduty import PagerDutySink, PagerDutySinkConfig
 from sinks.redis_outbox import RedisOutbox
 from sinks.retry import Retrying, RetryPolicy
+from sinks.servicenow import ServiceNowSink, ServiceNowSinkConfig
 from sinks.slack import SlackSink, SlackSinkConfig
 from sinks.webhook import WebhookSink, WebhookSinkConfig
 from stormwatch.metrics import Metrics
@@ -35,6 +36,8 @@ __all__ = [
     "RedisOutbox",
     "RetryPolicy",
     "Retrying",
+    "ServiceNowSink",
+    "ServiceNowSinkConfig",
     "Sink",
     "SinkConfig",
     "SlackSink",
@@ -47,7 +50,12 @@ __all__ = [
 ]
 
 SinkConfig: TypeAlias = (
-    FileSinkConfig | WebhookSinkConfig | PagerDutySinkConfig | OpsgenieSinkConfig | SlackSinkConfig
+    FileSinkConfig
+    | WebhookSinkConfig
+    | PagerDutySinkConfig
+    | OpsgenieSinkConfig
+    | SlackSinkConfig
+    | ServiceNowSinkConfig
 )
 
 
@@ -62,4 +70,6 @@ def build_sink(config: SinkConfig, metrics: Metrics) -> Sink:
         return Retrying(OpsgenieSink(config), config.retry)
     if isinstance(config, SlackSinkConfig):
         return Retrying(SlackSink(config), config.retry)
+    if isinstance(config, ServiceNowSinkConfig):
+        return Retrying(ServiceNowSink(config), config.retry)
     return FileSink(config)
