@@ -32,6 +32,7 @@ from stormwatch.config import Config
 from stormwatch.errors import RuleError
 from stormwatch.metrics import Metrics
 from stormwatch.pipeline import Pipeline
+from stormwatch.routing import Router
 from stormwatch.silences import SilenceRequest, to_silence
 from stormwatch.web import build_web_app
 from stormwatch.wire import Incident, IncidentEvent
@@ -62,6 +63,7 @@ class App:
         self.metrics.rules_reload_ts.set(clock())
         self.metrics.init_rules(r.name for r in self.ruleset.rules)
         self.outbox: MemoryOutbox | RedisOutbox = _build_outbox(config, self.store)
+        self.router = Router(config.route, [sc.name for sc in config.sinks])
         self.sinks: dict[str, Sink] = {}
         for sc in config.sinks:
             self.metrics.init_sink(sc.name)
@@ -97,8 +99,12 @@ class App:
         """
         appends: dict[str, list[bytes]] = {}
         caps: dict[str, int] = {}
-        for name in self.sinks:
-            entries = [OutboxEntry.new(e) for e in events]
+        routed: dict[str, list[IncidentEvent]] = {name: [] for name in self.sinks}
+        for event in events:
+            for name in self.router.sinks_for(event):
+                routed[name].append(event)
+        for name, for_sink in routed.items():
+            entries = [OutboxEntry.new(e) for e in for_sink]
             if not entries:
                 continue
             full = await self.outbox.size(name) + len(entries) > self.outbox.capacity

@@ -17,6 +17,7 @@ import msgspec
 from correlate import EngineConfig
 from sinks import FileSinkConfig, SinkConfig
 from stormwatch.errors import ConfigError, split_validation_message
+from stormwatch.routing import Route, Router
 from stormwatch.wire import Duration, decode_hook, encode_hook
 
 __all__ = [
@@ -73,6 +74,8 @@ class Config(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, frozen=Tr
     outbox: OutboxConfig = OutboxConfig()
     correlate: EngineConfig = EngineConfig()
     sinks: list[SinkConfig] = msgspec.field(default_factory=_default_sinks)
+    route: Route | None = None
+    """Which sinks get which incident events (stormwatch/routing.py); none: all get all."""
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     tick_interval: Duration = Duration(1)
     shutdown_grace: Duration = Duration(10)
@@ -89,6 +92,10 @@ def _check(config: Config, path: str) -> None:
     if not host or not port.isdigit() or not 0 <= int(port) <= 65535:
         msg = f"invalid listen address {config.listen!r}: expected HOST:PORT"
         raise ConfigError(msg, path=path, field="$.listen")
+    try:
+        Router(config.route, [s.name for s in config.sinks])
+    except ConfigError as err:
+        raise ConfigError(err.message, path=path, field=err.field) from err
     names = [s.name for s in config.sinks]
     dupes = sorted({n for n in names if names.count(n) > 1})
     if dupes:

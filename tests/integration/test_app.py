@@ -279,3 +279,58 @@ async def test_a_full_outbox_dead_letters_that_sinks_events_and_ingestion_goes_o
             sample("stormwatch_sink_dead_letters_total", {"sink": "jsonl", "reason": "outbox_full"})
             == 2
         )
+
+
+async def test_the_route_tree_sends_each_event_to_its_sinks(tmp_path: Path) -> None:
+    rules = tmp_path / "rules.yaml"
+    rules.write_text(
+        "- name: crit\n  match: ['severity=\"critical\"']\n"
+        "  correlation: {type: event_count, group-by: [service], timespan: 1m, condition: {gte: 1}}\n"
+        "  incident: {severity: P1}\n"
+        "- name: warn\n  match: ['severity=\"warning\"']\n"
+        "  correlation: {type: event_count, group-by: [service], timespan: 1m, condition: {gte: 1}}\n"
+        "  incident: {severity: P3}\n"
+    )
+    cfg = tmp_path / "stormwatch.yaml"
+    cfg.write_text(
+        f"listen: 127.0.0.1:{pick_free_port()}\nrules: [{rules}]\n"
+        f"sinks:\n  - {{type: file, name: all, path: {tmp_path / 'all.jsonl'}}}\n"
+        f"  - {{type: file, name: pages, path: {tmp_path / 'pages.jsonl'}}}\n"
+        "route:\n  sink: [all]\n  routes:\n    - {match: ['severity=\"P1\"'], sink: [pages], continue: true}\n"
+        "    - {match: ['rule=~\".*\"'], sink: [all]}\n"
+    )
+    async with App(load_config(cfg, env={})) as app, aiohttp.ClientSession() as session:
+        c = Client(app, session)
+        body = json.dumps(
+            [
+                {"labels": {"alertname": "Down", "service": "a", "severity": "critical"}},
+                {"labels": {"alertname": "Slow", "service": "b", "severity": "warning"}},
+            ]
+        ).encode()
+        assert (await c.post("/api/v2/alerts", body))[0] == 200
+        for _ in range(100):
+            if (tmp_path / "all.jsonl").exists() and len(
+                (tmp_path / "all.jsonl").read_text().splitlines()
+            ) >= 2:
+                break
+            await asyncio.sleep(0.02)
+    pages = [
+        json.loads(x)["incident"]["rule"]
+        for x in (tmp_path / "pages.jsonl").read_text().splitlines()
+    ]
+    every = [
+        json.loads(x)["incident"]["rule"] for x in (tmp_path / "all.jsonl").read_text().splitlines()
+    ]
+    assert pages == ["crit"]
+    assert sorted(every) == ["crit", "warn"]
+
+
+def test_a_route_to_an_unknown_sink_is_a_config_error(tmp_path: Path) -> None:
+    from stormwatch.errors import ConfigError
+
+    cfg = tmp_path / "stormwatch.yaml"
+    cfg.write_text("route: {sink: [pager]}\n")
+    with pytest.raises(ConfigError) as info:
+        load_config(cfg, env={})
+    assert info.value.field == "$.route.sink" and "pager" in info.value.message
+    assert str(cfg) in str(info.value)
