@@ -10,6 +10,7 @@ from typing import TypeAlias
 
 from sinks.base import Receipt, Sink, classify_status, parse_retry_after
 from sinks.file import FileSink, FileSinkConfig
+from sinks.jira import JiraSink, JiraSinkConfig
 from sinks.opsgenie import OpsgenieSink, OpsgenieSinkConfig
 from sinks.outbox import DeadLetter, MemoryOutbox, Outbox, OutboxDrain, OutboxEntry
 from sinks.pagerduty import PagerDutySink, PagerDutySinkConfig
@@ -24,6 +25,8 @@ __all__ = [
     "DeadLetter",
     "FileSink",
     "FileSinkConfig",
+    "JiraSink",
+    "JiraSinkConfig",
     "MemoryOutbox",
     "OpsgenieSink",
     "OpsgenieSinkConfig",
@@ -56,6 +59,7 @@ SinkConfig: TypeAlias = (
     | OpsgenieSinkConfig
     | SlackSinkConfig
     | ServiceNowSinkConfig
+    | JiraSinkConfig
 )
 
 
@@ -72,4 +76,6 @@ def build_sink(config: SinkConfig, metrics: Metrics) -> Sink:
         return Retrying(SlackSink(config), config.retry)
     if isinstance(config, ServiceNowSinkConfig):
         return Retrying(ServiceNowSink(config), config.retry)
+    if isinstance(config, JiraSinkConfig):
+        return Retrying(JiraSink(config), config.retry)
     return FileSink(config)
