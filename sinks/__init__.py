@@ -11,6 +11,7 @@ from typing import TypeAlias
 from sinks.base import Receipt, Sink, classify_status, parse_retry_after
 from sinks.file import FileSink, FileSinkConfig
 from sinks.jira import JiraSink, JiraSinkConfig
+from sinks.kafka import KafkaSink, KafkaSinkConfig
 from sinks.opsgenie import OpsgenieSink, OpsgenieSinkConfig
 from sinks.outbox import DeadLetter, MemoryOutbox, Outbox, OutboxDrain, OutboxEntry
 from sinks.pagerduty import PagerDutySink, PagerDutySinkConfig
@@ -27,6 +28,8 @@ __all__ = [
     "FileSinkConfig",
     "JiraSink",
     "JiraSinkConfig",
+    "KafkaSink",
+    "KafkaSinkConfig",
     "MemoryOutbox",
     "OpsgenieSink",
     "OpsgenieSinkConfig",
@@ -60,6 +63,7 @@ SinkConfig: TypeAlias = (
     | SlackSinkConfig
     | ServiceNowSinkConfig
     | JiraSinkConfig
+    | KafkaSinkConfig
 )
 
 
@@ -78,4 +82,6 @@ def build_sink(config: SinkConfig, metrics: Metrics) -> Sink:
         return Retrying(ServiceNowSink(config), config.retry)
     if isinstance(config, JiraSinkConfig):
         return Retrying(JiraSink(config), config.retry)
+    if isinstance(config, KafkaSinkConfig):
+        return Retrying(KafkaSink(config))
     return FileSink(config)

@@ -24,6 +24,7 @@ from correlate.delta import StateDelta
 from correlate.store import MemoryStore, Store
 from correlate.suppress import Silence
 from ingest import HttpSource
+from ingest.kafka_source import KafkaSource
 from ingest.ratelimit import LogLimiter
 from rules import RuleSet, load_rules, rule_files
 from sinks import MemoryOutbox, OutboxDrain, OutboxEntry, Sink, build_sink
@@ -76,6 +77,9 @@ class App:
             max_batch_alerts=config.ingest.max_batch_alerts,
             tick_interval=config.tick_interval,
             clock=clock,
+        )
+        self.kafka_source = (
+            KafkaSource(config.ingest.kafka, self.metrics) if config.ingest.kafka else None
         )
         self.http_source = HttpSource(
             self.pipeline.submit, self.metrics, config.ingest.max_body_bytes
@@ -225,6 +229,8 @@ class App:
             drain = OutboxDrain(self.outbox, sink, self.metrics)
             self._drains[name] = (drain, self._watch(drain.run(), f"drain:{name}"))
         self._watch(self.pipeline.run(), "correlator")
+        if self.kafka_source is not None:
+            self._watch(self.kafka_source.run(self.pipeline.submit), "kafka-source")
         if self.config.rules_watch_interval > 0:
             self._watch(self.watch_rule_files(self.config.rules_watch_interval), "rules-watch")
         self._runner = web.AppRunner(build_web_app(self), access_log=None, handle_signals=False)

@@ -15,6 +15,7 @@ from typing import Literal
 import msgspec
 
 from correlate import EngineConfig
+from ingest.kafka_source import KafkaSourceConfig
 from sinks import FileSinkConfig, SinkConfig
 from stormwatch.errors import ConfigError, split_validation_message
 from stormwatch.routing import Route, Router
@@ -40,6 +41,8 @@ class IngestConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, fro
     """Requests waiting for the correlator; past it, senders get 429 + Retry-After."""
     max_batch_alerts: int = 1000
     """Alerts correlated in one engine call, so one call stays at a few milliseconds."""
+    kafka: KafkaSourceConfig | None = None
+    """Consume alerts from Kafka too (ingest/kafka_source.py)."""
 
 
 class OutboxConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, frozen=True):

@@ -1,0 +1,171 @@
+"""Kafka in: a consumer group reading alerts, committing offsets only after a batch is
+correlated and committed to the state store (at-least-once; re-reads are duplicates,
+which dedup absorbs).
+
+Each message value is one payload in the topic's `format` (a `NORMALIZERS` name, or
+`alertmanager_v2` for an API alert object or array). A message that does not parse is
+counted (`stormwatch_alerts_rejected_total{source="kafka"}`), logged, and copied to
+`dead_letter_topic` when one is set; it never blocks the partition. When the pipeline
+is overloaded the source pauses its partitions and retries the same batch after
+Retry-After: backpressure reaches the broker, and nothing is dropped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+
+import msgspec
+import structlog
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.errors import KafkaError
+
+from ingest.normalize import NORMALIZERS, Normalizer
+from ingest.normalize.alertmanager import normalize_alertmanager_v2
+from ingest.ratelimit import LogLimiter
+from ingest.source import Submit
+from stormwatch.errors import Overloaded, PayloadError, StoreUnavailable
+from stormwatch.metrics import Metrics
+from stormwatch.wire import Alert, Duration
+
+__all__ = ["KafkaSource", "KafkaSourceConfig"]
+
+log = structlog.get_logger("stormwatch.ingest")
+
+
+class KafkaSourceConfig(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=True):
+    bootstrap: str
+    topics: list[str]
+    group_id: str = "stormwatch"
+    format: str = "alertmanager_v2"
+    dead_letter_topic: str | None = None
+    max_records: int = 1000
+    poll_timeout: Duration = Duration(0.5)
+    auto_offset_reset: str = "earliest"
+
+
+def _normalizer(fmt: str) -> Normalizer:
+    if fmt == "alertmanager_v2":
+
+        def one_or_many(body: bytes, received_at: float) -> list[Alert]:
+            stripped = body.lstrip()
+            return normalize_alertmanager_v2(
+                body if stripped.startswith(b"[") else b"[" + body + b"]", received_at
+            )
+
+        return one_or_many
+    if fmt not in NORMALIZERS:
+        msg = f"unknown Kafka message format {fmt!r}; known: alertmanager_v2, {', '.join(sorted(NORMALIZERS))}"
+        raise ValueError(msg)
+    return NORMALIZERS[fmt]
+
+
+class KafkaSource:
+    name = "kafka"
+
+    def __init__(
+        self, config: KafkaSourceConfig, metrics: Metrics, clock: Callable[[], float] = time.time
+    ) -> None:
+        self.config = config
+        self._normalize = _normalizer(config.format)
+        self._metrics = metrics
+        self._clock = clock
+        self._limiter = LogLimiter()
+        metrics.init_source(self.name)
+        self.committed = 0
+        """Messages whose offsets were committed (for tests and logs)."""
+
+    async def run(self, submit: Submit) -> None:
+        """Consume until cancelled; a lost broker is retried, never fatal to the daemon."""
+        while True:
+            try:
+                await self._consume(submit)
+            except KafkaError as err:
+                log.error("kafka_source_failed", error=str(err), retry_in_s=5)
+                await asyncio.sleep(5)
+
+    async def _consume(self, submit: Submit) -> None:
+        cfg = self.config
+        consumer = AIOKafkaConsumer(
+            *cfg.topics,
+            bootstrap_servers=cfg.bootstrap,
+            group_id=cfg.group_id,
+            enable_auto_commit=False,
+            auto_offset_reset=cfg.auto_offset_reset,
+        )
+        producer = (
+            AIOKafkaProducer(bootstrap_servers=cfg.bootstrap) if cfg.dead_letter_topic else None
+        )
+        await consumer.start()
+        if producer is not None:
+            await producer.start()
+        log.info("kafka_source_started", topics=cfg.topics, group_id=cfg.group_id)
+        try:
+            while True:
+                batches = await consumer.getmany(
+                    timeout_ms=int(cfg.poll_timeout * 1000), max_records=cfg.max_records
+                )
+                if not batches:
+                    continue
+                alerts: list[Alert] = []
+                count = 0
+                for messages in batches.values():
+                    for msg in messages:
+                        count += 1
+                        alerts.extend(await self._parse(msg.value or b"", msg.topic, producer))
+                await self._submit_until_taken(consumer, submit, alerts)
+                # Only now: the batch is correlated and its state and events are stored.
+                await consumer.commit()
+                self.committed += count
+        finally:
+            await consumer.stop()
+            if producer is not None:
+                await producer.stop()
+
+    async def _parse(
+        self, value: bytes, topic: str, producer: AIOKafkaProducer | None
+    ) -> list[Alert]:
+        try:
+            alerts = self._normalize(value, self._clock())
+        except PayloadError as err:
+            self._metrics.alerts_rejected.labels(self.name, err.reason).inc()
+            allowed, suppressed = self._limiter.allow(self.name, err.reason)
+            if allowed:
+                log.warning(
+                    "alert_rejected",
+                    source=self.name,
+                    topic=topic,
+                    reason=err.reason,
+                    field=err.field,
+                    message=err.message,
+                    suppressed=suppressed,
+                )
+            if producer is not None and self.config.dead_letter_topic:
+                await producer.send_and_wait(
+                    self.config.dead_letter_topic,
+                    value,
+                    headers=[("error", err.message.encode()[:500])],
+                )
+            return []
+        firing = sum(1 for a in alerts if a.status == "firing")
+        if firing:
+            self._metrics.alerts_received.labels(self.name, "firing").inc(firing)
+        if len(alerts) - firing:
+            self._metrics.alerts_received.labels(self.name, "resolved").inc(len(alerts) - firing)
+        return alerts
+
+    async def _submit_until_taken(
+        self, consumer: AIOKafkaConsumer, submit: Submit, alerts: list[Alert]
+    ) -> None:
+        while True:
+            try:
+                await submit(alerts)
+                return
+            except (Overloaded, StoreUnavailable) as err:
+                wait = getattr(err, "retry_after_s", 1.0)
+                partitions = consumer.assignment()
+                consumer.pause(*partitions)
+                log.warning("kafka_source_paused", reason=type(err).__name__, retry_after_s=wait)
+                await asyncio.sleep(wait)
+                consumer.resume(*partitions)
