@@ -187,3 +187,9 @@ def test_config_check_redacts_secrets(tmp_path: Path, capsys: pytest.CaptureFixt
     out = capsys.readouterr().out
     assert "routing_key: <secret>" in out
     assert "R0123456789ABCDEF" not in out
+
+
+def test_the_deploy_example_config_is_valid(capsys: pytest.CaptureFixture[str]) -> None:
+    """deploy/stormwatch.yaml is what compose users start from; it must stay loadable."""
+    assert main(["config", "check", "--config", str(ROOT / "deploy/stormwatch.yaml")]) == 0
+    assert "backend: redis" in capsys.readouterr().out
