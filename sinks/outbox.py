@@ -63,6 +63,10 @@ class Outbox(Protocol):
         """Remove and return a sink's dead letters, oldest first (for a replay)."""
         ...
 
+    async def bury(self, sink: str, entries: list[OutboxEntry], reason: str, error: str) -> None:
+        """Dead-letter entries that were never queued."""
+        ...
+
     async def size(self, sink: str) -> int: ...
 
 
@@ -107,6 +111,14 @@ class MemoryOutbox:
 
     async def dead_letters(self, sink: str) -> list[DeadLetter]:
         return list(self._dead.get(sink, ()))
+
+    async def bury(self, sink: str, entries: list[OutboxEntry], reason: str, error: str) -> None:
+        """Dead-letter entries that were never queued (an outbox full, a replay's rest)."""
+        dead = self._dead.setdefault(sink, deque(maxlen=self._dead_capacity))
+        for entry in entries:
+            if len(dead) == self._dead_capacity:
+                self.dropped[sink] = self.dropped.get(sink, 0) + 1
+            dead.append(DeadLetter(entry=entry, reason=reason, error=error, at=time.time()))
 
     async def take_dead_letters(self, sink: str) -> list[DeadLetter]:
         return list(self._dead.pop(sink, ()))

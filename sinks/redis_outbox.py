@@ -87,6 +87,16 @@ class RedisOutbox:
             await pipe.execute()
         await self.done(sink, [entry.id])
 
+    async def bury(self, sink: str, entries: list[OutboxEntry], reason: str, error: str) -> None:
+        """Dead-letter entries that were never queued (a replay's rest)."""
+        if not entries:
+            return
+        dkey = self.dead_key(sink)
+        async with self._client.pipeline(transaction=True) as pipe:
+            pipe.rpush(dkey, *[self.encode_dead(e, reason, error) for e in entries])
+            pipe.ltrim(dkey, -self.dead_letter_capacity, -1)
+            await pipe.execute()
+
     async def dead_letters(self, sink: str) -> list[DeadLetter]:
         return [_dead.decode(r) for r in await self._client.lrange(self.dead_key(sink), 0, -1)]
 

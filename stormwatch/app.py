@@ -124,8 +124,7 @@ class App:
                 else:
                     appends[self.outbox.list_key(name)] = [self.outbox.encode(e) for e in entries]
             elif full:
-                for entry in entries:
-                    await self.outbox.dead_letter(name, entry, "outbox_full", "outbox full")
+                await self.outbox.bury(name, entries, "outbox_full", "outbox full")
             else:
                 await self.outbox.put(name, entries)
         await self.store.save(self.shard, delta, appends, caps)
@@ -145,8 +144,8 @@ class App:
         room = self.outbox.capacity - await self.outbox.size(sink)
         back, keep = letters[:room], letters[room:]
         await self.outbox.put(sink, [d.entry for d in back])
-        for d in keep:
-            await self.outbox.dead_letter(sink, d.entry, d.reason, d.error)
+        for d in keep:  # back where they were, oldest first
+            await self.outbox.bury(sink, [d.entry], d.reason, d.error)
         if sink in self._drains:
             self._drains[sink][0].notify()
         log.info("dead_letters_replayed", sink=sink, replayed=len(back), kept=len(keep))
