@@ -94,6 +94,20 @@ def build_parser() -> argparse.ArgumentParser:
     )
     rtest.add_argument("files", nargs="+", metavar="FILE", help="rule test files")
 
+    dead = sub.add_parser("deadletters", help="list or replay a running daemon's dead letters")
+    dead_sub = dead.add_subparsers(dest="dead_command", metavar="ACTION", required=True)
+    for action, text in (
+        ("list", "print a sink's dead letters"),
+        ("replay", "put a sink's dead letters back on its outbox"),
+    ):
+        p = dead_sub.add_parser(action, help=text)
+        p.add_argument("sink", help="the sink's name")
+        p.add_argument(
+            "--url",
+            default=f"http://{DEFAULT_LISTEN}",
+            help=f"the daemon (default http://{DEFAULT_LISTEN})",
+        )
+
     replay = sub.add_parser(
         "replay",
         help="run an archive of alerts through rules offline",
@@ -262,6 +276,40 @@ def cmd_replay(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_deadletters(args: argparse.Namespace) -> int:
+    import json
+    import urllib.error
+    import urllib.request
+
+    base = args.url.rstrip("/") + f"/api/v1/deadletters/{args.sink}"
+    req = urllib.request.Request(
+        base + ("/replay" if args.dead_command == "replay" else ""),
+        method="POST" if args.dead_command == "replay" else "GET",
+    )
+    try:
+        with urllib.request.urlopen(req, timeout=30) as resp:
+            body = json.load(resp)
+    except urllib.error.HTTPError as err:
+        print(f"stormwatch: {json.load(err).get('message', err.reason)}", file=sys.stderr)
+        return EXIT_FAILED
+    except OSError as err:
+        print(f"stormwatch: cannot reach {args.url}: {err}", file=sys.stderr)
+        return EXIT_FAILED
+    if args.dead_command == "replay":
+        print(f"{body['replayed']} dead letters of {args.sink} back on its outbox")
+        return EXIT_OK
+    for d in body["dead_letters"]:
+        e = d["entry"]["event"]
+        print(
+            f"{e['incident']['key']}  {e['event']:<8} seq {e['sequence']:<3} {d['reason']:<10} {d['error'][:100]}"
+        )
+    print(
+        f"{len(body['dead_letters'])} dead letters"
+        + (f", {body['dropped']} dropped" if body["dropped"] else "")
+    )
+    return EXIT_OK
+
+
 def _size(path: str) -> int | None:
     try:
         return os.path.getsize(path) if path != "-" else None
@@ -281,6 +329,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return cmd_rules_test(args)
     if args.command == "replay":
         return cmd_replay(args)
+    if args.command == "deadletters":
+        return cmd_deadletters(args)
     return EXIT_FAILED
 
 

@@ -295,3 +295,45 @@ def test_incident_events_waiting_for_a_sink_survive_kill_9(
     assert [b["event"] for _, b in delivered] == ["opened"]
     keys = {h["Idempotency-Key"] for h, _ in receiver.received}
     assert len(keys) == 1  # every attempt, before and after the crash, is the same event
+
+
+def test_deadletters_cli_lists_and_replays_a_running_daemons(
+    daemon_factory: Any, tmp_path: Path
+) -> None:
+    import subprocess
+    import sys
+
+    from tests.fakes.threaded import threaded_receiver
+
+    rules = tmp_path / "rules.yaml"
+    rules.write_text(RULE.replace("gte: 5", "gte: 1"))
+    with threaded_receiver() as receiver:
+        receiver.status = 400  # refused: dead-lettered at once
+        config = tmp_path / "stormwatch.yaml"
+        config.write_text(f"sinks:\n  - {{type: webhook, name: hook, url: '{receiver.url}'}}\n")
+        daemon: Daemon = daemon_factory("--config", str(config), "--rules", str(rules))
+        batch = [
+            {"labels": {"alertname": "Down", "service": "s"}, "startsAt": _iso(time.time() - 5)}
+        ]
+        assert daemon.post("/api/v2/alerts", json.dumps(batch).encode())[0] == 200
+        _wait_for(lambda: len(receiver.received) >= 1)
+        time.sleep(0.2)
+
+        def cli(*args: str) -> str:
+            return subprocess.run(
+                [sys.executable, "-m", "stormwatch.cli", "deadletters", *args, "--url", daemon.url],
+                capture_output=True,
+                text=True,
+                check=True,
+            ).stdout
+
+        listed = cli("list", "hook")
+        assert (
+            "opened" in listed
+            and "permanent" in listed
+            and listed.strip().endswith("1 dead letters")
+        )
+        receiver.status = 202
+        assert cli("replay", "hook").startswith("1 dead letters of hook back")
+        _wait_for(lambda: len(receiver.received) >= 2)
+    assert [b["event"] for _, b in receiver.received] == ["opened", "opened"]
