@@ -154,7 +154,11 @@ class Engine:
 
     def _book_for_call(self) -> IncidentBook:
         return IncidentBook(
-            self.state, self.config.max_alerts_per_incident, self.changes, self._book.quiet
+            self.state,
+            self.config.max_alerts_per_incident,
+            self.changes,
+            self._book.quiet,
+            self._book.hysteresis,
         )
 
     def _install(self, rules: RuleSet) -> None:

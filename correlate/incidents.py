@@ -16,10 +16,18 @@ from correlate.state import IncidentState, State, Tracked
 from rules import Rule
 from stormwatch.wire import Incident, IncidentAlert, TimelineEntry
 
-__all__ = ["TIMELINE_LIMIT", "IncidentBook", "incident_key", "render_template"]
+__all__ = [
+    "ALERT_ENTRIES_UP_TO",
+    "TIMELINE_LIMIT",
+    "IncidentBook",
+    "incident_key",
+    "render_template",
+]
 
 TIMELINE_LIMIT = 50
 """Timeline entries kept per incident; older ones are counted in `timeline_dropped`."""
+ALERT_ENTRIES_UP_TO = 10
+"""Incidents with more alerts than this stop logging each alert added or resolved."""
 
 _SEP = "\x1e"
 
@@ -71,9 +79,12 @@ class IncidentBook:
         max_alerts: int,
         changes: Changes | None = None,
         quiet_rules: frozenset[str] = frozenset(),
+        rate_rules: frozenset[str] = frozenset(),
     ) -> None:
         self.state = state
         self.quiet_rules = quiet_rules
+        self.rate_rules = rate_rules
+        """Rules that resolve by hysteresis: only their incidents keep arrival times."""
         """Rules with `resolve.quiet`: only their incidents track `last_activity` on re-sends."""
         self.max_alerts = max_alerts
         self.changes = changes if changes is not None else Changes()
@@ -105,6 +116,15 @@ class IncidentBook:
             del inc.timeline[1]
             inc.timeline_dropped += 1
 
+    def _log_alert(self, inc: IncidentState, at: float, event: str, fp: str) -> None:
+        """Per-alert entries only while the incident is small: in a storm they would
+        crowd out the lifecycle and make every save of the incident large (the Redis
+        load test in bench/README.md); the alerts list says when each alert started."""
+        if inc.alert_count <= ALERT_ENTRIES_UP_TO:
+            self._log(inc, at, event, fp)
+        else:
+            self.changes.incidents.add(inc.key)
+
     def open_for(self, rule: str, group_key: str) -> IncidentState | None:
         key = self.state.open_by_group.get(rule + _SEP + group_key)
         return self.state.incidents.get(key) if key is not None else None
@@ -135,7 +155,7 @@ class IncidentBook:
             last_activity=now,
             why=why,
             window=window or [],
-            arrivals=[now] * len(members),
+            arrivals=[now] * len(members) if rule in self.rate_rules else [],
         )
         self.state.incidents[key] = inc
         self.state.open_by_group[rule + _SEP + group_key] = key
@@ -158,7 +178,7 @@ class IncidentBook:
             self.changes.incidents.add(inc.key)
             inc.firing += firing
             if log:
-                self._log(inc, now, "alert_refired", fp)
+                self._log_alert(inc, now, "alert_refired", fp)
             return
         tracked.incidents.append(inc.key)
         self.changes.tracked.add(fp)
@@ -176,7 +196,7 @@ class IncidentBook:
                 f"{self.max_alerts}, counting the rest in alert_count",
             )
         if log:
-            self._log(inc, now, "alert_added", fp)
+            self._log_alert(inc, now, "alert_added", fp)
 
     def join(self, inc: IncidentState, tracked: Tracked, now: float) -> None:
         self._add_member(inc, tracked, now, log=True)
@@ -184,7 +204,8 @@ class IncidentBook:
         inc.first_seen = min(inc.first_seen, t)
         inc.last_seen = max(inc.last_seen, t)
         inc.last_activity = now
-        inc.arrivals.append(now)
+        if inc.rule in self.rate_rules:
+            inc.arrivals.append(now)
         self._touch(inc.key, "alerts_added")
 
     def saw_duplicate(self, tracked: Tracked, now: float) -> None:
@@ -210,7 +231,7 @@ class IncidentBook:
             if inc is None or inc.status != "open":
                 continue
             inc.firing -= 1
-            self._log(inc, now, "alert_resolved", tracked.alert.fingerprint)
+            self._log_alert(inc, now, "alert_resolved", tracked.alert.fingerprint)
             if inc.firing <= 0:
                 self.resolve(inc, now, "all alerts resolved")
             else:

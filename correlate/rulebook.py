@@ -150,6 +150,9 @@ class Rulebook:
         )
         """Rules whose open incidents have timers to check on tick."""
         self.quiet = frozenset(n for n, lr in self.live.items() if lr.quiet is not None)
+        self.hysteresis = frozenset(
+            n for n, lr in self.live.items() if lr.resolve_condition is not None
+        )
         heartbeats = [lr.rule for lr in self.live.values() if lr.kind == "absence"]
         self.heartbeats = RuleMatcher(heartbeats) if heartbeats else None
         """`absence` rules also see re-sends: for a heartbeat, the re-send is the beat."""
