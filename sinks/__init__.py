@@ -6,7 +6,7 @@
 
 from __future__ import annotations
 
-from typing import TypeAlias
+from typing import TYPE_CHECKING, TypeAlias
 
 from sinks.base import Receipt, Sink, classify_status, parse_retry_after
 from sinks.file import FileSink, FileSinkConfig
@@ -20,7 +20,9 @@ from sinks.retry import Retrying, RetryPolicy
 from sinks.servicenow import ServiceNowSink, ServiceNowSinkConfig
 from sinks.slack import SlackSink, SlackSinkConfig
 from sinks.webhook import WebhookSink, WebhookSinkConfig
-from stormwatch.metrics import Metrics
+
+if TYPE_CHECKING:
+    from stormwatch.metrics import Metrics
 
 __all__ = [
     "DeadLetter",

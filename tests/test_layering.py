@@ -132,3 +132,18 @@ def test_our_rules_package_is_the_one_imported() -> None:
 
     assert Path(rules.__file__).resolve().is_relative_to(ROOT)
     assert Path(correlate.__file__).resolve().is_relative_to(ROOT)
+
+
+@pytest.mark.parametrize("package", sorted(OURS - {"stormwatch"}))
+def test_public_names_are_what_all_lists(package: str) -> None:
+    """Each package's `__all__` names exist, and nothing public is left out of it."""
+    import importlib
+
+    mod = importlib.import_module(package)
+    exported = set(mod.__all__)
+    assert all(hasattr(mod, name) for name in exported)
+    public = {
+        n for n in vars(mod) if not n.startswith("_") and not isinstance(getattr(mod, n), type(sys))
+    }
+    public -= {"annotations", "TypeAlias"}
+    assert public <= exported, f"{package} exposes {sorted(public - exported)} outside __all__"
