@@ -17,12 +17,12 @@ import base64
 from typing import Any, Literal
 from urllib.parse import quote
 
-import aiohttp
 import msgspec
 
-from sinks.base import Receipt, classify_status, translate_client_error
+from sinks.base import Receipt
+from sinks.http import HttpClient, read_secret
 from sinks.retry import RetryPolicy
-from stormwatch.errors import ConfigError, PermanentSinkError, SinkError
+from stormwatch.errors import PermanentSinkError
 from stormwatch.wire import Duration, IncidentEvent
 
 __all__ = ["JiraSink", "JiraSinkConfig", "build_jira_issue", "incident_label"]
@@ -54,17 +54,7 @@ class JiraSinkConfig(
     retry: RetryPolicy = RetryPolicy()
 
     def secret(self) -> str:
-        if (self.token is None) == (self.token_file is None):
-            msg = "exactly one of token and token_file must be configured"
-            raise ConfigError(msg, field=f"sinks[{self.name}].token")
-        if self.token is not None:
-            return self.token
-        try:
-            with open(self.token_file or "") as fh:
-                return fh.read().strip()
-        except OSError as err:
-            msg = f"cannot read token_file: {err.strerror}"
-            raise ConfigError(msg, field=f"sinks[{self.name}].token_file") from err
+        return read_secret(self.token, self.token_file, sink=self.name, name="token")
 
 
 def incident_label(key: str) -> str:
@@ -97,35 +87,19 @@ class JiraSink:
         self.name = config.name
         self.config = config
         token = base64.b64encode(f"{config.user}:{config.secret()}".encode()).decode()
-        self._auth = f"Basic {token}"
+        self._http = HttpClient(
+            config.name,
+            config.timeout,
+            {"Authorization": f"Basic {token}", "Accept": "application/json"},
+        )
         self._issues: dict[str, str] = {}
         """incident key -> issue key, for incidents still open."""
-        self._session: aiohttp.ClientSession | None = None
 
     async def _call(self, method: str, path: str, body: Any = None, **kw: Any) -> Any:
-        if self._session is None or self._session.closed:
-            self._session = aiohttp.ClientSession(
-                timeout=aiohttp.ClientTimeout(total=self.config.timeout),
-                headers={
-                    "Authorization": self._auth,
-                    "Accept": "application/json",
-                    "Content-Type": "application/json",
-                },
-            )
-        data = msgspec.json.encode(body) if body is not None else None
-        try:
-            async with self._session.request(
-                method, self.config.url.rstrip("/") + path, data=data, **kw
-            ) as resp:
-                text = await resp.text()
-                classify_status(self.name, resp.status, text, resp.headers.get("Retry-After"))
-                return msgspec.json.decode(text) if text else {}
-        except SinkError:
-            raise
-        except msgspec.DecodeError as err:
-            raise PermanentSinkError(f"{self.name}: not JSON from {path}", sink=self.name) from err
-        except (aiohttp.ClientError, TimeoutError) as err:
-            raise translate_client_error(self.name, err) from err
+        _, answer = await self._http.request_json(
+            method, self.config.url.rstrip("/") + path, body, **kw
+        )
+        return answer
 
     async def _find(self, key: str) -> str | None:
         if key in self._issues:
@@ -187,6 +161,4 @@ class JiraSink:
         return Receipt(sink=self.name, remote_id=issue)
 
     async def close(self) -> None:
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
+        await self._http.close()

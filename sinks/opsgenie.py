@@ -15,12 +15,11 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import quote
 
-import aiohttp
 import msgspec
 
-from sinks.base import Receipt, classify_status, translate_client_error
+from sinks.base import Receipt
+from sinks.http import HttpClient, read_secret
 from sinks.retry import RetryPolicy
-from stormwatch.errors import ConfigError, SinkError
 from stormwatch.wire import Duration, IncidentEvent
 
 __all__ = ["OpsgenieSink", "OpsgenieSinkConfig", "build_opsgenie_request"]
@@ -47,17 +46,7 @@ class OpsgenieSinkConfig(
     retry: RetryPolicy = RetryPolicy()
 
     def key(self) -> str:
-        if (self.api_key is None) == (self.api_key_file is None):
-            msg = "exactly one of api_key and api_key_file must be configured"
-            raise ConfigError(msg, field=f"sinks[{self.name}].api_key")
-        if self.api_key is not None:
-            return self.api_key
-        try:
-            with open(self.api_key_file or "") as fh:
-                return fh.read().strip()
-        except OSError as err:
-            msg = f"cannot read api_key_file: {err.strerror}"
-            raise ConfigError(msg, field=f"sinks[{self.name}].api_key_file") from err
+        return read_secret(self.api_key, self.api_key_file, sink=self.name, name="api_key")
 
 
 def build_opsgenie_request(
@@ -103,39 +92,23 @@ class OpsgenieSink:
     def __init__(self, config: OpsgenieSinkConfig) -> None:
         self.name = config.name
         self.config = config
-        self._key = config.key()
-        self._session: aiohttp.ClientSession | None = None
+        self._http = HttpClient(
+            config.name, config.timeout, {"Authorization": f"GenieKey {config.key()}"}
+        )
 
     async def deliver(self, event: IncidentEvent) -> Receipt:
         if event.event == "updated" and (
             not self.config.send_updates or event.reason == "duplicates"
         ):
             return Receipt(sink=self.name, detail="skipped update")
-        if self._session is None or self._session.closed:
-            self._session = aiohttp.ClientSession(
-                timeout=aiohttp.ClientTimeout(total=self.config.timeout)
-            )
         path, body = build_opsgenie_request(event, self.config)
-        headers = {"Content-Type": "application/json", "Authorization": f"GenieKey {self._key}"}
-        try:
-            async with self._session.post(
-                self.config.url.rstrip("/") + path, data=msgspec.json.encode(body), headers=headers
-            ) as resp:
-                text = await resp.text()
-                classify_status(self.name, resp.status, text, resp.headers.get("Retry-After"))
-        except SinkError:
-            raise
-        except (aiohttp.ClientError, TimeoutError) as err:
-            raise translate_client_error(self.name, err) from err
-        try:
-            request_id = str(msgspec.json.decode(text).get("requestId", ""))
-        except (msgspec.DecodeError, AttributeError):
-            request_id = ""
+        status, answer = await self._http.request_json(
+            "POST", self.config.url.rstrip("/") + path, body
+        )
+        request_id = str(answer.get("requestId", "")) if isinstance(answer, dict) else ""
         return Receipt(
-            sink=self.name, status=resp.status, remote_id=event.incident.key, detail=request_id
+            sink=self.name, status=status, remote_id=event.incident.key, detail=request_id
         )
 
     async def close(self) -> None:
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
+        await self._http.close()

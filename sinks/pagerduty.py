@@ -12,12 +12,12 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-import aiohttp
 import msgspec
 
-from sinks.base import Receipt, classify_status, translate_client_error
+from sinks.base import Receipt
+from sinks.http import HttpClient, read_secret
 from sinks.retry import RetryPolicy
-from stormwatch.errors import ConfigError, PermanentSinkError, SinkError
+from stormwatch.errors import PermanentSinkError
 from stormwatch.wire import Duration, Incident, IncidentEvent, iso8601
 
 __all__ = ["PagerDutySink", "PagerDutySinkConfig", "build_pagerduty_event"]
@@ -50,17 +50,9 @@ class PagerDutySinkConfig(
 
     def key(self) -> str:
         """The routing key; exactly one of routing_key and routing_key_file must be set."""
-        if (self.routing_key is None) == (self.routing_key_file is None):
-            msg = "exactly one of routing_key and routing_key_file must be configured"
-            raise ConfigError(msg, field=f"sinks[{self.name}].routing_key")
-        if self.routing_key is not None:
-            return self.routing_key
-        try:
-            with open(self.routing_key_file or "") as fh:
-                return fh.read().strip()
-        except OSError as err:
-            msg = f"cannot read routing_key_file: {err.strerror}"
-            raise ConfigError(msg, field=f"sinks[{self.name}].routing_key_file") from err
+        return read_secret(
+            self.routing_key, self.routing_key_file, sink=self.name, name="routing_key"
+        )
 
     def __repr__(self) -> str:  # the key is a secret
         return f"PagerDutySinkConfig(name={self.name!r}, routing_key=<secret>)"
@@ -121,37 +113,18 @@ class PagerDutySink:
         self.name = config.name
         self.config = config
         self._key = config.key()
-        self._session: aiohttp.ClientSession | None = None
+        self._http = HttpClient(config.name, config.timeout)
 
     async def deliver(self, event: IncidentEvent) -> Receipt:
         if event.event == "updated" and (
             not self.config.send_updates or event.reason == "duplicates"
         ):
             return Receipt(sink=self.name, detail="skipped update")
-        if self._session is None or self._session.closed:
-            self._session = aiohttp.ClientSession(
-                timeout=aiohttp.ClientTimeout(total=self.config.timeout)
-            )
-        body = msgspec.json.encode(build_pagerduty_event(event, self._key, self.config))
-        try:
-            async with self._session.post(
-                self.config.url, data=body, headers={"Content-Type": "application/json"}
-            ) as resp:
-                text = await resp.text()
-                classify_status(self.name, resp.status, text, resp.headers.get("Retry-After"))
-        except SinkError:
-            raise
-        except (aiohttp.ClientError, TimeoutError) as err:
-            raise translate_client_error(self.name, err) from err
-        try:
-            answer = msgspec.json.decode(text) if text else {}
-        except msgspec.DecodeError:
-            answer = {}
+        body = build_pagerduty_event(event, self._key, self.config)
+        status, answer = await self._http.request_json("POST", self.config.url, body)
         if isinstance(answer, dict) and answer.get("status") not in (None, "success"):
-            raise PermanentSinkError(f"{self.name}: {answer}", sink=self.name, status=resp.status)
-        return Receipt(sink=self.name, status=resp.status, remote_id=event.incident.key)
+            raise PermanentSinkError(f"{self.name}: {answer}", sink=self.name, status=status)
+        return Receipt(sink=self.name, status=status, remote_id=event.incident.key)
 
     async def close(self) -> None:
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
+        await self._http.close()

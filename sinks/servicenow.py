@@ -14,12 +14,11 @@ from __future__ import annotations
 import base64
 from typing import Any
 
-import aiohttp
 import msgspec
 
-from sinks.base import Receipt, classify_status, translate_client_error
+from sinks.base import Receipt
+from sinks.http import HttpClient, read_secret
 from sinks.retry import RetryPolicy
-from stormwatch.errors import ConfigError, PermanentSinkError, SinkError
 from stormwatch.wire import Duration, IncidentEvent
 
 __all__ = ["ServiceNowSink", "ServiceNowSinkConfig", "build_servicenow_record"]
@@ -50,17 +49,7 @@ class ServiceNowSinkConfig(
     retry: RetryPolicy = RetryPolicy()
 
     def secret(self) -> str:
-        if (self.password is None) == (self.password_file is None):
-            msg = "exactly one of password and password_file must be configured"
-            raise ConfigError(msg, field=f"sinks[{self.name}].password")
-        if self.password is not None:
-            return self.password
-        try:
-            with open(self.password_file or "") as fh:
-                return fh.read().strip()
-        except OSError as err:
-            msg = f"cannot read password_file: {err.strerror}"
-            raise ConfigError(msg, field=f"sinks[{self.name}].password_file") from err
+        return read_secret(self.password, self.password_file, sink=self.name, name="password")
 
 
 def build_servicenow_record(event: IncidentEvent, cfg: ServiceNowSinkConfig) -> dict[str, Any]:
@@ -98,44 +87,23 @@ def build_servicenow_record(event: IncidentEvent, cfg: ServiceNowSinkConfig) -> 
     return record
 
 
-def _basic_auth(user: str, password: str) -> str:
-    return "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
-
-
 class ServiceNowSink:
     def __init__(self, config: ServiceNowSinkConfig) -> None:
         self.name = config.name
         self.config = config
-        self._auth = _basic_auth(config.username, config.secret())
+        auth = base64.b64encode(f"{config.username}:{config.secret()}".encode()).decode()
+        self._http = HttpClient(
+            config.name,
+            config.timeout,
+            {"Authorization": f"Basic {auth}", "Accept": "application/json"},
+        )
         self._sys_ids: dict[str, str] = {}
         """incident key -> sys_id, learned from creates and lookups (bounded below)."""
-        self._session: aiohttp.ClientSession | None = None
 
-    def _client(self) -> aiohttp.ClientSession:
-        if self._session is None or self._session.closed:
-            self._session = aiohttp.ClientSession(
-                timeout=aiohttp.ClientTimeout(total=self.config.timeout),
-                headers={
-                    "Accept": "application/json",
-                    "Content-Type": "application/json",
-                    "Authorization": self._auth,
-                },
-            )
-        return self._session
-
-    async def _call(self, method: str, path: str, **kw: Any) -> tuple[int, Any]:
-        url = self.config.instance_url.rstrip("/") + path
-        try:
-            async with self._client().request(method, url, **kw) as resp:
-                text = await resp.text()
-                classify_status(self.name, resp.status, text, resp.headers.get("Retry-After"))
-                return resp.status, msgspec.json.decode(text) if text else {}
-        except SinkError:
-            raise
-        except msgspec.DecodeError as err:
-            raise PermanentSinkError(f"{self.name}: not JSON from {path}", sink=self.name) from err
-        except (aiohttp.ClientError, TimeoutError) as err:
-            raise translate_client_error(self.name, err) from err
+    async def _call(self, method: str, path: str, body: Any = None, **kw: Any) -> tuple[int, Any]:
+        return await self._http.request_json(
+            method, self.config.instance_url.rstrip("/") + path, body, **kw
+        )
 
     async def _find(self, key: str) -> str | None:
         if key in self._sys_ids:
@@ -170,9 +138,7 @@ class ServiceNowSink:
             if event.event != "opened":
                 # Never opened here (or already closed): nothing to update or close.
                 return Receipt(sink=self.name, detail="no open record")
-            status, body = await self._call(
-                "POST", "/api/now/table/incident", data=msgspec.json.encode(record)
-            )
+            status, body = await self._call("POST", "/api/now/table/incident", record)
             sys_id = str(body["result"]["sys_id"])
             self._remember(key, sys_id)
             return Receipt(
@@ -180,14 +146,10 @@ class ServiceNowSink:
             )
         if event.event == "opened":
             return Receipt(sink=self.name, remote_id=sys_id, detail="already open")
-        status, _ = await self._call(
-            "PATCH", f"/api/now/table/incident/{sys_id}", data=msgspec.json.encode(record)
-        )
+        status, _ = await self._call("PATCH", f"/api/now/table/incident/{sys_id}", record)
         if event.event == "resolved":
             self._sys_ids.pop(key, None)
         return Receipt(sink=self.name, status=status, remote_id=sys_id)
 
     async def close(self) -> None:
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
+        await self._http.close()

@@ -10,12 +10,11 @@ from __future__ import annotations
 
 from typing import Any
 
-import aiohttp
 import msgspec
 
-from sinks.base import Receipt, classify_status, translate_client_error
+from sinks.base import Receipt
+from sinks.http import HttpClient
 from sinks.retry import RetryPolicy
-from stormwatch.errors import SinkError
 from stormwatch.wire import Duration, IncidentEvent
 
 __all__ = ["SlackSink", "SlackSinkConfig", "build_slack_message"]
@@ -71,29 +70,15 @@ class SlackSink:
     def __init__(self, config: SlackSinkConfig) -> None:
         self.name = config.name
         self.config = config
-        self._session: aiohttp.ClientSession | None = None
+        self._http = HttpClient(config.name, config.timeout)
 
     async def deliver(self, event: IncidentEvent) -> Receipt:
         if event.event == "updated" and not self.config.send_updates:
             return Receipt(sink=self.name, detail="skipped update")
-        if self._session is None or self._session.closed:
-            self._session = aiohttp.ClientSession(
-                timeout=aiohttp.ClientTimeout(total=self.config.timeout)
-            )
-        body = msgspec.json.encode(build_slack_message(event, self.config))
-        try:
-            async with self._session.post(
-                self.config.webhook_url, data=body, headers={"Content-Type": "application/json"}
-            ) as resp:
-                text = await resp.text()
-                classify_status(self.name, resp.status, text, resp.headers.get("Retry-After"))
-        except SinkError:
-            raise
-        except (aiohttp.ClientError, TimeoutError) as err:
-            raise translate_client_error(self.name, err) from err
-        return Receipt(sink=self.name, status=resp.status, remote_id=event.incident.key)
+        status, _ = await self._http.request(
+            "POST", self.config.webhook_url, build_slack_message(event, self.config)
+        )
+        return Receipt(sink=self.name, status=status, remote_id=event.incident.key)
 
     async def close(self) -> None:
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
+        await self._http.close()
