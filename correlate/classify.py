@@ -11,7 +11,7 @@ from collections.abc import Sequence
 
 from rules import Matcher, Rule, parse_matchers
 from rules.schema import ClassifyCase
-from stormwatch.wire import IncidentAlert, Severity
+from stormwatch.wire import Alert, Severity
 
 __all__ = ["Classification", "Classifier", "itil_priority"]
 
@@ -37,7 +37,7 @@ def itil_priority(impact: int, urgency: int) -> int:
     return impact + urgency - 1
 
 
-def highest_alert_severity(alerts: Sequence[IncidentAlert]) -> str:
+def highest_alert_severity(alerts: Sequence[Alert]) -> str:
     best, rank = "", 99
     for a in alerts:
         value = a.labels.get("severity", "")
@@ -64,7 +64,7 @@ class _Case:
         self.matchers: list[Matcher] = parse_matchers(case.when.match)
 
     def holds(
-        self, alerts: Sequence[IncidentAlert], alert_count: int, common: dict[str, str]
+        self, alerts: Sequence[Alert], alert_count: int, common: dict[str, str]
     ) -> bool:
         w = self.case.when
         if w.alert_severity and highest_alert_severity(alerts) not in w.alert_severity:
@@ -88,7 +88,7 @@ class Classifier:
         self.cases = [_Case(c) for c in rule.classify]
 
     def classify(
-        self, alerts: Sequence[IncidentAlert], alert_count: int, common: dict[str, str]
+        self, alerts: Sequence[Alert], alert_count: int, common: dict[str, str]
     ) -> Classification:
         severity: Severity = self.default_severity
         category = self.default.category

@@ -1,19 +1,23 @@
 """The fingerprint table: which alerts are firing, and which arrivals are re-sends.
 
 Prometheus re-sends every firing alert each evaluation interval; only the first arrival
-of a firing alert (or its return after it resolved) feeds the rules. A re-send updates
-`last_seen`, `ends_at` and the duplicate count. An alert resolves when it arrives
-resolved, or when its `ends_at` passes without a re-send (Alertmanager's semantics; a
-missing `endsAt` means now + `resolve_timeout`).
+of a firing alert (or its return after it resolved) feeds the rules. A re-send is a
+heartbeat at its arrival: it moves `last_seen` and `ends_at` and counts as a duplicate;
+as in Alertmanager's merge, the alert keeps its earliest `startsAt`. An alert resolves
+when a resolved record arrives (recorded as resolved at its `endsAt`, clamped between
+its start and that arrival), or when its `ends_at` (its `endsAt`, or arrival +
+`resolve_timeout`) passes without a re-send: an EXPIRE timer, fired at that due time.
 """
 
 from __future__ import annotations
 
-import heapq
 from enum import IntEnum
 
-from correlate.delta import Changes
-from correlate.state import State, Tracked
+import msgspec
+
+from correlate.context import Context
+from correlate.state import Tracked
+from correlate.timers import Timer
 from stormwatch.wire import Alert
 
 __all__ = ["Admission", "DedupTable"]
@@ -31,89 +35,99 @@ class Admission(IntEnum):
 
 
 class DedupTable:
-    """Admits alerts against `State.tracked`; keeps a heap of `ends_at` deadlines."""
+    """Admits records against `State.tracked` at their arrival (the engine's clock)."""
 
-    def __init__(
-        self, state: State, resolve_timeout: float, retention: float, changes: Changes | None = None
-    ) -> None:
-        self.state = state
-        self.changes = changes if changes is not None else Changes()
-        self.tracked = state.tracked
-        self.resolve_timeout = resolve_timeout
-        self.retention = retention
-        self._deadlines: list[tuple[float, str]] = []
+    def __init__(self, ctx: Context) -> None:
+        self.ctx = ctx
+        self.tracked = ctx.state.tracked
+        self.resolve_timeout = float(ctx.config.resolve_timeout)
+
+    def schedule_from_state(self) -> None:
+        timers = self.ctx.timers
         for fp, t in self.tracked.items():
             if t.status == "firing":
-                self._deadlines.append((t.ends_at, fp))
-        heapq.heapify(self._deadlines)
+                timers.at(t.ends_at, Timer.EXPIRE, fp)
 
-    def admit(self, alert: Alert, now: float) -> tuple[Admission, Tracked | None]:
+    def admit(self, alert: Alert, a: float) -> tuple[Admission, Tracked | None]:
         fp = alert.fingerprint
         t = self.tracked.get(fp)
-        self.changes.tracked.add(fp)
         if alert.status == "resolved":
             if t is None or t.status != "firing":
                 return Admission.STALE, t
-            t.alert = alert
+            end = alert.ends_at if alert.ends_at is not None else a
             t.status = "resolved"
-            t.last_seen = now
-            t.resolved_at = now
-            t.ends_at = alert.ends_at if alert.ends_at is not None else now
+            t.last_seen = a
+            t.resolved_at = t.ends_at = min(max(end, t.event_time), a)
+            if alert.annotations != t.alert.annotations:
+                t.alert = msgspec.structs.replace(t.alert, annotations=alert.annotations)
+            self.ctx.changes.tracked.add(fp)
             return Admission.RESOLVED, t
-        ends_at = alert.ends_at if alert.ends_at is not None else now + self.resolve_timeout
+        ends_at = alert.ends_at if alert.ends_at is not None else a + self.resolve_timeout
         if t is not None and t.status == "firing":
-            t.alert = alert
-            t.last_seen = now
+            t.last_seen = a
             t.duplicates += 1
+            old = t.alert
+            if alert.annotations != old.annotations or alert.starts_at < old.starts_at:
+                # Keep the first copy's label dict (shared by every re-send) and the
+                # earliest start, as Alertmanager's merge does.
+                t.alert = msgspec.structs.replace(
+                    old,
+                    annotations=alert.annotations,
+                    starts_at=min(old.starts_at, alert.starts_at),
+                )
             if ends_at < t.ends_at:
-                heapq.heappush(self._deadlines, (ends_at, fp))
-            # A later deadline needs no push: `expire` re-queues an entry whose deadline
-            # moved on when its old one comes up (saves a heappush per re-send; see
-            # bench/test_bench_core.py::test_process_50_rules_80pct_duplicates).
+                self.ctx.timers.at(ends_at, Timer.EXPIRE, fp)
+            # A later deadline needs no push: the queued entry re-queues itself when it
+            # comes up (saves a heappush per re-send).
             t.ends_at = ends_at
+            self.ctx.changes.tracked.add(fp)
             return Admission.DUPLICATE, t
+        event_time = alert.starts_at if alert.starts_at < a else a
         if t is None:
             t = Tracked(
-                alert=alert, status="firing", first_seen=now, last_seen=now, ends_at=ends_at
+                alert=alert,
+                status="firing",
+                event_time=event_time,
+                first_seen=a,
+                last_seen=a,
+                ends_at=ends_at,
             )
             self.tracked[fp] = t
         else:
             # Back from resolved: a new occurrence of the same alert.
             t.alert = alert
             t.status = "firing"
-            t.last_seen = now
+            t.event_time = event_time
+            t.first_seen = t.last_seen = a
             t.ends_at = ends_at
             t.resolved_at = None
             t.duplicates = 0
-        heapq.heappush(self._deadlines, (ends_at, fp))
+            t.muted = ""
+        self.ctx.timers.at(ends_at, Timer.EXPIRE, fp)
+        self.ctx.changes.tracked.add(fp)
         return Admission.NEW, t
 
-    def expire(self, now: float) -> list[Tracked]:
-        """Resolve the firing alerts whose `ends_at` has passed; return them."""
-        out = []
-        heap = self._deadlines
-        while heap and heap[0][0] <= now:
-            ends_at, fp = heapq.heappop(heap)
-            t = self.tracked.get(fp)
-            if t is None or t.status != "firing":
-                continue  # already resolved, or forgotten
-            if t.ends_at > ends_at:
-                heapq.heappush(heap, (t.ends_at, fp))  # a re-send moved it on
-                continue
-            if t.ends_at < ends_at:
-                continue  # an earlier entry for the same alert handled it
-            t.status = "resolved"
-            t.resolved_at = now
-            self.changes.tracked.add(fp)
-            out.append(t)
-        return out
+    def expire(self, fp: str, due: float) -> Tracked | None:
+        """An EXPIRE entry came up: resolve the alert if its deadline really is `due`."""
+        t = self.tracked.get(fp)
+        if t is None or t.status != "firing":
+            return None
+        if t.ends_at > due:
+            self.ctx.timers.at(t.ends_at, Timer.EXPIRE, fp)  # a re-send moved it on
+            return None
+        if t.ends_at < due:
+            return None  # an earlier entry for the same alert handled it
+        t.status = "resolved"
+        t.resolved_at = max(due, t.event_time)
+        self.ctx.changes.tracked.add(fp)
+        return t
 
-    def forget(self, now: float) -> int:
+    def forget(self, clock: float) -> int:
         """Drop resolved alerts older than `retention` that no open incident holds.
 
         Bounded memory: without this, every alert ever seen stays in the table."""
-        cutoff = now - self.retention
-        incidents = self.state.incidents
+        cutoff = clock - self.ctx.config.retention
+        incidents = self.ctx.state.incidents
 
         def held_open(t: Tracked) -> bool:
             return any(
@@ -123,9 +137,9 @@ class DedupTable:
         stale = [
             fp
             for fp, t in self.tracked.items()
-            if t.status == "resolved" and (t.resolved_at or 0) < cutoff and not held_open(t)
+            if t.status == "resolved" and t.last_seen < cutoff and not held_open(t)
         ]
         for fp in stale:
             del self.tracked[fp]
-            self.changes.tracked.add(fp)
+            self.ctx.changes.tracked.add(fp)
         return len(stale)

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import msgspec
 
-from correlate.state import IncidentState, RuleState, State, Tracked
+from correlate.state import IncidentState, RuleState, State, Tracked, Window
 from correlate.suppress import Silence
 
 __all__ = ["Changes", "RuleMeta", "StateDelta", "apply_delta", "build_delta", "window_key"]
@@ -35,16 +35,17 @@ class StateDelta(msgspec.Struct, kw_only=True, gc=False):
     """Values are the new ones; None means deleted."""
 
     full: bool = False
+    clock: float = 0.0
     watermark: float = 0.0
+    last_gc: float = 0.0
     silences: list[Silence] | None = None
     tracked: dict[str, Tracked | None] = {}
-    windows: dict[str, list[tuple[float, str, str]] | None] = {}
+    windows: dict[str, Window | None] = {}
     """`window_key(rule, group)` -> events."""
     rules: dict[str, RuleMeta | None] = {}
     incidents: dict[str, IncidentState | None] = {}
     open: dict[str, str | None] = {}
     """`rule + "\\x1e" + group` -> open incident key (State.open_by_group)."""
-    dirty: dict[str, list[str] | None] = {}
 
     def __len__(self) -> int:
         return len(self.tracked) + len(self.windows) + len(self.rules) + len(self.incidents)
@@ -53,7 +54,7 @@ class StateDelta(msgspec.Struct, kw_only=True, gc=False):
 class Changes:
     """Marks made while the engine works; cleared when a delta is taken."""
 
-    __slots__ = ("full", "groups", "incidents", "meta", "rules", "tracked")
+    __slots__ = ("full", "groups", "incidents", "meta", "opens", "rules", "tracked")
 
     def __init__(self) -> None:
         self.full = True  # the first save writes everything
@@ -62,6 +63,8 @@ class Changes:
         self.groups: set[tuple[str, str]] = set()
         self.rules: set[str] = set()
         self.incidents: set[str] = set()
+        self.opens: set[str] = set()
+        """`rule + "\x1e" + group` keys whose open incident changed."""
 
     def clear(self) -> None:
         self.full = self.meta = False
@@ -69,6 +72,7 @@ class Changes:
         self.groups.clear()
         self.rules.clear()
         self.incidents.clear()
+        self.opens.clear()
 
 
 def build_delta(state: State, changes: Changes) -> StateDelta:
@@ -85,10 +89,13 @@ def build_delta(state: State, changes: Changes) -> StateDelta:
             changes.rules,
             changes.incidents,
         )
-    delta = StateDelta(full=changes.full, watermark=state.watermark)
+    delta = StateDelta(
+        full=changes.full, clock=state.clock, watermark=state.watermark, last_gc=state.last_gc
+    )
     if changes.full or changes.meta:
         delta.silences = list(state.silences)
-    delta.tracked = {fp: state.tracked.get(fp) for fp in tracked_keys}
+    tracked = state.tracked
+    delta.tracked = {fp: tracked.get(fp) for fp in tracked_keys}
     for rule, gkey in groups:
         rs = state.rules.get(rule)
         delta.windows[window_key(rule, gkey)] = rs.groups.get(gkey) if rs is not None else None
@@ -100,28 +107,18 @@ def build_delta(state: State, changes: Changes) -> StateDelta:
             else None
         )
     for key in incident_keys:
-        inc = state.incidents.get(key)
-        delta.incidents[key] = inc
-        delta.dirty[key] = state.dirty.get(key)
-        if inc is not None:
-            # The truth for this group from the state itself: another incident may have
-            # opened for it since this one resolved.
-            open_key = inc.rule + _SEP + inc.group_key
-            delta.open[open_key] = state.open_by_group.get(open_key)
+        delta.incidents[key] = state.incidents.get(key)
+    opens = state.open_by_group
+    for open_key in opens if changes.full else changes.opens:
+        delta.open[open_key] = opens.get(open_key)
     return delta
 
 
 def apply_delta(state: State, delta: StateDelta) -> None:
     """Replay `delta` onto `state` (what a store does when it loads)."""
     if delta.full:
-        state.tracked, state.rules, state.incidents, state.open_by_group, state.dirty = (
-            {},
-            {},
-            {},
-            {},
-            {},
-        )
-    state.watermark = delta.watermark
+        state.tracked, state.rules, state.incidents, state.open_by_group = {}, {}, {}, {}
+    state.clock, state.watermark, state.last_gc = delta.clock, delta.watermark, delta.last_gc
     if delta.silences is not None:
         state.silences = list(delta.silences)
     for fp, t in delta.tracked.items():
@@ -137,25 +134,20 @@ def apply_delta(state: State, delta: StateDelta) -> None:
         if rs is None or rs.fingerprint != meta.fingerprint:
             rs = state.rules[name] = RuleState(fingerprint=meta.fingerprint)
         rs.pending, rs.last_seen = dict(meta.pending), dict(meta.last_seen)
-    for wkey, events in delta.windows.items():
+    for wkey, w in delta.windows.items():
         rule, _, gkey = wkey.partition(_SEP)
         rs = state.rules.get(rule)
         if rs is None:
             continue
-        if events is None:
+        if w is None:
             rs.groups.pop(gkey, None)
         else:
-            rs.groups[gkey] = list(events)
+            rs.groups[gkey] = Window(times=list(w.times), fps=list(w.fps), values=list(w.values))
     for key, inc in delta.incidents.items():
         if inc is None:
             state.incidents.pop(key, None)
         else:
             state.incidents[key] = inc
-    for key, reasons in delta.dirty.items():
-        if reasons is None:
-            state.dirty.pop(key, None)
-        else:
-            state.dirty[key] = list(reasons)
     for open_key, open_inc in delta.open.items():
         if open_inc is None:
             state.open_by_group.pop(open_key, None)

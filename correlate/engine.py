@@ -1,58 +1,58 @@
 """`Engine`: the pure, synchronous correlation core.
 
-`process(alerts, now)` and `tick(now)` are the only ways in; `Effects` is the only way
-out. The engine reads no clock and does no I/O: the caller passes processing time in
-(`now`), and windows run on each alert's own event time (`starts_at`), clamped to `now`
-so a sender with a fast clock cannot drag the watermark into the future.
+`process(alerts, now)` and `tick(now)` are the ways in for records and time; `Effects`
+is the way out. The engine reads no clock and does no I/O: `now` is the processing
+time of the call, used only to stamp `detected_at` and `processed_at`.
 
-Per batch, in straight lines: expire alerts whose `ends_at` passed -> for each alert in
-(event time, fingerprint) order: dedup -> silences -> match rules -> window -> open or
-join an incident -> events for the incidents opened or resolved. Other changes are sent
-as one `updated` event per incident from `tick`, at most every `update_interval`.
-Sorting the batch first makes the result independent of the order inside one batch.
+The time model (README.md's rule reference says the same):
 
-Semantics (README.md's rule reference says the same):
-- the watermark is the highest event time seen; an alert more than `allowed_lateness`
-  behind it is late: counted per rule in `Effects.counts.late_by_rule`, never merged
-  into a window (it still joins an incident already open for its group);
-- an alert feeds at most one incident per rule: the alerts that open an incident leave
-  the window, and while it is open later alerts of its group join it;
-- an incident resolves when all its alerts have resolved, after `resolve.quiet` without
-  a matching alert, or when `resolve.condition` holds over `resolve.timespan`.
+- **Arrival order.** Records are taken in arrival order (`received_at`), never re-sorted
+  by `startsAt`. Records that arrived at the same instant are taken in a fixed order
+  (event time, fingerprint, status, endsAt), so their order inside one instant cannot
+  matter. A batch holds whole instants (the pipeline stamps each request with its own).
+- **Event time.** A new alert enters windows at its event time: its `startsAt`,
+  clamped to its arrival. The watermark is the highest event time seen; an alert more
+  than `allowed_lateness` behind it is late: counted, never merged into a window.
+- **Re-sends and resolves.** A re-send is a heartbeat at its arrival. A resolved record
+  is handled at its arrival and recorded as resolved at its `endsAt`.
+- **Timers** (alert expiry, silence ends, group waits, absences, too-quiet windows,
+  `resolve.quiet`, hysteresis, repeat intervals, spaced `updated` events) fire at their
+  due times on the arrival clock: before each record, every timer due before its arrival
+  fires, in due-time order, also inside one batch. `tick(now)` fires those due at or
+  before `now` (the pipeline ticks only when no record stamped before `now` waits).
+
+So the incident events -- keys, kinds, alerts and every event-time stamp -- depend only
+on the records and their times, never on how the stream was cut into batches or when
+`tick` ran (tests/property/test_batch_invariance.py). `replay` feeds an archive through
+the same calls and predicts the live daemon.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import msgspec
 
+from correlate.announce import Announcer
+from correlate.context import Context
 from correlate.dedup import Admission, DedupTable
 from correlate.delta import Changes, StateDelta, build_delta
 from correlate.incidents import IncidentBook
-from correlate.reasons import resolve_reason, unique_members, why_opened
+from correlate.match import CompiledRule, RuleMatcher
 from correlate.rulebook import LiveRule, Rulebook
 from correlate.state import IncidentState, State, Tracked, decode_state, encode_state
-from correlate.suppress import InhibitRule, Silence, active_silence, inhibitor_of
-from correlate.timers import (
-    check_absence,
-    check_resolve_timers,
-    check_upper_bound,
-    flush_group_waits,
-)
-from correlate.windows import count_hit, distinct_hit, evict_before, insert_event, ordered_hit
+from correlate.suppress import InhibitRule, Silence, active_silence
+from correlate.timers import Timer
+from correlate.views import full_view
 from rules import Matcher, RuleSet
-from stormwatch.wire import (
-    Alert,
-    Duration,
-    Incident,
-    IncidentEvent,
-    IncidentEventKind,
-)
+from stormwatch.wire import Alert, Duration, Incident, IncidentEvent
 
 __all__ = ["Counts", "Effects", "Engine", "EngineConfig"]
 
-_SEP = "\x1f"
+_SEP = "\x1e"
+_GC_EVERY = 60.0
+"""Seconds of arrival clock between sweeps of forgotten state (unobservable in events)."""
+_MATCH_CACHE_MAX = 50_000
 
 
 class EngineConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, frozen=True):
@@ -107,8 +107,21 @@ class Effects(msgspec.Struct, kw_only=True):
     counts: Counts
 
 
-def _order(a: Alert) -> tuple[float, str, str]:
-    return (a.starts_at, a.fingerprint, a.status)
+def _order(a: Alert) -> tuple[float, float, str, str, float]:
+    return (a.received_at, a.starts_at, a.fingerprint, a.status, a.ends_at or 0.0)
+
+
+def _memo(
+    cache: dict[str, tuple[str, tuple[CompiledRule, ...]]], matcher: RuleMatcher, alert: Alert
+) -> tuple[CompiledRule, ...]:
+    hit = cache.get(alert.fingerprint)
+    if hit is not None and hit[0] == alert.source:
+        return hit[1]
+    found = tuple(matcher.candidates(alert))
+    if len(cache) >= _MATCH_CACHE_MAX:
+        cache.clear()  # bounded: dropped whole, no LRU bookkeeping on the hot path
+    cache[alert.fingerprint] = (alert.source, found)
+    return found
 
 
 class Engine:
@@ -128,49 +141,55 @@ class Engine:
         self.state = state if state is not None else State()
         self.changes = Changes()
         """What changed since the last `take_delta` (a store saves only that)."""
-        self._dedup = DedupTable(
-            self.state, self.config.resolve_timeout, self.config.retention, self.changes
-        )
-        self._retired: dict[str, LiveRule] = {}
-        self._last_gc = self.state.watermark
+        ctx = self.ctx = Context(self.state, self.config, self.changes)
+        ctx.counts = Counts()
+        self.timers = ctx.timers
+        self.announcer = Announcer(ctx)
+        self.book = ctx.book = IncidentBook(ctx, self.announcer)
+        self._dedup = DedupTable(ctx)
         self._silences: list[tuple[Silence, list[Matcher]]] = [
             (s, s.compiled()) for s in self.state.silences
         ]
-        self._source_severities = frozenset(
-            sev for r in self.config.inhibit for sev in r.source_severity
-        )
-        self._inhibitors: dict[str, tuple[str, str, dict[str, str]]] = {}
-        """Open, announced incidents that could inhibit others: an index, so an opened
-        event checks the few P1s rather than every open incident."""
-        self._held: dict[str, None] = {}
-        """Open incidents whose `opened` event inhibition holds back."""
-        for inc in self.state.incidents.values():
-            self._index_inhibitor(inc)
-            if inc.status == "open" and not inc.announced:
-                self._held[inc.key] = None
+        self._muted: dict[str, set[str]] = {}
+        """silence id -> fingerprints it kept from the rules (derived from `Tracked.muted`)."""
+        self._match_cache: dict[str, tuple[str, tuple[CompiledRule, ...]]] = {}
+        self._heartbeat_cache: dict[str, tuple[str, tuple[CompiledRule, ...]]] = {}
         self._install(rules)
+        self._schedule_from_state()
 
-    # -- rules and silences --------------------------------------------------------------
-
-    def _book_for_call(self) -> IncidentBook:
-        return IncidentBook(
-            self.state,
-            self.config.max_alerts_per_incident,
-            self.changes,
-            self._book.quiet,
-            self._book.hysteresis,
-        )
+    # -- rules and derived indexes ------------------------------------------------------
 
     def _install(self, rules: RuleSet) -> None:
-        book = Rulebook(rules, self.state.rules)
-        for name, lr in getattr(self, "_book", book).live.items():
-            if name not in book.live:
-                self._retired[name] = lr
+        old = getattr(self, "_book", None)
+        book = Rulebook(rules, self.state.rules, self.ctx)
+        retired = dict(self.ctx.live)
+        retired.update(book.live)
+        self.ctx.live = retired  # incidents of a removed rule still need their rule
         self.state.rules = book.states
         self.changes.full = True  # rule states were swapped: the store rewrites everything
         self.rules = rules
         self._book = book
         self._live = book.live
+        self._match_cache.clear()
+        self._heartbeat_cache.clear()
+        if old is not None:
+            for lr in book.live.values():
+                lr.agg.schedule_from_state()
+            self.book.schedule_from_state()
+
+    def _schedule_from_state(self) -> None:
+        """Derive every timer and index from the state alone (construction, restore)."""
+        self.timers.clear()
+        self._dedup.schedule_from_state()
+        for lr in self._live.values():
+            lr.agg.schedule_from_state()
+        self.book.schedule_from_state()
+        self.announcer.rebuild()
+        for silence in self.state.silences:
+            self.timers.at(silence.ends_at, Timer.SILENCE, silence.id)
+        for fp, t in self.state.tracked.items():
+            if t.muted:
+                self._muted.setdefault(t.muted, set()).add(fp)
 
     def reload(self, rules: RuleSet) -> None:
         """Swap in new rules. Windows of rules whose match and correlation did not change
@@ -178,334 +197,257 @@ class Engine:
         resolve as their alerts do."""
         self._install(rules)
 
-    def add_silence(self, silence: Silence) -> None:
-        """Add or replace (by id) a silence; raises MatcherError for a bad matcher."""
-        self.changes.meta = True
-        compiled = silence.compiled()
-        self.expire_silence(silence.id)
-        self.state.silences.append(silence)
-        self._silences.append((silence, compiled))
-
-    def expire_silence(self, silence_id: str) -> bool:
-        self.changes.meta = True
-        before = len(self.state.silences)
-        self.state.silences = [s for s in self.state.silences if s.id != silence_id]
-        self._silences = [(s, m) for s, m in self._silences if s.id != silence_id]
-        return len(self.state.silences) != before
-
     # -- the hot path -------------------------------------------------------------------
 
+    def _begin(self, now: float, received: int = 0) -> tuple[Counts, list[IncidentEvent]]:
+        self.ctx.now = now
+        counts = self.ctx.counts = Counts(received=received)
+        events = self.announcer.events = []
+        return counts, events
+
     def process(self, alerts: Sequence[Alert], now: float) -> Effects:
-        """Take one batch of alerts at processing time `now`."""
-        book = self._book_for_call()
-        counts = Counts(received=len(alerts))
-        self._expire(book, counts, now)
-        admit = self._dedup.admit
-        candidates = self._book.matcher.candidates
-        listeners = self._book.listeners
-        live = self._live
+        """Take a batch of records (whole arrival instants) at processing time `now`."""
+        counts, events = self._begin(now, len(alerts))
         state = self.state
-        silences = self._silences
-        heartbeats = self._book.heartbeats
-        for alert in sorted(alerts, key=_order):
-            admission, tracked = admit(alert, now)
-            if admission is Admission.DUPLICATE:
-                counts.duplicates += 1
-                src = alert.source
-                counts.duplicates_by_source[src] = counts.duplicates_by_source.get(src, 0) + 1
-                if tracked.incidents:  # type: ignore[union-attr]
-                    book.saw_duplicate(tracked, now)  # type: ignore[arg-type]
-                if heartbeats is not None:
-                    for c in heartbeats.candidates(alert):
-                        self._feed(live[c.name], c.name, alert, tracked, now, now, book, counts)  # type: ignore[arg-type]
-                continue
-            if admission is Admission.RESOLVED:
-                counts.resolved += 1
-                book.alert_resolved(tracked, now)  # type: ignore[arg-type]
-                continue
-            if admission is Admission.STALE:
-                counts.stale += 1
-                continue
-            counts.new += 1
-            if silences and active_silence(silences, alert.labels, now) is not None:
+        for alert in sorted(alerts, key=_order) if len(alerts) > 1 else alerts:
+            a = alert.received_at
+            if a > state.clock:
+                self._advance(a)
+            self._take(alert, counts)
+        if state.clock - state.last_gc >= _GC_EVERY:
+            self._gc()
+        return Effects(events=events, counts=counts)
+
+    def _advance(self, a: float) -> None:
+        """Fire every timer due before arrival `a`, in order; the clock is then `a`."""
+        self._fire_all(self.timers.pop_before, a)
+        self.state.clock = a
+
+    def _fire_all(self, pop: Callable[[float], tuple[float, int, str] | None], t: float) -> None:
+        state = self.state
+        while (entry := pop(t)) is not None:
+            due = entry[0]
+            if due > state.clock:
+                state.clock = due
+            self._fire(due, entry[1], entry[2])
+
+    def _take(self, alert: Alert, counts: Counts) -> None:
+        admission, tracked = self._dedup.admit(alert, self.state.clock)
+        if admission is Admission.DUPLICATE:
+            assert tracked is not None
+            counts.duplicates += 1
+            src = alert.source
+            counts.duplicates_by_source[src] = counts.duplicates_by_source.get(src, 0) + 1
+            if tracked.incidents:
+                self.book.saw_duplicate(tracked)
+            if self._book.heartbeats is not None and not tracked.muted:
+                for c in self._heartbeats(alert):
+                    lr = self._live[c.name]
+                    lr.agg.heartbeat(lr.gkey(alert.labels, c.name), tracked)
+            return
+        if admission is Admission.RESOLVED:
+            assert tracked is not None and tracked.resolved_at is not None
+            counts.resolved += 1
+            self._unmute(tracked)
+            self.book.alert_resolved(tracked, tracked.resolved_at)
+            return
+        if admission is Admission.STALE:
+            counts.stale += 1
+            return
+        assert tracked is not None
+        counts.new += 1
+        if self._silences:
+            by = active_silence(self._silences, alert.labels, self.state.clock)
+            if by is not None:
                 counts.silenced += 1
-                continue
-            t = alert.starts_at if alert.starts_at < now else now
-            if t > state.watermark:
-                state.watermark = t
-            matched = candidates(alert)
-            if not matched:
-                counts.unmatched += 1
-                continue
-            for c in matched:
-                lr = live.get(c.name)
-                if lr is not None and not lr.steps:  # temporal rules only hear their rules
-                    self._feed(lr, c.name, alert, tracked, t, now, book, counts)  # type: ignore[arg-type]
-                for temporal in listeners.get(c.name, ()):
-                    self._feed(temporal, c.name, alert, tracked, t, now, book, counts)  # type: ignore[arg-type]
-        return Effects(events=self._emit(book, now), counts=counts)
-
-    def _feed(
-        self,
-        lr: LiveRule,
-        via: str,
-        alert: Alert,
-        tracked: Tracked,
-        t: float,
-        now: float,
-        book: IncidentBook,
-        counts: Counts,
-    ) -> None:
-        labels = alert.labels
-        values = [labels.get(name, "") for name in lr.group_labels(via)]
-        gkey = _SEP.join(values)
-        inc = book.open_for(lr.name, gkey)
-        if lr.kind == "absence":
-            lr.state.last_seen[gkey] = now
-            self.changes.rules.add(lr.name)
-            if inc is not None:
-                book.resolve(inc, now, "a matching alert arrived again")
-            return
-        if inc is not None:
-            book.join(inc, tracked, now)
-            return
-        horizon = self.state.watermark - self.config.allowed_lateness
-        if t < horizon:
-            counts.late += 1
-            counts.late_by_rule[lr.name] = counts.late_by_rule.get(lr.name, 0) + 1
-            return
-        groups = lr.state.groups
-        events = groups.get(gkey)
-        if events is None:
-            if len(groups) >= self.config.max_groups_per_rule:
-                # Bounded memory: a group-by on an unbounded label must not grow forever.
-                counts.capped_by_rule[lr.name] = counts.capped_by_rule.get(lr.name, 0) + 1
+                tracked.muted = by
+                self._muted.setdefault(by, set()).add(alert.fingerprint)
                 return
-            events = groups[gkey] = []
-        elif lr.kind != "group":
-            evict_before(events, horizon - lr.timespan)
-        if lr.kind == "value":
-            value = _SEP.join(labels.get(f, "") for f in lr.field)
-        elif lr.kind in ("temporal", "ordered"):
-            value = via
-        else:
-            value = ""
-        in_order = insert_event(events, (t, alert.fingerprint, value))
-        self.changes.groups.add((lr.name, gkey))
-        if lr.kind == "group":
-            lr.state.pending.setdefault(gkey, now)
-            self.changes.rules.add(lr.name)
-            return
-        picked = self._hit(lr, events, t, in_order)
-        if picked is None:
-            return
-        window = [events[i] for i in picked]
-        for i in sorted(picked, reverse=True):
-            del events[i]
-        if not events:
-            del groups[gkey]
-        tracked_by_fp = self.state.tracked
-        members = [tracked_by_fp[e[1]] for e in window if e[1] in tracked_by_fp]
-        group = dict(zip(lr.group_by, values, strict=True))
-        book.open(
-            lr.name,
-            group,
-            gkey,
-            unique_members(members),
-            opened_by=t,
-            now=now,
-            why=why_opened(lr, len(window), group, window),
-            window=window,
-        )
+        self._feed(tracked, tracked.event_time, counts)
 
-    @staticmethod
-    def _hit(
-        lr: LiveRule, events: list[tuple[float, str, str]], t: float, in_order: bool
-    ) -> list[int] | None:
-        if lr.kind == "count":
-            if not lr.fires:
-                return None
-            hit = count_hit(events, t, lr.timespan, lr.condition, in_order)  # type: ignore[arg-type]
-        elif lr.kind == "ordered":
-            return ordered_hit(events, t, lr.timespan, lr.steps)
-        else:
-            hit = distinct_hit(events, t, lr.timespan, lr.holds, in_order)
-        return list(range(*hit)) if hit is not None else None
+    def _feed(self, tracked: Tracked, t: float, counts: Counts) -> None:
+        """A firing alert enters the rules at event time `t`."""
+        state = self.state
+        if t > state.watermark:
+            state.watermark = t
+        alert = tracked.alert
+        matched = self._matches(alert)
+        if not matched:
+            counts.unmatched += 1
+            return
+        live, listeners = self._live, self._book.listeners
+        labels = alert.labels
+        for c in matched:
+            lr = live.get(c.name)
+            if lr is not None and not lr.steps:  # temporal rules only hear their rules
+                lr.agg.feed(lr.gkey(labels, c.name), tracked, t, c.name)
+            for temporal in listeners.get(c.name, ()):
+                temporal.agg.feed(temporal.gkey(labels, c.name), tracked, t, c.name)
+
+    def _matches(self, alert: Alert) -> tuple[CompiledRule, ...]:
+        """The rules an alert matches, memoised per label set (its fingerprint) and
+        source: a refiring alert is matched once."""
+        return _memo(self._match_cache, self._book.matcher, alert)
+
+    def _heartbeats(self, alert: Alert) -> tuple[CompiledRule, ...]:
+        """The heartbeat rules a re-send matches, memoised: every re-send asks."""
+        return _memo(self._heartbeat_cache, self._book.heartbeats, alert)  # type: ignore[arg-type]
 
     # -- timers -------------------------------------------------------------------------
 
     def tick(self, now: float) -> Effects:
-        """Advance timers to `now`: alert expiry, group waits, absences, quiet periods,
-        hysteresis, repeat intervals, spaced updates; and forget old state."""
-        book = self._book_for_call()
-        counts = Counts()
-        self._expire(book, counts, now)
-        for lr in self._live.values():
-            if lr.kind == "group":
-                flush_group_waits(lr, book, self.state, now)
-            elif lr.kind == "absence":
-                check_absence(lr, book, now)
-            elif lr.kind == "count" and not lr.fires:
-                check_upper_bound(lr, book, self.state.watermark, now)
-        if self._book.timed:
-            timed = self._book.timed
-            for inc in list(self.state.incidents.values()):
-                if inc.status == "open" and inc.rule in timed:
-                    check_resolve_timers(inc, self._live[inc.rule], book, self.state, now)
-        if now - self._last_gc >= 60:
-            self._gc(now)
-        events = self._emit(book, now)
-        events.extend(self._flush_updates(now))
+        """Fire every timer due at or before `now` (processing time); the clock is then
+        `now`. Call it only when no record stamped before `now` is still to come."""
+        counts, events = self._begin(now)
+        state = self.state
+        self._fire_all(self.timers.pop_until, now)
+        if now > state.clock:
+            state.clock = now
+        if state.clock - state.last_gc >= _GC_EVERY:
+            self._gc()
         return Effects(events=events, counts=counts)
 
-    def _expire(self, book: IncidentBook, counts: Counts, now: float) -> None:
-        for tracked in self._dedup.expire(now):
-            counts.expired += 1
-            book.alert_resolved(tracked, now)
+    def next_due(self) -> float | None:
+        """When the earliest queued timer is due (it may turn out stale), or None."""
+        return self.timers.next_due()
 
-    def _gc(self, now: float) -> None:
-        self._last_gc = now
-        self._dedup.forget(now)
-        cutoff = now - self.config.retention
-        incidents = self.state.incidents
+    def _fire(self, due: float, kind: int, key: str) -> None:
+        if kind == Timer.EXPIRE:
+            tracked = self._dedup.expire(key, due)
+            if tracked is not None:
+                self.ctx.counts.expired += 1
+                self._unmute(tracked)
+                self.book.alert_resolved(tracked, tracked.resolved_at or due)
+        elif kind == Timer.SILENCE:
+            self._silence_ended(key, due)
+        elif kind < Timer.QUIET:
+            rule, _, gkey = key.partition(_SEP)
+            lr = self._live.get(rule)
+            if lr is not None:
+                lr.agg.on_timer(Timer(kind), gkey, due)
+        else:
+            self.book.on_timer(Timer(kind), key, due)
+
+    def _gc(self) -> None:
+        """Forget what can no longer matter: resolved alerts and incidents past
+        `retention`, window events no alert that is not late can share a window with.
+        Nothing here changes an event, so when it runs cannot matter."""
+        state = self.state
+        state.last_gc = state.clock
+        self._dedup.forget(state.clock)
+        cutoff = state.clock - self.config.retention
+        incidents = state.incidents
         for key in [
             k
             for k, i in incidents.items()
-            if i.status == "resolved" and (i.resolved_at or 0) < cutoff
+            if i.status == "resolved" and (i.resolved_at or 0) < cutoff and i.opened_clock < cutoff
         ]:
             del incidents[key]
             self.changes.incidents.add(key)
-        live_silences = [s for s in self.state.silences if s.ends_at > now]
-        if len(live_silences) != len(self.state.silences):
-            self.state.silences = live_silences
-            self.changes.meta = True
-        self._silences = [(s, m) for s, m in self._silences if s.ends_at > now]
-        horizon = self.state.watermark - self.config.allowed_lateness
+        horizon = state.watermark - self.config.allowed_lateness
         for lr in self._live.values():
-            if lr.kind == "group":
-                continue
-            groups = lr.state.groups
-            for gkey in list(groups):
-                events = groups[gkey]
-                if evict_before(events, horizon - lr.timespan):
-                    self.changes.groups.add((lr.name, gkey))
-                if not events:
-                    del groups[gkey]
+            lr.agg.gc(horizon)
 
-    # -- output -------------------------------------------------------------------------
+    # -- silences -----------------------------------------------------------------------
 
-    def _rule_for(self, name: str) -> LiveRule:
-        return self._live.get(name) or self._retired[name]
+    def _at(self, at: float) -> float:
+        """Bring the clock to an action's time (never backwards): timers due before it fire."""
+        if at > self.state.clock:
+            self._advance(at)
+        return self.state.clock
 
-    def _view(self, inc: IncidentState) -> Incident:
-        lr = self._rule_for(inc.rule)
-        return self._book_for_call().view(inc, lr.rule, lr.classifier)
+    def add_silence(self, silence: Silence, now: float) -> Effects:
+        """Add or replace (by id) a silence at processing time `now`; raises MatcherError
+        for a bad matcher. Alerts that fire while it is active feed no rule."""
+        compiled = silence.compiled()
+        counts, events = self._begin(now)
+        at = self._at(now)
+        self._drop_silence(silence.id, at)
+        self.changes.meta = True
+        self.state.silences.append(silence)
+        self._silences.append((silence, compiled))
+        self.timers.at(silence.ends_at, Timer.SILENCE, silence.id)
+        return Effects(events=events, counts=counts)
 
-    def _index_inhibitor(self, inc: IncidentState) -> None:
-        if inc.status == "open" and inc.announced and inc.severity in self._source_severities:
-            self._inhibitors[inc.key] = (inc.key, inc.severity, inc.labels)
-        else:
-            self._inhibitors.pop(inc.key, None)
-
-    def _inhibited(self, inc: IncidentState) -> str | None:
-        """Who holds this incident back; uses the severity and labels its last view set."""
-        if not any(inc.severity in r.target_severity for r in self.config.inhibit):
+    def expire_silence(self, silence_id: str, now: float) -> Effects | None:
+        """End a silence at processing time `now`; the still-firing alerts it held feed
+        the rules at that moment. None if there is no such silence."""
+        if not any(s.id == silence_id for s in self.state.silences):
             return None
-        return inhibitor_of(
-            self.config.inhibit, inc.severity, inc.labels, self._inhibitors.values(), inc.key
-        )
+        counts, events = self._begin(now)
+        self._drop_silence(silence_id, self._at(now))
+        return Effects(events=events, counts=counts)
 
-    def _emit(self, book: IncidentBook, now: float) -> list[IncidentEvent]:
-        """Events for the incidents opened or resolved in this call, in that order."""
-        out: list[IncidentEvent] = []
-        for key, kinds in book.touched.items():
-            inc = self.state.incidents[key]
-            view = self._view(inc)
-            if "opened" in kinds:
-                self.state.dirty.pop(key, None)  # the opened view already holds them
-                opened = view
-                if "resolved" in kinds:
-                    opened = msgspec.structs.replace(view, status="open", resolved_at=None)
-                by = self._inhibited(inc)
-                if by is not None:
-                    self._hold(inc, by, now)
-                else:
-                    out.append(self._event(inc, "opened", "opened", opened, now))
-            if "resolved" in kinds and inc.announced:
-                out.append(self._event(inc, "resolved", resolve_reason(inc), view, now))
-        return out
+    def _drop_silence(self, silence_id: str, at: float) -> None:
+        before = len(self.state.silences)
+        self.state.silences = [s for s in self.state.silences if s.id != silence_id]
+        self._silences = [(s, m) for s, m in self._silences if s.id != silence_id]
+        if len(self.state.silences) != before:
+            self.changes.meta = True
+            self._release_muted(silence_id, at)
 
-    def _hold(self, inc: IncidentState, by: str, now: float) -> None:
-        self.changes.incidents.add(inc.key)
-        inc.announced = False
-        self._held[inc.key] = None
-        if inc.inhibited_by != by:
-            inc.inhibited_by = by
-            book = self._book_for_call()
-            book._log(inc, now, "inhibited", f"held back while {by} is open")
+    def _silence_ended(self, silence_id: str, due: float) -> None:
+        silence = next((s for s in self.state.silences if s.id == silence_id), None)
+        if silence is None or silence.ends_at != due:
+            return
+        self._drop_silence(silence_id, due)
 
-    def _flush_updates(self, now: float) -> list[IncidentEvent]:
-        out: list[IncidentEvent] = []
-        incidents = self.state.incidents
-        for key in list(self._held):
-            # Announce what inhibition held back, once its inhibitor is gone.
-            inc = incidents.get(key)
-            if inc is None or inc.status != "open":
-                del self._held[key]
+    def _release_muted(self, silence_id: str, at: float) -> None:
+        """Alertmanager users expect alerts to notify once a silence ends: the firing
+        alerts this silence kept from the rules feed them now, at event time `at`."""
+        tracked = self.state.tracked
+        for fp in sorted(self._muted.pop(silence_id, ())):
+            t = tracked.get(fp)
+            if t is None or t.status != "firing" or t.muted != silence_id:
                 continue
-            if not inc.announced:
-                by = self._inhibited(inc)
-                if by is None:
-                    inc.announced = True
-                    inc.inhibited_by = ""
-                    del self._held[key]
-                    self.state.dirty.pop(inc.key, None)
-                    out.append(
-                        self._event(inc, "opened", "no longer inhibited", self._view(inc), now)
-                    )
-                elif by != inc.inhibited_by:
-                    self._hold(inc, by, now)
-        dirty = self.state.dirty
-        for key in list(dirty):
-            inc = incidents.get(key)
-            if inc is None or inc.status != "open" or not inc.announced:
-                del dirty[key]
-                self.changes.incidents.add(key)
+            self.changes.tracked.add(fp)
+            other = active_silence(self._silences, t.alert.labels, at)
+            if other is not None:
+                t.muted = other
+                self._muted.setdefault(other, set()).add(fp)
                 continue
-            lr = self._rule_for(inc.rule)
-            interval = (
-                lr.group.group_interval if lr.group is not None else self.config.update_interval
-            )
-            if dirty[key] == ["duplicates"]:
-                interval = max(interval, self.config.duplicates_interval)
-            if now - inc.last_event_at < interval:
-                continue
-            reasons = dirty.pop(key)
-            out.append(self._event(inc, "updated", ",".join(reasons), self._view(inc), now))
-        return out
+            t.muted = ""
+            self._feed(t, at, self.ctx.counts)
 
-    def _event(
-        self, inc: IncidentState, kind: IncidentEventKind, reason: str, view: Incident, now: float
-    ) -> IncidentEvent:
-        inc.sequence += 1
-        self.changes.incidents.add(inc.key)
-        inc.last_event_at = now
-        self._index_inhibitor(inc)  # `view` refreshed inc.severity and inc.labels
-        return IncidentEvent(
-            event=kind, at=now, reason=reason, sequence=inc.sequence, incident=view
-        )
+    def _unmute(self, tracked: Tracked) -> None:
+        if tracked.muted:
+            self._muted.get(tracked.muted, set()).discard(tracked.alert.fingerprint)
+            tracked.muted = ""
+
+    # -- acknowledgement ----------------------------------------------------------------
+
+    def acknowledge(self, key: str, by: str, now: float) -> Effects | None:
+        """Acknowledge an open incident at processing time `now`; its next `updated`
+        event says so. None if it is not open or already acknowledged."""
+        inc = self.state.incidents.get(key)
+        if inc is None or inc.status != "open" or inc.acknowledged_at is not None:
+            return None
+        counts, events = self._begin(now)
+        at = self._at(now)
+        self.book.acknowledge(inc, by, at)
+        return Effects(events=events, counts=counts)
 
     # -- queries and persistence ----------------------------------------------------------
 
+    def _rule_for(self, name: str) -> LiveRule:
+        return self.ctx.live[name]
+
     def incident(self, key: str) -> Incident | None:
+        """The incident as a reader sees it now (changes nothing)."""
         inc = self.state.incidents.get(key)
-        return self._view(inc) if inc is not None else None
+        return full_view(self.state, inc, self._rule_for(inc.rule), stored=False) if inc else None
+
+    def incidents(self) -> list[Incident]:
+        return [
+            full_view(self.state, inc, self._rule_for(inc.rule), stored=False)
+            for inc in self.state.incidents.values()
+        ]
 
     def incident_state(self, key: str) -> IncidentState | None:
         return self.state.incidents.get(key)
 
     def open_incidents(self) -> list[Incident]:
-        return [self._view(i) for i in self.state.incidents.values() if i.status == "open"]
+        return [i for i in self.incidents() if i.status == "open"]
 
     def windows_by_rule(self) -> dict[str, int]:
         return {name: len(lr.state.groups) for name, lr in self._live.items()}

@@ -1,28 +1,32 @@
-"""Incident lifecycle: open, join, resolve; and the `Incident` view sinks receive.
+"""Incident lifecycle: open, join, resolve, acknowledge; and the timers incidents own.
 
 An incident's key is a hash of its rule, its group values and the event time of the
-alert that opened it: deterministic, so replaying an archive yields the same keys and
-a sink can use the key as its idempotency key.
+first alert of the window that opened it (for an incident of no alerts, the due time
+that opened it): never processing time, so a replay, a restart fed the same re-sends and
+a second replica all give the same key, and a sink can use it as its idempotency key.
+
+Times: `opened_at`, `resolved_at`, `first_seen`, `last_seen` and timeline entries are
+event time; `last_activity`, `last_event_at` and `arrivals` run on the arrival clock
+(`State.clock`), as do the timers: `resolve.quiet` (QUIET), hysteresis (HYSTERESIS),
+`repeat_interval` (REPEAT) and the spaced `updated` event (FLUSH). `opened` and
+`resolved` go out at once (through the `Announcer`); any other change marks the incident
+dirty and queues one FLUSH, so a storm of changes costs one `updated` event per
+`update_interval`, not one per alert.
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping
+from bisect import bisect_right
 
-from correlate.classify import Classifier
-from correlate.delta import Changes
-from correlate.state import IncidentState, State, Tracked
-from rules import Rule
-from stormwatch.wire import Incident, IncidentAlert, TimelineEntry
+from correlate.announce import Announcer
+from correlate.context import Context
+from correlate.rulebook import LiveRule
+from correlate.state import IncidentState, Tracked
+from correlate.timers import Timer
+from stormwatch.wire import TimelineEntry, format_duration
 
-__all__ = [
-    "ALERT_ENTRIES_UP_TO",
-    "TIMELINE_LIMIT",
-    "IncidentBook",
-    "incident_key",
-    "render_template",
-]
+__all__ = ["ALERT_ENTRIES_UP_TO", "TIMELINE_LIMIT", "IncidentBook", "incident_key"]
 
 TIMELINE_LIMIT = 50
 """Timeline entries kept per incident; older ones are counted in `timeline_dropped`."""
@@ -32,84 +36,49 @@ ALERT_ENTRIES_UP_TO = 10
 _SEP = "\x1e"
 
 
-def incident_key(rule: str, group_key: str, opened_by: float) -> str:
-    body = f"{rule}{_SEP}{group_key}{_SEP}{opened_by!r}".encode()
-    return "inc-" + hashlib.blake2b(body, digest_size=10).hexdigest()
-
-
-class _Placeholders(dict[str, str]):
-    def __missing__(self, key: str) -> str:
-        return "{" + key + "}"
-
-
-def render_template(template: str, values: Mapping[str, str]) -> str:
-    """Fill `{label}` placeholders; an unknown placeholder stays as written."""
-    if "{" not in template:
-        return template
-    try:
-        return template.format_map(_Placeholders(values))
-    except (ValueError, IndexError, KeyError, AttributeError):
-        return template
-
-
-def common_labels(alerts: list[IncidentAlert]) -> dict[str, str]:
-    """The label pairs every alert shares (dict item views intersect in C)."""
-    if not alerts:
-        return {}
-    common = alerts[0].labels.items()
-    for a in alerts[1:]:
-        common = common & a.labels.items()  # type: ignore[assignment]
-        if not common:
-            return {}
-    return dict(common)
+def incident_key(rule: str, group_key: str, first_at: float, n: int = 0) -> str:
+    body = f"{rule}{_SEP}{group_key}{_SEP}{first_at!r}" + (f"{_SEP}{n}" if n else "")
+    return "inc-" + hashlib.blake2b(body.encode(), digest_size=10).hexdigest()
 
 
 class IncidentBook:
-    """Opens, updates and resolves incidents in a `State`, and records what changed.
+    """Opens, updates and resolves incidents in the state, and marks what changed."""
 
-    `touched` collects the incidents opened or resolved in the current call: those are
-    sent at once. Any other change (alerts added or resolved, re-sends) only marks the
-    incident dirty in `State.dirty`; `Engine.tick` sends one `updated` event for it at
-    most every `update_interval`, so a storm of re-sends costs one update, not thousands.
-    """
+    def __init__(self, ctx: Context, announcer: Announcer) -> None:
+        self.ctx = ctx
+        self.state = ctx.state
+        self.announcer = announcer
+        self._flush_due: dict[str, float] = {}
+        """incident key -> due time of its queued FLUSH (derived from the state)."""
+        self._hysteresis_due: dict[str, float] = {}
+        """incident key -> due time of its queued HYSTERESIS check (derived)."""
 
-    def __init__(
-        self,
-        state: State,
-        max_alerts: int,
-        changes: Changes | None = None,
-        quiet_rules: frozenset[str] = frozenset(),
-        rate_rules: frozenset[str] = frozenset(),
-    ) -> None:
-        self.state = state
-        self.quiet_rules = quiet_rules
-        self.rate_rules = rate_rules
-        """Rules that resolve by hysteresis: only their incidents keep arrival times."""
-        """Rules with `resolve.quiet`: only their incidents track `last_activity` on re-sends."""
-        self.max_alerts = max_alerts
-        self.changes = changes if changes is not None else Changes()
-        """Where every change to an incident or a tracked alert is marked for the store."""
-        self.touched: dict[str, list[str]] = {}
-        self.opened: set[str] = set()
-        self.resolved: set[str] = set()
+    # -- marks and the timeline ----------------------------------------------------------
 
-    def mark(self, key: str) -> None:
-        self.changes.incidents.add(key)
+    def touch(self, inc: IncidentState, reason: str) -> None:
+        """A change that goes out in the incident's next `updated` event."""
+        self.ctx.changes.incidents.add(inc.key)
+        if reason not in inc.dirty:
+            inc.dirty.append(reason)
+        self.schedule_flush(inc)
 
-    def _touch(self, key: str, reason: str) -> None:
-        self.changes.incidents.add(key)
-        if reason in ("opened", "resolved"):
-            self.touched.setdefault(key, []).append(reason)
-            return
-        dirty = self.state.dirty
-        reasons = dirty.get(key)
-        if reasons is None:
-            dirty[key] = [reason]
-        elif reason not in reasons:
-            reasons.append(reason)
+    def schedule_flush(self, inc: IncidentState) -> None:
+        due = self.flush_due(inc)
+        pending = self._flush_due.get(inc.key)
+        if pending is None or due < pending:
+            self._flush_due[inc.key] = due
+            self.ctx.timers.at(due, Timer.FLUSH, inc.key)
 
-    def _log(self, inc: IncidentState, at: float, event: str, detail: str = "") -> None:
-        self.changes.incidents.add(inc.key)
+    def flush_due(self, inc: IncidentState) -> float:
+        cfg = self.ctx.config
+        lr = self.ctx.live[inc.rule]
+        interval = lr.group_interval if lr.group_interval is not None else cfg.update_interval
+        if inc.dirty == ["duplicates"]:
+            interval = max(interval, cfg.duplicates_interval)
+        return max(self.state.clock, inc.last_event_at + interval)
+
+    def log(self, inc: IncidentState, at: float, event: str, detail: str = "") -> None:
+        self.ctx.changes.incidents.add(inc.key)
         inc.timeline.append(TimelineEntry(at=at, event=event, detail=detail))
         if len(inc.timeline) > TIMELINE_LIMIT:
             # Keep the opening entry: it says why the incident exists.
@@ -121,9 +90,9 @@ class IncidentBook:
         crowd out the lifecycle and make every save of the incident large (the Redis
         load test in bench/README.md); the alerts list says when each alert started."""
         if inc.alert_count <= ALERT_ENTRIES_UP_TO:
-            self._log(inc, at, event, fp)
-        else:
-            self.changes.incidents.add(inc.key)
+            self.log(inc, at, event, fp)
+
+    # -- lifecycle ------------------------------------------------------------------------
 
     def open_for(self, rule: str, group_key: str) -> IncidentState | None:
         key = self.state.open_by_group.get(rule + _SEP + group_key)
@@ -131,187 +100,258 @@ class IncidentBook:
 
     def open(
         self,
-        rule: str,
+        lr: LiveRule,
         group: dict[str, str],
         group_key: str,
         members: list[Tracked],
-        opened_by: float,
-        now: float,
-        why: str,
         *,
+        key_time: float,
+        at: float,
+        why: str,
         window: list[tuple[float, str, str]] | None = None,
         idle_resolves: bool = True,
     ) -> IncidentState:
-        key = incident_key(rule, group_key, opened_by)
-        times = [m.alert.starts_at for m in members]
+        """Open an incident whose condition held at event time `at`; `key_time` is the
+        event time of the first alert of its window."""
+        state, clock = self.state, self.state.clock
+        key, n = incident_key(lr.name, group_key, key_time), 0
+        while key in state.incidents:  # the same first alert opened one before
+            n += 1
+            key = incident_key(lr.name, group_key, key_time, n)
+        times = [m.event_time for m in members]
         inc = IncidentState(
             key=key,
-            rule=rule,
+            rule=lr.name,
             group=group,
             group_key=group_key,
-            opened_at=now,
-            first_seen=min(times, default=opened_by),
-            last_seen=max(times, default=opened_by),
-            last_activity=now,
+            opened_at=at,
+            detected_at=self.ctx.now,
+            opened_clock=clock,
+            first_seen=min(times, default=at),
+            last_seen=max(times, default=at),
+            last_activity=clock,
+            last_event_at=clock,
             why=why,
             window=window or [],
-            arrivals=[now] * len(members) if rule in self.rate_rules else [],
+            arrivals=[clock] * len(members) if lr.resolve_condition is not None else [],
         )
-        self.state.incidents[key] = inc
-        self.state.open_by_group[rule + _SEP + group_key] = key
-        self._log(inc, now, "opened", why)
+        state.incidents[key] = inc
+        open_key = lr.name + _SEP + group_key
+        state.open_by_group[open_key] = key
+        self.ctx.changes.opens.add(open_key)
+        self.log(inc, at, "opened", why)
         for m in members:
-            self._add_member(inc, m, now, log=False)
-        self.opened.add(key)
-        self._touch(key, "opened")
+            self._add_member(inc, m, at, log=False)
+        timers = self.ctx.timers
+        if lr.quiet is not None:
+            timers.at(clock + lr.quiet, Timer.QUIET, key)
+        if lr.resolve_condition is not None:
+            self._check_hysteresis_at(key, clock + lr.resolve_timespan)
+        self.announcer.opened(inc, lr)
         if inc.firing == 0 and idle_resolves:
             # Every alert that made the window has already resolved: the incident still
-            # happened, so it is opened and resolved in the same batch.
-            self.resolve(inc, now, "all alerts resolved")
+            # happened, so it is opened and resolved at once.
+            self.resolve(inc, at, "all alerts resolved")
         return inc
 
-    def _add_member(self, inc: IncidentState, tracked: Tracked, now: float, *, log: bool) -> None:
+    def _add_member(self, inc: IncidentState, tracked: Tracked, at: float, *, log: bool) -> None:
         fp = tracked.alert.fingerprint
         firing = tracked.status == "firing"
+        changes = self.ctx.changes
+        changes.incidents.add(inc.key)
         if inc.key in tracked.incidents:
             # A member that resolved and fired again: same alert, firing once more.
-            self.changes.incidents.add(inc.key)
             inc.firing += firing
             if log:
-                self._log_alert(inc, now, "alert_refired", fp)
+                self._log_alert(inc, at, "alert_refired", fp)
             return
         tracked.incidents.append(inc.key)
-        self.changes.tracked.add(fp)
-        self.changes.incidents.add(inc.key)
+        changes.tracked.add(fp)
         inc.alert_count += 1
         inc.firing += firing
-        if len(inc.exemplars) < self.max_alerts:
+        max_alerts = self.ctx.config.max_alerts_per_incident
+        if len(inc.exemplars) < max_alerts:
             inc.exemplars.append(fp)
-        elif inc.alert_count == self.max_alerts + 1:
-            self._log(
+            if log:
+                inc.added.append(fp)
+        elif inc.alert_count == max_alerts + 1:
+            self.log(
                 inc,
-                now,
+                at,
                 "storm",
-                f"more than {self.max_alerts} alerts: listing the first "
-                f"{self.max_alerts}, counting the rest in alert_count",
+                f"more than {max_alerts} alerts: listing the first "
+                f"{max_alerts}, counting the rest in alert_count",
             )
         if log:
-            self._log_alert(inc, now, "alert_added", fp)
+            self._log_alert(inc, at, "alert_added", fp)
 
-    def join(self, inc: IncidentState, tracked: Tracked, now: float) -> None:
-        self._add_member(inc, tracked, now, log=True)
-        t = tracked.alert.starts_at
-        inc.first_seen = min(inc.first_seen, t)
-        inc.last_seen = max(inc.last_seen, t)
-        inc.last_activity = now
-        if inc.rule in self.rate_rules:
-            inc.arrivals.append(now)
-        self._touch(inc.key, "alerts_added")
+    def join(self, inc: IncidentState, tracked: Tracked, t: float) -> None:
+        """A new alert of the incident's group (event time `t`) joins it."""
+        self._add_member(inc, tracked, t, log=True)
+        inc.first_seen = min(inc.first_seen, tracked.event_time)
+        inc.last_seen = max(inc.last_seen, tracked.event_time)
+        clock = inc.last_activity = self.state.clock
+        lr = self.ctx.live[inc.rule]
+        if lr.resolve_condition is not None:
+            inc.arrivals.append(clock)
+            if inc.key not in self._hysteresis_due:
+                self._check_hysteresis_at(inc.key, clock + lr.resolve_timespan)
+        self.touch(inc, "alerts_added")
 
-    def saw_duplicate(self, tracked: Tracked, now: float) -> None:
+    def saw_duplicate(self, tracked: Tracked) -> None:
         """A member was re-sent. Only what changes is written: `last_activity` matters
         to rules with `resolve.quiet`, the `duplicates` reason once per update; a store
         then rewrites a big incident once per update, not once per batch of re-sends
         (the Redis load test in bench/README.md)."""
-        dirty = self.state.dirty
+        incidents, live = self.state.incidents, self.ctx.live
+        stale = False
         for key in tracked.incidents:
-            inc = self.state.incidents.get(key)
+            inc = incidents.get(key)
             if inc is None or inc.status != "open":
+                stale = True
                 continue
-            if inc.rule in self.quiet_rules:
-                inc.last_activity = now
-                self.changes.incidents.add(key)
-            reasons = dirty.get(key)
-            if reasons is None or "duplicates" not in reasons:
-                self._touch(key, "duplicates")
+            if live[inc.rule].quiet is not None:
+                inc.last_activity = self.state.clock
+                self.ctx.changes.incidents.add(key)
+            if "duplicates" not in inc.dirty:
+                self.touch(inc, "duplicates")
+        if stale:
+            self._drop_closed(tracked)
 
-    def alert_resolved(self, tracked: Tracked, now: float) -> None:
-        for key in tracked.incidents:
+    def _drop_closed(self, tracked: Tracked) -> None:
+        """Members beyond the listed ones are not unlinked when their incident resolves
+        (that would mean keeping every member's fingerprint); they unlink here."""
+        incidents = self.state.incidents
+        tracked.incidents = [
+            k for k in tracked.incidents if (i := incidents.get(k)) is not None and i.status == "open"
+        ]
+        self.ctx.changes.tracked.add(tracked.alert.fingerprint)
+
+    def alert_resolved(self, tracked: Tracked, at: float) -> None:
+        """A member resolved at event time `at`."""
+        fp = tracked.alert.fingerprint
+        stale = False
+        for key in list(tracked.incidents):
             inc = self.state.incidents.get(key)
             if inc is None or inc.status != "open":
+                stale = True
                 continue
             inc.firing -= 1
-            self._log_alert(inc, now, "alert_resolved", tracked.alert.fingerprint)
+            self._log_alert(inc, at, "alert_resolved", fp)
+            if fp in inc.exemplars:
+                inc.resolved_fps.append(fp)
             if inc.firing <= 0:
-                self.resolve(inc, now, "all alerts resolved")
+                self.resolve(inc, max(at, inc.opened_at), "all alerts resolved")
             else:
-                self._touch(key, "alerts_resolved")
+                self.touch(inc, "alerts_resolved")
+        if stale:
+            self._drop_closed(tracked)
 
-    def resolve(self, inc: IncidentState, now: float, why: str) -> None:
+    def resolve(self, inc: IncidentState, at: float, why: str) -> None:
         if inc.status != "open":
             return
+        changes = self.ctx.changes
+        changes.incidents.add(inc.key)
         inc.status = "resolved"
-        inc.resolved_at = now
-        self._log(inc, now, "resolved", why)
-        self.state.open_by_group.pop(inc.rule + _SEP + inc.group_key, None)
-        self.state.dirty.pop(inc.key, None)
+        inc.resolved_at = at
+        self.log(inc, at, "resolved", why)
+        open_key = inc.rule + _SEP + inc.group_key
+        if self.state.open_by_group.get(open_key) == inc.key:
+            del self.state.open_by_group[open_key]
+            changes.opens.add(open_key)
         for fp in inc.exemplars:
             tracked = self.state.tracked.get(fp)
             if tracked is not None and inc.key in tracked.incidents:
                 tracked.incidents.remove(inc.key)
-                self.changes.tracked.add(fp)
-        self.resolved.add(inc.key)
-        self._touch(inc.key, "resolved")
+                changes.tracked.add(fp)
+        self.announcer.resolved(inc, self.ctx.live[inc.rule])
+        self._flush_due.pop(inc.key, None)
+        self._hysteresis_due.pop(inc.key, None)
 
-    def view(self, inc: IncidentState, rule: Rule, classifier: Classifier) -> Incident:
-        """Build the wire `Incident` (classified, titled) from the engine's state."""
-        tracked = self.state.tracked
-        alerts = []
-        for fp in inc.exemplars:
-            t = tracked.get(fp)
-            if t is None:
+    def acknowledge(self, inc: IncidentState, by: str, at: float) -> bool:
+        if inc.status != "open" or inc.acknowledged_at is not None:
+            return False
+        inc.acknowledged_at = at
+        inc.acknowledged_by = by
+        self.log(inc, at, "acknowledged", by)
+        self.touch(inc, "acknowledged")
+        return True
+
+    # -- timers ---------------------------------------------------------------------------
+
+    def on_timer(self, kind: Timer, key: str, due: float) -> None:
+        inc = self.state.incidents.get(key)
+        if inc is None or inc.status != "open":
+            if kind is Timer.FLUSH:
+                self._flush_due.pop(key, None)
+            return
+        lr = self.ctx.live[inc.rule]
+        if kind is Timer.FLUSH:
+            if self._flush_due.get(key) != due:
+                return  # superseded by an earlier entry
+            del self._flush_due[key]
+            if not inc.dirty:
+                return
+            later = self.flush_due(inc)
+            if later > due:
+                self.schedule_flush(inc)
+                return
+            self.announcer.flush(inc, lr, due)
+        elif kind is Timer.QUIET:
+            assert lr.quiet is not None
+            due_now = inc.last_activity + lr.quiet
+            if due_now > due:
+                self.ctx.timers.at(due_now, Timer.QUIET, key)
+            elif due_now == due:
+                self.resolve(inc, due, f"quiet for {format_duration(lr.quiet)}")
+        elif kind is Timer.HYSTERESIS:
+            if self._hysteresis_due.get(key) == due:
+                del self._hysteresis_due[key]
+                self._hysteresis(inc, lr, due)
+        elif kind is Timer.REPEAT:
+            repeat = lr.repeat_interval
+            if repeat is not None and inc.announced and inc.last_event_at + repeat == due:
+                self.touch(inc, "repeat_interval")
+
+    def _hysteresis(self, inc: IncidentState, lr: LiveRule, due: float) -> None:
+        """Resolve when few enough alerts fed the incident within `resolve.timespan`;
+        the count only falls when an arrival leaves that span, so that is when to look."""
+        span, cond = lr.resolve_timespan, lr.resolve_condition
+        assert cond is not None
+        gone = bisect_right(inc.arrivals, due - span)
+        if gone:
+            del inc.arrivals[:gone]
+            self.ctx.changes.incidents.add(inc.key)
+        if due >= inc.opened_clock + span and cond.holds(len(inc.arrivals)):
+            self.resolve(
+                inc, due, f"{len(inc.arrivals)} matching alerts in the last {format_duration(span)}"
+            )
+            return
+        nxt = max(inc.opened_clock + span, inc.arrivals[0] + span if inc.arrivals else due)
+        if nxt > due:
+            self._check_hysteresis_at(inc.key, nxt)
+
+    def _check_hysteresis_at(self, key: str, due: float) -> None:
+        self._hysteresis_due[key] = due
+        self.ctx.timers.at(due, Timer.HYSTERESIS, key)
+
+    def schedule_from_state(self) -> None:
+        """Queue every open incident's timers from the state (restore, reload)."""
+        self._flush_due.clear()
+        self._hysteresis_due.clear()
+        timers = self.ctx.timers
+        for key, inc in self.state.incidents.items():
+            if inc.status != "open":
                 continue
-            a = t.alert
-            alerts.append(
-                IncidentAlert(
-                    fingerprint=fp,
-                    labels=a.labels,
-                    annotations=a.annotations,
-                    status=t.status,  # type: ignore[arg-type]
-                    starts_at=a.starts_at,
-                    last_seen=t.last_seen,
-                    ends_at=t.ends_at,
-                    duplicates=t.duplicates,
-                    source=a.source,
-                    generator_url=a.generator_url,
-                )
-            )
-        common = common_labels(alerts)
-        labels = {**common, **inc.group}
-        if labels != inc.labels:
-            inc.labels = labels
-            self.changes.incidents.add(inc.key)
-        c = classifier.classify(alerts, inc.alert_count, common)
-        if inc.severity != c.severity:
-            inc.severity = c.severity
-            self.changes.incidents.add(inc.key)
-        values = {**common, **inc.group, "rule": inc.rule, "count": str(inc.alert_count)}
-        timeline = list(inc.timeline)
-        if inc.timeline_dropped:
-            timeline.insert(
-                1,
-                TimelineEntry(
-                    at=timeline[0].at,
-                    event="timeline_truncated",
-                    detail=f"{inc.timeline_dropped} earlier entries not kept",
-                ),
-            )
-        return Incident(
-            key=inc.key,
-            rule=inc.rule,
-            group=inc.group,
-            status=inc.status,  # type: ignore[arg-type]
-            severity=c.severity,
-            category=c.category,
-            priority=c.priority,
-            title=render_template(rule.title_template, values),
-            summary=render_template(rule.incident.summary, values),
-            alerts=alerts,
-            alert_count=inc.alert_count,
-            truncated_alerts=inc.alert_count - len(alerts),
-            first_seen=inc.first_seen,
-            last_seen=inc.last_seen,
-            opened_at=inc.opened_at,
-            resolved_at=inc.resolved_at,
-            timeline=timeline,
-        )
+            lr = self.ctx.live.get(inc.rule)
+            if lr is None:
+                continue
+            if inc.dirty:
+                self.schedule_flush(inc)
+            if lr.quiet is not None:
+                timers.at(inc.last_activity + lr.quiet, Timer.QUIET, key)
+            if lr.resolve_condition is not None:
+                first = inc.arrivals[0] + lr.resolve_timespan if inc.arrivals else 0.0
+                self._check_hysteresis_at(key, max(inc.opened_clock + lr.resolve_timespan, first))
+            if lr.repeat_interval is not None and inc.announced:
+                timers.at(inc.last_event_at + lr.repeat_interval, Timer.REPEAT, key)

@@ -1,9 +1,13 @@
 """The engine's state: plain msgspec Structs, so a snapshot is one encode call.
 
-Everything the engine must remember lives here and nowhere else; the heaps it uses for
-timers are derived from this state and rebuilt on restore. Incidents refer to alerts
-by fingerprint, never by object, so the state has no cycles (`gc=False` is safe) and
-encodes as a tree.
+Everything the engine must remember lives here and nowhere else; the timer heap and
+the indexes it uses are derived from this state and rebuilt on restore. Incidents refer
+to alerts by fingerprint, never by object, so the state has no cycles (`gc=False` is
+safe) and encodes as a tree.
+
+Two clocks appear here, always named for what they are: *arrival* times (the engine's
+clock: when a record was received, and the due times of timers) and *event* times
+(an alert's own `startsAt`, clamped to its arrival; what windows slide on).
 """
 
 from __future__ import annotations
@@ -13,9 +17,17 @@ import msgspec
 from correlate.suppress import Silence
 from stormwatch.wire import Alert, TimelineEntry
 
-__all__ = ["IncidentState", "RuleState", "State", "Tracked", "decode_state", "encode_state"]
+__all__ = [
+    "IncidentState",
+    "RuleState",
+    "State",
+    "Tracked",
+    "Window",
+    "decode_state",
+    "encode_state",
+]
 
-STATE_VERSION = 1
+STATE_VERSION = 2
 
 
 class Tracked(msgspec.Struct, kw_only=True, gc=False):
@@ -23,13 +35,31 @@ class Tracked(msgspec.Struct, kw_only=True, gc=False):
 
     alert: Alert
     status: str
+    event_time: float
+    """When it fired, in event time: its `startsAt` clamped to its first arrival."""
     first_seen: float
+    """Arrival time of its first record (of this occurrence)."""
     last_seen: float
+    """Arrival time of its latest record."""
     ends_at: float
+    """When it resolves without a re-send (arrival clock)."""
     duplicates: int = 0
     resolved_at: float | None = None
+    """Event time it resolved: its `endsAt`, or the due time of its expiry."""
     incidents: list[str] = []
     """Keys of the open incidents that hold this alert."""
+    muted: str = ""
+    """Id of the silence that kept it from the rules; it feeds them when that ends."""
+
+
+class Window(msgspec.Struct, array_like=True, gc=False):
+    """One group's window: event times in order, with each event's alert fingerprint
+    and value (the distinct field for value_count, the rule for temporal types; empty
+    for types that need none). Parallel lists, so `bisect` runs on the floats in C."""
+
+    times: list[float] = []
+    fps: list[str] = []
+    values: list[str] = []
 
 
 class RuleState(msgspec.Struct, kw_only=True, gc=False):
@@ -37,12 +67,12 @@ class RuleState(msgspec.Struct, kw_only=True, gc=False):
     changes it starts the rule afresh, one that keeps it keeps these windows."""
 
     fingerprint: str
-    groups: dict[str, list[tuple[float, str, str]]] = {}
-    """group key -> (event time, fingerprint, value) sorted by time."""
+    groups: dict[str, Window] = {}
     pending: dict[str, float] = {}
-    """`group` rules: group key -> processing time its first alert arrived (group_wait)."""
+    """`group` rules: group key -> arrival time of its first alert (group_wait)."""
     last_seen: dict[str, float] = {}
-    """`absence` rules: group key -> processing time a matching alert last arrived."""
+    """`absence` rules: group key -> arrival time of its last matching alert;
+    `event_count` with only an upper bound: when the group was first observed."""
 
 
 class IncidentState(msgspec.Struct, kw_only=True, gc=False):
@@ -54,10 +84,15 @@ class IncidentState(msgspec.Struct, kw_only=True, gc=False):
     group_key: str
     status: str = "open"
     opened_at: float
+    """Event time at which its condition held."""
+    detected_at: float = 0.0
+    """Processing time at which the engine decided (not part of any replayed result)."""
+    opened_clock: float = 0.0
+    """Arrival-clock time at which it opened (hysteresis counts from it)."""
     first_seen: float
     last_seen: float
     last_activity: float
-    """Processing time of the last alert that fired or was re-sent (for `resolve.quiet`)."""
+    """Arrival time of the last alert that fed it or was re-sent (`resolve.quiet`)."""
     resolved_at: float | None = None
     exemplars: list[str] = []
     """Fingerprints listed on the incident, at most `max_alerts_per_incident`."""
@@ -65,8 +100,7 @@ class IncidentState(msgspec.Struct, kw_only=True, gc=False):
     firing: int = 0
     sequence: int = 0
     last_event_at: float = 0.0
-    """Processing time of the last event sent for it; `updated` events are spaced by
-    `update_interval` from it."""
+    """Arrival-clock time of its last event; `updated` events are spaced from it."""
     timeline: list[TimelineEntry] = []
     timeline_dropped: int = 0
     why: str = ""
@@ -74,28 +108,44 @@ class IncidentState(msgspec.Struct, kw_only=True, gc=False):
     window: list[tuple[float, str, str]] = []
     """The window contents that opened it (for explain)."""
     arrivals: list[float] = []
-    """Processing times of alerts that fed it, within `resolve.timespan` (hysteresis)."""
+    """Arrival times of alerts that fed it, within `resolve.timespan` (hysteresis)."""
+    dirty: list[str] = []
+    """Why it changed since its last event; flushed as one `updated` event."""
+    added: list[str] = []
+    """Fingerprints of listed alerts added since its last event."""
+    resolved_fps: list[str] = []
+    """Fingerprints of its alerts that resolved since its last event."""
+    duplicates_sent: int = 0
+    """Re-sends of its listed alerts as of its last event (the next one sends the rest)."""
     severity: str = ""
+    category: str = ""
+    priority: int = 0
+    title: str = ""
     labels: dict[str, str] = {}
-    """Severity and labels (group + shared) as last sent; what inhibition compares."""
+    """Classification, title and labels (group + shared) as last sent: what inhibition
+    compares, what a compact update carries, and what it reports changes against."""
     announced: bool = True
     """False while inhibition has held back its `opened` event."""
     inhibited_by: str = ""
+    acknowledged_at: float | None = None
+    acknowledged_by: str = ""
 
 
 class State(msgspec.Struct, kw_only=True, gc=False):
     """All of one shard's state."""
 
     version: int = STATE_VERSION
+    clock: float = 0.0
+    """The engine's arrival clock: the latest record or tick it has taken."""
     watermark: float = 0.0
+    """The highest event time seen."""
+    last_gc: float = 0.0
     tracked: dict[str, Tracked] = {}
     rules: dict[str, RuleState] = {}
     incidents: dict[str, IncidentState] = {}
     open_by_group: dict[str, str] = {}
-    silences: list[Silence] = []
-    dirty: dict[str, list[str]] = {}
-    """Open incidents changed since their last event -> why; flushed as `updated` on tick."""
     """"rule\\x1egroup key" -> key of its open incident."""
+    silences: list[Silence] = []
 
 
 # JSON rather than msgpack: Alert.raw is a msgspec.Raw of JSON, which only the JSON
@@ -109,4 +159,9 @@ def encode_state(state: State) -> bytes:
 
 
 def decode_state(blob: bytes) -> State:
-    return _decoder.decode(blob)
+    """Raises msgspec.ValidationError for a state of another version."""
+    state = _decoder.decode(blob)
+    if state.version != STATE_VERSION:
+        msg = f"state version {state.version}, this engine reads {STATE_VERSION}"
+        raise msgspec.ValidationError(msg)
+    return state

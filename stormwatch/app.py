@@ -82,7 +82,10 @@ class App:
             KafkaSource(config.ingest.kafka, self.metrics) if config.ingest.kafka else None
         )
         self.http_source = HttpSource(
-            self.pipeline.submit, self.metrics, config.ingest.max_body_bytes
+            self.pipeline.submit,
+            self.metrics,
+            config.ingest.max_body_bytes,
+            clock=self.pipeline.stamp,
         )
         self._clock = clock
         self._drains: dict[str, tuple[OutboxDrain, asyncio.Task[None]]] = {}
@@ -171,10 +174,11 @@ class App:
         log.info("rules_loaded", rules=len(ruleset), paths=self.rule_paths)
         return len(ruleset)
 
-    def add_silence(self, request: SilenceRequest) -> Silence:
+    async def add_silence(self, request: SilenceRequest) -> Silence:
         """Validate and add a silence (raises msgspec.ValidationError or MatcherError)."""
         silence = to_silence(request, self._clock())
-        self.engine.add_silence(silence)
+        silence.compiled()  # a bad matcher is the client's mistake: raise before queueing
+        await self.pipeline.act(lambda engine, now: engine.add_silence(silence, now))
         log.info(
             "silence_added",
             silence=silence.id,
@@ -195,9 +199,20 @@ class App:
                 with contextlib.suppress(RuleError):
                     await self.reload_rules()
 
+    async def expire_silence(self, silence_id: str) -> bool:
+        """End a silence now; the alerts it held feed the rules. False if unknown."""
+        effects = await self.pipeline.act(
+            lambda engine, now: engine.expire_silence(silence_id, now)
+        )
+        if effects is not None:
+            log.info("silence_expired", silence=silence_id)
+        return effects is not None
+
+    def silences(self) -> list[Silence]:
+        return list(self.engine.state.silences)
+
     def incidents(self) -> list[Incident]:
-        views = (self.engine.incident(k) for k in list(self.engine.state.incidents))
-        return [v for v in views if v is not None]
+        return self.engine.incidents()
 
     # -- lifecycle ------------------------------------------------------------------------
 
@@ -214,10 +229,15 @@ class App:
 
     async def start(self) -> None:
         state = await self.store.load(self.shard)
+        discarded = getattr(self.store, "discarded_version", None)
+        if discarded is not None:
+            log.warning("state_discarded", shard=self.shard, version=discarded, reason="older format")
         if state is not None:
             # Windows, open incidents and dedup state carry over: no flood, no forgetting.
             self.engine = Engine(self.ruleset, self.config.correlate, state)
             self.pipeline.engine = self.engine
+            # Stamps stay after the restored clock, even if this host's clock is behind.
+            self.pipeline.stamp.last = max(self.pipeline.stamp.last, state.clock)
             log.info(
                 "state_restored",
                 shard=self.shard,

@@ -116,7 +116,7 @@ def build_parser() -> argparse.ArgumentParser:
             "the rules on the alerts' own times, and write the incident events, in the JSONL sink's format."
         ),
     )
-    replay.add_argument("alerts", metavar="ALERTS.jsonl")
+    replay.add_argument("alerts", metavar="ALERTS.jsonl", nargs="+", help="in arrival order; - for stdin")
     replay.add_argument(
         "--rules",
         metavar="PATH",
@@ -137,6 +137,19 @@ def build_parser() -> argparse.ArgumentParser:
     )
     replay.add_argument(
         "--config", metavar="FILE", help="take the correlate: settings from this config file"
+    )
+    replay.add_argument(
+        "--batch-size",
+        type=int,
+        default=1000,
+        metavar="N",
+        help="alerts per engine call (whole arrival instants); the result does not depend on it",
+    )
+    replay.add_argument(
+        "--output",
+        choices=("table", "json"),
+        default="table",
+        help="with --against: a table for people or JSON for scripts",
     )
     return parser
 
@@ -222,52 +235,61 @@ def cmd_rules_test(args: argparse.Namespace) -> int:
 
 def cmd_replay(args: argparse.Namespace) -> int:
     from rules import load_rules
+    from stormwatch.backtest import compare, format_table
     from stormwatch.errors import PayloadError
-    from stormwatch.replay import (
-        Progress,
-        diff_incidents,
-        format_diff,
-        open_input,
-        read_alerts,
-        replay,
-    )
+    from stormwatch.replay import Progress, open_inputs, read_alerts, replay
+
+    def fail(message: str) -> int:
+        print(f"stormwatch replay: {message}", file=sys.stderr)
+        return EXIT_INVALID
 
     try:
         config = load_config(args.config, env={}).correlate
         candidate = load_rules(args.rules)
         baseline = load_rules(args.against) if args.against else None
     except (ConfigError, RuleError) as err:
-        print(f"stormwatch: {err}", file=sys.stderr)
-        return EXIT_INVALID
-    progress = Progress(sys.stderr, _size(args.alerts)) if sys.stderr.isatty() else None
-    out = open(args.out, "wb") if args.out else (None if baseline else sys.stdout.buffer)  # noqa: SIM115
+        return fail(str(err))
+    for flag, ruleset, paths in (("--rules", candidate, args.rules), ("--against", baseline, args.against)):
+        if ruleset is not None and not len(ruleset):
+            return fail(f"{flag} {' '.join(paths)}: no rules loaded (no rule file, or every rule disabled)")
+    if args.alerts.count("-") > 1 or (baseline is not None and "-" in args.alerts):
+        return fail("read stdin once, and not with --against (it is read twice): give a file")
     try:
-        if baseline is None:
-            stats = replay(
-                read_alerts(open_input(args.alerts), progress),
-                candidate,
-                config,
-                out=out,
-                progress=progress,
-            )
-        else:
-            # A file is read twice, streaming; only stdin has to be held in memory.
-            held = list(read_alerts(open_input("-"))) if args.alerts == "-" else None
-            stats = replay(
-                held or read_alerts(open_input(args.alerts), progress),
-                candidate,
-                config,
-                out=out,
-                progress=progress,
-            )
-            base = replay(held or read_alerts(open_input(args.alerts)), baseline, config)
-            print(format_diff(*diff_incidents(stats, base)))
+        inputs = open_inputs(args.alerts)
+    except OSError as err:
+        return fail(f"cannot read {err.filename}: {err.strerror}")
+    total = sum(_size(p) or 0 for p in args.alerts) or None
+    progress = Progress(sys.stderr, total) if sys.stderr.isatty() else None
+    try:
+        out = open(args.out, "wb") if args.out else (None if baseline else sys.stdout.buffer)  # noqa: SIM115
+    except OSError as err:
+        return fail(f"cannot write {err.filename}: {err.strerror}")
+    try:
+        stats = replay(
+            read_alerts(inputs, progress),
+            candidate,
+            config,
+            out=out,
+            progress=progress,
+            batch_size=args.batch_size,
+            keep=baseline is not None,
+        )
+        if baseline is not None:
+            # Files are read twice, streaming.
+            base = replay(read_alerts(open_inputs(args.alerts)), baseline, config, batch_size=args.batch_size)
+            result = compare(stats.incidents.values(), base.incidents.values())
+            if args.output == "json":
+                doc = {"rules": list(result.rules.values()), "totals": result.totals}
+                sys.stdout.buffer.write(msgspec.json.encode(doc) + b"\n")
+            else:
+                print(format_table(result))
     except PayloadError as err:
-        print(f"stormwatch: {args.alerts}: {err.message}", file=sys.stderr)
-        return EXIT_INVALID
+        return fail(err.message)
     finally:
         if args.out and out is not None:
             out.close()
+    if stats.alerts == 0:
+        return fail(f"{' '.join(args.alerts)}: no alerts read")
     print(
         f"replayed {stats.alerts:,} alerts in {stats.seconds:.2f}s ({stats.alerts_per_s:,.0f} alerts/s): "
         f"{stats.opened:,} incidents opened, {stats.resolved:,} resolved, {stats.events:,} events",

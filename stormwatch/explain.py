@@ -44,8 +44,8 @@ def explain(engine: Engine, ruleset: RuleSet, key: str) -> dict[str, Any] | None
         },
         "window": window,
         "opened_by": {
-            "event_time": max((w["event_time"] for w in window), default=None),
-            "processing_time": state.opened_at,
+            "event_time": state.opened_at,
+            "detected_at": state.detected_at,
         },
         "inhibited_by": state.inhibited_by or None,
         "timeline": msgspec.to_builtins(incident.timeline),

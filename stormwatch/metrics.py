@@ -88,6 +88,13 @@ class Metrics:
             ["rule", "event"],
             registry=r,
         )
+        self.time_to_detect = Histogram(
+            "stormwatch_incident_time_to_detect_seconds",
+            "From the first alert's startsAt to the decision to open the incident.",
+            ["rule", "severity"],
+            buckets=(1, 5, 15, 30, 60, 120, 300, 600, 1800, 3600, 7200, 21600),
+            registry=r,
+        )
         self.incidents_open = Gauge(
             "stormwatch_incidents_open", "Incidents open now, by rule.", ["rule"], registry=r
         )

@@ -1,15 +1,27 @@
 """The bounded queue between ingest and the core, and the correlator loop behind it.
 
 ```
-submit(alerts) ──► queue (bounded) ──► correlator: engine.process(batch, now)
-   │ full: Overloaded -> 429                        └─► commit(events, engine.take_delta())
-   │                                                     state + outbox entries, together
-   └── returns once its batch is processed and committed
+submit(alerts) ──► stamp ──► queue (bounded) ──► correlator: engine.process(batch, now)
+   │ full: Overloaded -> 429                        │  tick(now) when the queue is empty
+   │                                                └─► commit(events, engine.take_delta())
+   └── returns once its batch is processed and committed      state + outbox, together
 ```
 
-One task owns the engine: it takes queued requests (several at once, up to
-`max_batch_alerts`), reads the clock once per batch, and runs `tick` on its timer,
-so `process` and `tick` never interleave.
+One task owns the engine: it takes queued requests (whole requests, up to
+`max_batch_alerts`), reads the clock once per batch, and ticks, so `process` and `tick`
+never interleave.
+
+**Stamps.** Every request is stamped on arrival with one reading of a clock that never
+goes back and never repeats (`Pipeline.stamp`), and its alerts carry that stamp as
+`received_at`. Stamping and queueing happen with no await between them, so the queue is
+in stamp order, and a request never shares its instant with another. The engine takes
+records in stamp order and fires timers at their due times between them, so what it
+decides depends on the stamps alone, not on how requests were merged into batches; an
+archive of the stamped alerts replays to the same incidents (`ingest.archive`).
+
+**Ticks.** `tick(now)` fires the timers due by `now`. It runs only when the queue is
+empty at the moment `now` is read: a request stamped later has a later stamp than `now`,
+so no timer ever fires ahead of a record that arrived before it was due.
 """
 
 from __future__ import annotations
@@ -17,7 +29,9 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable
+from typing import Protocol
 
+import msgspec
 import structlog
 
 from correlate import Effects, Engine
@@ -26,13 +40,36 @@ from stormwatch.errors import Overloaded
 from stormwatch.metrics import Metrics
 from stormwatch.wire import Alert, IncidentEvent
 
-__all__ = ["Commit", "Pipeline"]
+__all__ = ["Commit", "MonotonicClock", "Pipeline"]
 
 Commit = Callable[[list[IncidentEvent], StateDelta], Awaitable[None]]
 """Stores what a batch changed and queues its incident events for the sinks, together
 (one transaction where the store allows); raises StoreUnavailable when it cannot."""
 
 log = structlog.get_logger("stormwatch.pipeline")
+
+_STEP = 1e-6
+"""The least gap between two stamps (epoch floats resolve about 0.24 us today)."""
+
+
+class Archive(Protocol):
+    def write(self, alerts: list[Alert]) -> None: ...
+
+
+class MonotonicClock:
+    """Wall-clock seconds that never go back and never repeat: each reading is later
+    than the one before (by at least `_STEP`), so two requests never share a stamp."""
+
+    def __init__(self, clock: Callable[[], float] = time.time) -> None:
+        self._clock = clock
+        self.last = 0.0
+
+    def __call__(self) -> float:
+        t = self._clock()
+        if t <= self.last:
+            t = self.last + _STEP
+        self.last = t
+        return t
 
 
 class _Request:
@@ -54,6 +91,7 @@ class Pipeline:
         max_batch_alerts: int = 1000,
         tick_interval: float = 1.0,
         clock: Callable[[], float] = time.time,
+        archive: Archive | None = None,
     ) -> None:
         self.engine = engine
         self._commit = commit
@@ -63,10 +101,13 @@ class Pipeline:
         self._queue: asyncio.Queue[_Request] = asyncio.Queue(maxsize=capacity)
         self._max_batch = max_batch_alerts
         self._tick_interval = tick_interval
-        self._clock = clock
+        self._wall = clock
+        self.stamp = MonotonicClock(clock)
+        """The one clock of the pipeline: request stamps and the `now` of each call."""
+        self._archive = archive
         self._closed = False
         self.lock = asyncio.Lock()
-        """Held while the engine runs; reload and queries take it too."""
+        """Held while the engine runs; reload, actions and queries take it too."""
         metrics.queue_capacity.set(capacity)
 
     @property
@@ -74,7 +115,7 @@ class Pipeline:
         return self._queue.qsize()
 
     async def submit(self, alerts: list[Alert]) -> None:
-        """Queue alerts and wait until they are correlated and their events queued.
+        """Stamp and queue alerts; wait until they are correlated and their events queued.
 
         Raises:
             Overloaded: the queue is full or the daemon is shutting down.
@@ -83,11 +124,17 @@ class Pipeline:
             raise Overloaded("shutting down", retry_after_s=5)
         if not alerts:
             return
+        if self._queue.full():
+            raise Overloaded(retry_after_s=1)
+        last = self.stamp.last
+        if alerts[0].received_at != last or alerts[-1].received_at != last or last == 0.0:
+            # Not stamped by `self.stamp` just now (a source with its own times, or another
+            # reading came between): stamp it here, so the queue stays in stamp order.
+            stamp = self.stamp()
+            replace = msgspec.structs.replace
+            alerts = [replace(a, received_at=stamp) for a in alerts]
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        try:
-            self._queue.put_nowait(_Request(alerts, done))
-        except asyncio.QueueFull:
-            raise Overloaded(retry_after_s=1) from None
+        self._queue.put_nowait(_Request(alerts, done))
         self._metrics.queue_batches.set(self._queue.qsize())
         await done
 
@@ -98,7 +145,7 @@ class Pipeline:
     async def drain(self) -> None:
         """Process what is queued now (shutdown: stop accepting, then finish in-flight)."""
         while not self._queue.empty():
-            await self._step(self._take(self._queue.get_nowait()), tick=False)
+            await self._step(self._take(self._queue.get_nowait()))
 
     def _take(self, first: _Request) -> list[_Request]:
         requests, n = [first], len(first.alerts)
@@ -110,24 +157,26 @@ class Pipeline:
 
     async def run(self) -> None:
         """The correlator loop; runs until cancelled."""
-        next_tick = self._clock() + self._tick_interval
+        wall = self._wall
+        next_tick = wall() + self._tick_interval
         while True:
-            wait = next_tick - self._clock()
             requests: list[_Request] = []
-            try:
+            if not self._queue.empty():
+                requests = self._take(self._queue.get_nowait())
+            else:
+                wait = next_tick - wall()
                 if wait > 0:
-                    first = await asyncio.wait_for(self._queue.get(), timeout=wait)
-                    requests = self._take(first)
-                elif not self._queue.empty():
-                    requests = self._take(self._queue.get_nowait())
-            except TimeoutError:
-                pass
-            due = self._clock() >= next_tick
-            if due:
-                next_tick = self._clock() + self._tick_interval
-            await self._step(requests, tick=due)
+                    try:
+                        first = await asyncio.wait_for(self._queue.get(), timeout=wait)
+                        requests = self._take(first)
+                    except TimeoutError:
+                        pass
+            await self._step(requests)
+            if wall() >= next_tick:
+                self.update_gauges()
+                next_tick = wall() + self._tick_interval
 
-    async def _step(self, requests: list[_Request], *, tick: bool) -> None:
+    async def _step(self, requests: list[_Request]) -> None:
         self._metrics.queue_batches.set(self._queue.qsize())
         try:
             async with self.lock:
@@ -136,23 +185,23 @@ class Pipeline:
                 # engine never runs more than one batch ahead of what is stored.
                 if self._backlog is not None:
                     await self._commit_events(self._backlog)
-                now = self._clock()
                 events: list[IncidentEvent] = []
-                if requests:
-                    alerts = [a for r in requests for a in r.alerts]
+                alerts = [a for r in requests for a in r.alerts]
+                # Read `now` and look at the queue with no await between: a request not
+                # yet queued is stamped after `now`.
+                now = self.stamp()
+                if alerts:
                     effects = self.engine.process(alerts, now)
                     self._observe(effects)
                     events.extend(effects.events)
-                if tick:
+                if self._queue.empty():
                     effects = self.engine.tick(now)
                     self._observe(effects)
                     events.extend(effects.events)
-                    for rule, n in self.engine.open_by_rule().items():
-                        self._metrics.incidents_open.labels(rule).set(n)
-                    for rule, n in self.engine.windows_by_rule().items():
-                        self._metrics.windows_live.labels(rule).set(n)
                 # Committed before any sender hears 200: an acknowledged batch survives.
                 await self._commit_events(events)
+                if self._archive is not None and alerts:
+                    self._archive.write(alerts)
                 if requests:
                     self._metrics.batch_seconds.observe(time.perf_counter() - started)
         except asyncio.CancelledError:
@@ -169,6 +218,24 @@ class Pipeline:
         for r in requests:
             if not r.done.done():
                 r.done.set_result(None)
+
+    def update_gauges(self) -> None:
+        for rule, n in self.engine.open_by_rule().items():
+            self._metrics.incidents_open.labels(rule).set(n)
+        for rule, n in self.engine.windows_by_rule().items():
+            self._metrics.windows_live.labels(rule).set(n)
+
+    async def act(self, action: Callable[[Engine, float], Effects | None]) -> Effects | None:
+        """Run an action on the engine (a silence, an acknowledgement) at the pipeline's
+        clock, under the lock, and commit what it changed and emitted like a batch."""
+        async with self.lock:
+            if self._backlog is not None:
+                await self._commit_events(self._backlog)
+            effects = action(self.engine, self.stamp())
+            if effects is not None:
+                self._observe(effects)
+            await self._commit_events(effects.events if effects is not None else [])
+            return effects
 
     async def save(self) -> None:
         """Commit what is left (shutdown, after the last batch)."""
@@ -196,14 +263,19 @@ class Pipeline:
         for rule, n in c.capped_by_rule.items():
             m.window_groups_capped.labels(rule).inc(n)
         for e in effects.events:
-            m.incidents.labels(e.incident.rule, e.event).inc()
+            inc = e.incident
+            m.incidents.labels(inc.rule, e.event).inc()
+            if e.event == "opened" and e.sequence == 1:
+                m.time_to_detect.labels(inc.rule, inc.severity).observe(
+                    max(inc.detected_at - inc.first_seen, 0.0)
+                )
             fields = {
-                "incident_key": e.incident.key,
-                "rule": e.incident.rule,
+                "incident_key": inc.key,
+                "rule": inc.rule,
                 "reason": e.reason,
-                "severity": e.incident.severity,
-                "alerts": e.incident.alert_count,
-                "title": e.incident.title,
+                "severity": inc.severity,
+                "alerts": inc.alert_count,
+                "title": inc.title,
             }
             if e.event == "updated" and e.reason == "duplicates":
                 log.debug("incident_updated", **fields)

@@ -1,14 +1,22 @@
-"""`stormwatch replay`: run an archive of alerts through rules offline, on the alerts'
-own times, as fast as the core goes; and `--against` for a backtest of a rule change.
+"""`stormwatch replay`: run an archive of alerts through rules offline, on its own times.
 
-Each input line is an `Alert` (as stormwatch writes them) or an Alertmanager API alert
-object (`{labels, annotations, startsAt, endsAt, generatorURL}`, optionally `status`),
-which counts as received at its `startsAt`. Time is the archive's: each batch runs at
-`now` = its latest arrival, and timers tick every `tick_interval` of archive time.
+Each input line is an `Alert` as stormwatch writes them (the `ingest.archive` files and
+the JSONL sink's alerts), or an Alertmanager API alert object (`{labels, annotations,
+startsAt, endsAt, generatorURL}`, optionally `status`), which counts as received at its
+`startsAt` (a resolved one at its `endsAt`).
+
+Replay feeds the engine exactly as the live pipeline does: records in arrival order,
+whole arrival instants per call (an instant is never split across calls), and ticks
+where the live daemon would tick -- on a `tick_interval` grid, when a timer is due
+before the next arrival. The engine fires timers at their due times whatever the
+batching, so the incident events equal the live daemon's for the same arrivals (every
+field but the processing times `detected_at`/`processed_at`) and do not depend on
+`batch_size` (tests/property/test_batch_invariance.py, tests/integration/test_replay.py).
 """
 
 from __future__ import annotations
 
+import math
 import sys
 import time
 from collections.abc import Iterable, Iterator
@@ -25,13 +33,13 @@ from rules import RuleSet
 from stormwatch.errors import PayloadError
 from stormwatch.wire import Alert, IncidentEvent
 
-__all__ = ["ReplayStats", "diff_incidents", "read_alerts", "replay"]
+__all__ = ["IncidentSummary", "Progress", "ReplayStats", "open_inputs", "read_alerts", "replay"]
 
 _alert = msgspec.json.Decoder(Alert)
 _encoder = msgspec.json.Encoder()
 
 
-def _parse(line: bytes, lineno: int) -> list[Alert]:
+def _parse(line: bytes, where: str) -> list[Alert]:
     if b'"fingerprint"' in line and b'"received_at"' in line:
         try:
             return [_alert.decode(line)]
@@ -44,15 +52,13 @@ def _parse(line: bytes, lineno: int) -> list[Alert]:
             # Received at time 0, every endsAt lies ahead: firing, as archived.
             alerts = normalize_alertmanager_v2(b"[" + line + b"]", 0.0)
     except PayloadError as err:
-        msg = f"line {lineno}: {err.message}" + (f" at {err.field}" if err.field else "")
+        msg = f"{where}: {err.message}" + (f" at {err.field}" if err.field else "")
         raise PayloadError(msg, source="replay", field=err.field) from err
     if any(a.starts_at <= 0 for a in alerts):
         raise PayloadError(
-            f"line {lineno}: startsAt is required to replay an alert",
-            source="replay",
-            field="startsAt",
+            f"{where}: startsAt is required to replay an alert", source="replay", field="startsAt"
         )
-    # Received at its own start: the archive's time, not ours.
+    # Received at its own start (a resolved one at its end): the archive's time, not ours.
     return [
         msgspec.structs.replace(
             a, received_at=a.ends_at if a.status == "resolved" and a.ends_at else a.starts_at
@@ -61,12 +67,31 @@ def _parse(line: bytes, lineno: int) -> list[Alert]:
     ]
 
 
-def read_alerts(lines: Iterable[bytes], progress: Progress | None = None) -> Iterator[Alert]:
-    for n, line in enumerate(lines, start=1):
-        if progress is not None:
-            progress.read += len(line)
-        if line.strip():
-            yield from _parse(line, n)
+def read_alerts(
+    sources: Iterable[tuple[str, Iterable[bytes]]], progress: Progress | None = None
+) -> Iterator[Alert]:
+    """Alerts from (name, lines) sources, in order; raises PayloadError naming the line."""
+    for name, lines in sources:
+        for n, line in enumerate(lines, start=1):
+            if progress is not None:
+                progress.read += len(line)
+            if line.strip():
+                yield from _parse(line, f"{name}:{n}")
+
+
+def open_inputs(paths: list[str]) -> list[tuple[str, Iterable[bytes]]]:
+    """Open every input first, so a missing file fails before anything runs.
+
+    Raises:
+        OSError: a file cannot be opened (the message names it).
+    """
+    out: list[tuple[str, Iterable[bytes]]] = []
+    for path in paths:
+        if path == "-":
+            out.append(("-", sys.stdin.buffer))
+        else:
+            out.append((path, Path(path).open("rb")))  # noqa: SIM115 (closed by the process)
+    return out
 
 
 class Progress:
@@ -92,6 +117,37 @@ class Progress:
         self.out.flush()
 
 
+class IncidentSummary(msgspec.Struct, kw_only=True):
+    """An incident as its last event left it: what a backtest compares."""
+
+    key: str
+    rule: str
+    group: dict[str, str]
+    status: str
+    severity: str
+    title: str
+    alert_count: int
+    opened_at: float
+    resolved_at: float | None
+    detected_at: float
+
+    @classmethod
+    def of(cls, e: IncidentEvent) -> IncidentSummary:
+        i = e.incident
+        return cls(
+            key=i.key,
+            rule=i.rule,
+            group=i.group,
+            status=i.status,
+            severity=i.severity,
+            title=i.title,
+            alert_count=i.alert_count,
+            opened_at=i.opened_at,
+            resolved_at=i.resolved_at,
+            detected_at=i.detected_at,
+        )
+
+
 @dataclass
 class ReplayStats:
     alerts: int = 0
@@ -99,12 +155,24 @@ class ReplayStats:
     opened: int = 0
     resolved: int = 0
     seconds: float = 0.0
-    incidents: dict[str, IncidentEvent] = field(default_factory=dict)
-    """Each incident's last event."""
+    incidents: dict[str, IncidentSummary] = field(default_factory=dict)
+    """Each incident as its last event left it, in the order they opened."""
 
     @property
     def alerts_per_s(self) -> float:
         return self.alerts / self.seconds if self.seconds else 0.0
+
+
+def _instants(alerts: Iterable[Alert], batch_size: int) -> Iterator[list[Alert]]:
+    """Batches of whole arrival instants, about `batch_size` alerts each."""
+    batch: list[Alert] = []
+    for alert in alerts:
+        if len(batch) >= batch_size and alert.received_at != batch[-1].received_at:
+            yield batch
+            batch = []
+        batch.append(alert)
+    if batch:
+        yield batch
 
 
 def replay(
@@ -116,46 +184,51 @@ def replay(
     batch_size: int = 1000,
     tick_interval: float = 1.0,
     progress: Progress | None = None,
+    keep: bool = True,
 ) -> ReplayStats:
-    """Feed `alerts` (in archive order) through a fresh engine; write events to `out`."""
+    """Feed `alerts` (in arrival order) through a fresh engine; write events to `out`.
+
+    `keep`: collect each incident's summary in `stats.incidents` (a backtest needs them).
+    """
     engine = Engine(rules, config)
     stats = ReplayStats()
     started = time.perf_counter()
-    next_tick: float | None = None
-    batch: list[Alert] = []
+    incidents = stats.incidents
+    encode = _encoder.encode
 
     def emit(events: list[IncidentEvent]) -> None:
         for e in events:
             stats.events += 1
-            stats.opened += e.event == "opened"
-            stats.resolved += e.event == "resolved"
-            stats.incidents[e.incident.key] = e
+            if e.event == "opened":
+                stats.opened += 1
+            elif e.event == "resolved":
+                stats.resolved += 1
+            if keep:
+                incidents[e.incident.key] = IncidentSummary.of(e)
             if out is not None:
-                out.write(_encoder.encode(e) + b"\n")
+                out.write(encode(e) + b"\n")
 
-    def flush() -> None:
-        nonlocal next_tick
-        now = max(a.received_at for a in batch)
-        emit(engine.process(batch, now).events)
-        engine.discard_changes()  # nothing is saved offline
-        stats.alerts += len(batch)
-        batch.clear()
-        if next_tick is None:
-            next_tick = now + tick_interval
-        if now >= next_tick:
-            emit(engine.tick(now).events)
-            next_tick = now + tick_interval
-        if progress is not None and stats.alerts % (batch_size * 50) == 0:
-            progress.show(stats.alerts, stats.opened)
+    def tick_before(t: float) -> None:
+        """Tick as the live daemon would between arrivals: on the tick grid, whenever a
+        timer is due before the next arrival at `t`."""
+        while (due := engine.next_due()) is not None and due < t:
+            at = math.ceil(due / tick_interval) * tick_interval
+            if at >= t:
+                return  # fired by process() before the record at t
+            emit(engine.tick(at).events)
 
     last = 0.0
-    for alert in alerts:
-        batch.append(alert)
-        last = max(last, alert.received_at)
-        if len(batch) >= batch_size:
-            flush()
-    if batch:
-        flush()
+    next_show = batch_size * 50
+    for batch in _instants(alerts, batch_size):
+        first = batch[0].received_at
+        tick_before(first)
+        last = batch[-1].received_at
+        emit(engine.process(batch, last).events)
+        engine.discard_changes()  # nothing is saved offline
+        stats.alerts += len(batch)
+        if progress is not None and stats.alerts >= next_show:
+            progress.show(stats.alerts, stats.opened)
+            next_show += batch_size * 50
     if last:
         emit(engine.tick(last).events)
     stats.seconds = time.perf_counter() - started
@@ -163,61 +236,3 @@ def replay(
         progress.show(stats.alerts, stats.opened)
         progress.finish()
     return stats
-
-
-def _signature(e: IncidentEvent) -> tuple[object, ...]:
-    i = e.incident
-    return (i.status, i.alert_count, i.severity, i.category, i.title)
-
-
-def diff_incidents(
-    new: ReplayStats, baseline: ReplayStats
-) -> tuple[list[IncidentEvent], list[IncidentEvent], list[tuple[IncidentEvent, IncidentEvent]]]:
-    """(added, dropped, changed) incidents of `new` against `baseline`; incident keys are
-    deterministic, so the same incident has the same key under both rule sets."""
-    added = [e for k, e in new.incidents.items() if k not in baseline.incidents]
-    dropped = [e for k, e in baseline.incidents.items() if k not in new.incidents]
-    changed = [
-        (baseline.incidents[k], e)
-        for k, e in new.incidents.items()
-        if k in baseline.incidents and _signature(e) != _signature(baseline.incidents[k])
-    ]
-    return added, dropped, changed
-
-
-def format_diff(
-    added: list[IncidentEvent],
-    dropped: list[IncidentEvent],
-    changed: list[tuple[IncidentEvent, IncidentEvent]],
-) -> str:
-    lines = []
-    for e in added:
-        lines.append(
-            f"+ {e.incident.rule}  {e.incident.title}  ({e.incident.alert_count} alerts, {e.incident.severity})"
-        )
-    for e in dropped:
-        lines.append(
-            f"- {e.incident.rule}  {e.incident.title}  ({e.incident.alert_count} alerts, {e.incident.severity})"
-        )
-    for old, new in changed:
-        a, b = old.incident, new.incident
-        what = [
-            f"{name}: {x} -> {y}"
-            for name, x, y in (
-                ("status", a.status, b.status),
-                ("alerts", a.alert_count, b.alert_count),
-                ("severity", a.severity, b.severity),
-                ("category", a.category, b.category),
-                ("title", a.title, b.title),
-            )
-            if x != y
-        ]
-        lines.append(f"~ {b.rule}  {b.title}  " + "; ".join(what))
-    lines.append(f"{len(added)} added, {len(dropped)} dropped, {len(changed)} changed")
-    return "\n".join(lines)
-
-
-def open_input(path: str) -> Iterable[bytes]:
-    if path == "-":
-        return sys.stdin.buffer
-    return Path(path).open("rb")

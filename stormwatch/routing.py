@@ -24,7 +24,6 @@ from collections.abc import Iterable
 
 import msgspec
 
-from correlate.incidents import common_labels
 from rules import Matcher, parse_matchers
 from stormwatch.errors import ConfigError
 from stormwatch.wire import IncidentEvent
@@ -41,7 +40,7 @@ class Route(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=Tru
 
 def _labels(event: IncidentEvent) -> dict[str, str]:
     inc = event.incident
-    labels = common_labels(inc.alerts)
+    labels = dict(inc.labels)
     labels.update(inc.group)
     labels.update(
         {

@@ -80,14 +80,14 @@ def build_web_app(app: App) -> web.Application:
         return _ok(found)
 
     async def list_silences(_: web.Request) -> web.Response:
-        return _ok(app.engine.state.silences)
+        return _ok(app.silences())
 
     async def add_silence(request: web.Request) -> web.Response:
         try:
             spec = msgspec.json.decode(
                 await request.read(), type=SilenceRequest, dec_hook=decode_hook
             )
-            silence = app.add_silence(spec)
+            silence = await app.add_silence(spec)
         except msgspec.ValidationError as err:
             message, field = split_validation_message(str(err))
             return error_response(400, "invalid_payload", message, field)
@@ -98,7 +98,7 @@ def build_web_app(app: App) -> web.Application:
         return _ok(silence, status=201)
 
     async def delete_silence(request: web.Request) -> web.Response:
-        if not app.engine.expire_silence(request.match_info["id"]):
+        if not await app.expire_silence(request.match_info["id"]):
             return error_response(404, "not_found", "no such silence", "id")
         return web.Response(status=204)
 

@@ -23,6 +23,7 @@ __all__ = [
     "Duration",
     "Incident",
     "IncidentAlert",
+    "IncidentChanges",
     "IncidentEvent",
     "IncidentEventKind",
     "IncidentStatus",
@@ -168,8 +169,16 @@ class Incident(msgspec.Struct, kw_only=True):
     """A candidate incident: what a rule found, classified, ready for a sink.
 
     `key` is stable and deterministic (a hash of the rule, its group values and the
-    event time that opened it), so replays produce the same keys and sinks can use it
-    as their idempotency key (PagerDuty `dedup_key`, Opsgenie `alias`, ...).
+    event time of the first alert of the window that opened it), so replays produce the
+    same keys and sinks can use it as their idempotency key (PagerDuty `dedup_key`,
+    Opsgenie `alias`, ...).
+
+    Two clocks: `first_seen`, `last_seen`, `opened_at`, `resolved_at` and timeline times
+    are event time (the alerts' own `startsAt`/`endsAt`, and the due times of timers),
+    so a replay gives the same values; `detected_at` is the processing time at which the
+    daemon decided to open it (time to detect = `detected_at - first_seen`).
+    On `updated` events the incident is compact: `alerts` and `timeline` are empty and
+    the event's `changes` say what changed; `opened`, `resolved` and the HTTP API list them.
     """
 
     key: str
@@ -181,6 +190,8 @@ class Incident(msgspec.Struct, kw_only=True):
     priority: int = 3
     title: str
     summary: str = ""
+    labels: dict[str, str] = {}
+    """Its group labels and the labels every listed alert shares (what routes match)."""
     alerts: list[IncidentAlert] = []
     alert_count: int = 0
     """All alerts the incident has held, including those beyond the exemplar cap."""
@@ -190,14 +201,34 @@ class Incident(msgspec.Struct, kw_only=True):
     last_seen: float
     opened_at: float
     resolved_at: float | None = None
+    detected_at: float = 0.0
+    """Processing time at which the daemon decided to open the incident."""
+    acknowledged_at: float | None = None
+    acknowledged_by: str = ""
     timeline: list[TimelineEntry] = []
 
 
-class IncidentEvent(msgspec.Struct, kw_only=True):
+class IncidentChanges(msgspec.Struct, kw_only=True, omit_defaults=True, gc=False):
+    """What changed since the incident's previous event; set on `updated` events."""
+
+    alerts_added: list[IncidentAlert] = []
+    alerts_resolved: list[str] = []
+    """Fingerprints of member alerts that resolved."""
+    duplicates: int = 0
+    """Re-sends of its listed alerts since the previous event."""
+    previous_severity: Severity | None = None
+    """Set when the severity changed."""
+    previous_priority: int | None = None
+    """Set when the priority changed."""
+
+
+class IncidentEvent(msgspec.Struct, kw_only=True, omit_defaults=True):
     """One change to an incident, as the sinks receive it.
 
     `sequence` counts the incident's events from 1, so a sink (or its downstream) can
     drop a stale or repeated update: one incident is one ticket, updated in order.
+    `at` is the event time of the change (the same in a replay); `processed_at` is the
+    processing time at which it was emitted.
     """
 
     event: IncidentEventKind
@@ -205,3 +236,6 @@ class IncidentEvent(msgspec.Struct, kw_only=True):
     reason: str
     sequence: int
     incident: Incident
+    processed_at: float = 0.0
+    changes: IncidentChanges | None = None
+    """What changed since the previous event; on `updated` events only."""

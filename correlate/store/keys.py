@@ -16,7 +16,7 @@ class ShardKeys:
     def __init__(self, prefix: str, shard: str) -> None:
         base = f"{prefix}:{shard}"
         self.meta = f"{base}:meta"
-        """watermark, silences, version."""
+        """version, clock, watermark, last gc, silences."""
         self.tracked = f"{base}:tracked"
         """fingerprint -> Tracked (the dedup table)."""
         self.windows = f"{base}:windows"
@@ -27,8 +27,6 @@ class ShardKeys:
         """incident key -> IncidentState."""
         self.open = f"{base}:open"
         """rule \\x1e group -> key of its open incident."""
-        self.dirty = f"{base}:dirty"
-        """incident key -> reasons for its next `updated` event."""
 
     def all(self) -> list[str]:
         return [
@@ -38,5 +36,4 @@ class ShardKeys:
             self.rules,
             self.incidents,
             self.open,
-            self.dirty,
         ]

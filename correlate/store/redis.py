@@ -14,7 +14,7 @@ import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 from correlate.delta import RuleMeta, StateDelta
-from correlate.state import IncidentState, RuleState, State, Tracked
+from correlate.state import STATE_VERSION, IncidentState, RuleState, State, Tracked, Window
 from correlate.store.keys import ShardKeys
 from correlate.suppress import Silence
 from stormwatch.errors import StoreUnavailable
@@ -23,10 +23,9 @@ __all__ = ["RedisStore"]
 
 _enc = msgspec.json.Encoder()
 _tracked = msgspec.json.Decoder(Tracked)
-_events = msgspec.json.Decoder(list[tuple[float, str, str]])
+_window = msgspec.json.Decoder(Window)
 _rule = msgspec.json.Decoder(RuleMeta)
 _incident = msgspec.json.Decoder(IncidentState)
-_reasons = msgspec.json.Decoder(list[str])
 _silences = msgspec.json.Decoder(list[Silence])
 _SEP = "\x1e"
 
@@ -44,6 +43,8 @@ class RedisStore:
     durable = True
 
     def __init__(self, url: str, *, prefix: str = "stormwatch") -> None:
+        self.discarded_version: str | None = None
+        """Set when `load` found a shard saved by another state version (and ignored it)."""
         self.url = url
         self.prefix = prefix
         self._client = aioredis.from_url(url, socket_timeout=5, socket_connect_timeout=5)
@@ -72,7 +73,12 @@ class RedisStore:
                     pipe.ltrim(key, -keep, -1)
                 if delta.full:
                     pipe.delete(*keys.all())
-                meta: dict[Any, Any] = {"watermark": repr(delta.watermark), "version": "1"}
+                meta: dict[Any, Any] = {
+                    "version": str(STATE_VERSION),
+                    "clock": repr(delta.clock),
+                    "watermark": repr(delta.watermark),
+                    "last_gc": repr(delta.last_gc),
+                }
                 if delta.silences is not None:
                     meta["silences"] = _enc.encode(delta.silences)
                 pipe.hset(keys.meta, mapping=meta)
@@ -81,7 +87,6 @@ class RedisStore:
                 _write(pipe, keys.rules, delta.rules)
                 _write(pipe, keys.incidents, delta.incidents)
                 _write(pipe, keys.open, delta.open, encode=False)
-                _write(pipe, keys.dirty, delta.dirty)
                 await pipe.execute()
         except (RedisError, OSError) as err:
             msg = f"cannot save shard {shard} to Redis at {self.url}: {err}"
@@ -93,13 +98,22 @@ class RedisStore:
             async with self._client.pipeline(transaction=True) as pipe:
                 for key in keys.all():
                     pipe.hgetall(key)
-                meta, tracked, windows, rules, incidents, open_, dirty = await pipe.execute()
+                meta, tracked, windows, rules, incidents, open_ = await pipe.execute()
         except (RedisError, OSError) as err:
             msg = f"cannot load shard {shard} from Redis at {self.url}: {err}"
             raise StoreUnavailable(msg) from err
         if not meta:
             return None
-        state = State(watermark=float(meta[b"watermark"]))
+        version = meta.get(b"version", b"1").decode()
+        if version != str(STATE_VERSION):
+            # Another engine's format: start afresh; the first save rewrites the shard.
+            self.discarded_version = version
+            return None
+        state = State(
+            clock=float(meta[b"clock"]),
+            watermark=float(meta[b"watermark"]),
+            last_gc=float(meta[b"last_gc"]),
+        )
         if b"silences" in meta:
             state.silences = _silences.decode(meta[b"silences"])
         state.tracked = {k.decode(): _tracked.decode(v) for k, v in tracked.items()}
@@ -111,10 +125,9 @@ class RedisStore:
         for wkey, raw in windows.items():
             rule, _, gkey = wkey.decode().partition(_SEP)
             if rule in state.rules:
-                state.rules[rule].groups[gkey] = _events.decode(raw)
+                state.rules[rule].groups[gkey] = _window.decode(raw)
         state.incidents = {k.decode(): _incident.decode(v) for k, v in incidents.items()}
         state.open_by_group = {k.decode(): v.decode() for k, v in open_.items()}
-        state.dirty = {k.decode(): _reasons.decode(v) for k, v in dirty.items()}
         return state
 
     async def ping(self) -> None:

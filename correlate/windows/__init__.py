@@ -1,21 +1,27 @@
-"""Sliding event-time windows, one correlation type per module.
+"""Sliding event-time windows: one `Aggregator` class per correlation type.
 
-A group's window is a list of `(event_time, fingerprint, value)` kept sorted by time;
-`value` is what the type needs beyond the time (the distinct field for value_count,
-the rule name for temporal), empty otherwise.
+A group's window is a `correlate.state.Window`: event times in order, with each event's
+fingerprint and value (the distinct field for value_count, the rule for temporal types).
 """
 
-from correlate.windows.base import Event, evict_before, insert_event
-from correlate.windows.count import count_hit, fires_on_arrival
-from correlate.windows.distinct import distinct_hit
-from correlate.windows.ordered import ordered_hit
+from correlate.windows.absence import Absence
+from correlate.windows.base import Aggregator, evict_before, insert
+from correlate.windows.count import CountBelow, EventCount, fires_on_arrival
+from correlate.windows.distinct import Temporal, ValueCount
+from correlate.windows.group import GroupWait
+from correlate.windows.ordered import TemporalOrdered, ordered_hit
 
 __all__ = [
-    "Event",
-    "count_hit",
-    "distinct_hit",
+    "Absence",
+    "Aggregator",
+    "CountBelow",
+    "EventCount",
+    "GroupWait",
+    "Temporal",
+    "TemporalOrdered",
+    "ValueCount",
     "evict_before",
     "fires_on_arrival",
-    "insert_event",
+    "insert",
     "ordered_hit",
 ]

@@ -1,4 +1,4 @@
-"""`event_count`: at least N matching alerts of one group within a sliding timespan.
+"""`event_count`: N matching alerts of one group within a sliding timespan.
 
 Windows slide on event time and are anchored on the events themselves (no fixed
 boundaries, so a burst that straddles a minute boundary is not split):
@@ -11,48 +11,170 @@ timespan 60s, condition gte 3
  d arrives: window [15s, 75s] holds b c d   -> 3, opens with b c d
 ```
 
-When an alert arrives, every window of length `timespan` that contains it is a
-candidate; the incident opens on the first (earliest) one whose count satisfies the
-condition. In-order arrivals need only the window ending at the new alert.
+`EventCount` (a lower bound: gte, gt, eq) judges when an alert arrives: every window of
+length `timespan` containing it is a candidate, and the incident opens on the earliest
+one whose count holds. An in-order arrival needs only the window ending at it: one
+`bisect` on the event times, O(log n) in C.
+
+`CountBelow` (only lt/lte: "too few") judges on the arrival clock, when an event leaves
+the window: at clock T the window is the event times in (T - timespan, T], and a group is
+judged once it has been observed for a full timespan. Its incident holds no alerts and
+resolves when the count rises again.
+
+```
+timespan 60s, condition lt 2, one alert at 0s and one at 30s
+ clock: 0s  30s        60s         90s
+            count 2    0s leaves:1 -> opens at 60s (1 < 2)
+```
 """
 
 from __future__ import annotations
 
-from bisect import bisect_right
+from bisect import bisect_left, bisect_right
+from typing import TYPE_CHECKING
 
-from correlate.windows.base import Event, span_start
+from correlate.reasons import describe_condition, describe_group
+from correlate.state import Tracked, Window
+from correlate.timers import Timer
+from correlate.windows.base import Aggregator, Hit, evict_through, insert
 from rules.schema import Condition
+from stormwatch.wire import format_duration
 
-__all__ = ["count_hit", "fires_on_arrival"]
+if TYPE_CHECKING:
+    from correlate.context import Context
+    from correlate.rulebook import LiveRule
+
+__all__ = ["CountBelow", "EventCount", "fires_on_arrival"]
 
 
 def fires_on_arrival(condition: Condition) -> bool:
     """Only a lower bound can become true when an alert arrives; `lt`/`lte` alone are
-    judged when a window closes (on tick)."""
+    judged when events leave the window."""
     return condition.gte is not None or condition.gt is not None or condition.eq is not None
 
 
-def _time(e: Event) -> float:
-    return e[0]
+class EventCount(Aggregator):
+    kind = "count"
 
+    def __init__(self, lr: LiveRule, ctx: Context) -> None:
+        super().__init__(lr, ctx)
+        assert lr.condition is not None
+        self.holds = lr.condition.holds
 
-def count_hit(
-    events: list[Event], t: float, timespan: float, condition: Condition, in_order: bool
-) -> tuple[int, int] | None:
-    """The `[start, stop)` slice of the first window containing `t` whose count holds.
-
-    `events` is sorted and already holds the new event at time `t`.
-    """
-    if in_order:
-        lo = span_start(events, t - timespan)
-        if condition.holds(len(events) - lo):
-            return lo, len(events)
+    def hit(self, gkey: str, w: Window, t: float, in_order: bool) -> Hit | None:
+        times, span, holds = w.times, self.span, self.holds
+        if in_order:
+            lo = bisect_left(times, t - span)
+            return (lo, len(times)) if holds(len(times) - lo) else None
+        i, n = bisect_left(times, t - span), len(times)
+        while i < n and times[i] <= t:
+            stop = bisect_right(times, times[i] + span)
+            if holds(stop - i):
+                return i, stop
+            i += 1
         return None
-    first = span_start(events, t - timespan)
-    i = first
-    while i < len(events) and events[i][0] <= t:
-        stop = bisect_right(events, events[i][0] + timespan, key=_time)
-        if condition.holds(stop - i):
-            return i, stop
-        i += 1
-    return None
+
+    def why(self, n: int, group: dict[str, str], window: list[tuple[float, str, str]]) -> str:
+        return (
+            f"{n} matching alerts within {format_duration(self.span)} "
+            f"(event_count {describe_condition(self.lr.condition)}) for {describe_group(group)}"
+        )
+
+
+class CountBelow(Aggregator):
+    kind = "count_below"
+    joins = False
+
+    def __init__(self, lr: LiveRule, ctx: Context) -> None:
+        super().__init__(lr, ctx)
+        assert lr.condition is not None
+        self.holds = lr.condition.holds
+        self._due: dict[str, float] = {}
+        """group -> the due time of its queued BELOW timer (derived, not state)."""
+
+    def _key(self, gkey: str) -> str:
+        return self.name + "\x1e" + gkey
+
+    def _count(self, w: Window, clock: float) -> int:
+        return len(w.times) - bisect_right(w.times, clock - self.span)
+
+    def _schedule(self, gkey: str, w: Window | None) -> None:
+        since = self.rs.last_seen[gkey]
+        due = since + self.span
+        if w is not None and w.times:
+            clock = self.ctx.state.clock
+            i = bisect_right(w.times, clock - self.span)
+            if i < len(w.times):
+                due = max(due, w.times[i] + self.span)
+        pending = self._due.get(gkey)
+        if pending is None or due < pending:
+            self._due[gkey] = due
+            self.ctx.timers.at(due, Timer.BELOW, self._key(gkey))
+
+    def feed(self, gkey: str, tracked: Tracked, t: float, via: str) -> None:
+        ctx = self.ctx
+        clock = ctx.state.clock
+        if t <= clock - self.span:
+            return  # already outside the window it could count in
+        rs = self.rs
+        w = rs.groups.get(gkey)
+        if w is None:
+            if gkey not in rs.last_seen and len(rs.last_seen) >= ctx.config.max_groups_per_rule:
+                capped = ctx.counts.capped_by_rule
+                capped[self.name] = capped.get(self.name, 0) + 1
+                return
+            w = rs.groups[gkey] = Window(times=[], fps=[], values=[])
+        if gkey not in rs.last_seen:
+            rs.last_seen[gkey] = clock
+            ctx.changes.rules.add(self.name)
+        insert(w, t, tracked.alert.fingerprint, None)
+        ctx.changes.groups.add((self.name, gkey))
+        inc = ctx.book.open_for(self.name, gkey)
+        count = self._count(w, clock)
+        if inc is not None and not self.holds(count):
+            ctx.book.resolve(
+                inc,
+                max(t, inc.opened_at),
+                f"{count} matching alerts within {format_duration(self.span)} again",
+            )
+        self._schedule(gkey, w)
+
+    def on_timer(self, kind: Timer, gkey: str, due: float) -> None:
+        if self._due.get(gkey) != due:
+            return  # superseded by an earlier entry
+        del self._due[gkey]
+        rs = self.rs
+        if gkey not in rs.last_seen:
+            return
+        w = rs.groups.get(gkey)
+        if w is not None:
+            if evict_through(w, due - self.span) or not w.times:
+                self.ctx.changes.groups.add((self.name, gkey))
+            if not w.times:
+                del rs.groups[gkey]
+                w = None
+        if due >= rs.last_seen[gkey] + self.span:
+            count = len(w.times) if w is not None else 0
+            book = self.ctx.book
+            if self.holds(count) and book.open_for(self.name, gkey) is None:
+                group = self.lr.group_of(gkey)
+                why = (
+                    f"only {count} matching alerts within {format_duration(self.span)} "
+                    f"for {describe_group(group)}"
+                )
+                book.open(
+                    self.lr, group, gkey, [], key_time=due, at=due, why=why, idle_resolves=False
+                )
+        if w is not None:
+            self._schedule(gkey, w)
+
+    def schedule_from_state(self) -> None:
+        self._due.clear()
+        for gkey in self.rs.last_seen:
+            self._schedule(gkey, self.rs.groups.get(gkey))
+
+    def gc(self, horizon: float) -> None:
+        """Its windows only hold events inside the timespan: its timers evict them."""
+
+    def why(self, n: int, group: dict[str, str], window: list[tuple[float, str, str]]) -> str:
+        return f"only {n} matching alerts within {format_duration(self.span)}"

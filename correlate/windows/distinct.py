@@ -12,37 +12,112 @@ temporal rules [login-failed, login-ok], timespan 5m, group-by [user]
 ```
 
 Like `event_count`, every window of length `timespan` that contains the new alert is a
-candidate; in-order arrivals need only the one ending at it. Counting is O(window).
+candidate; in-order arrivals need only the one ending at it. For those a running count
+per group (value -> events in the window) moves with the window, so an in-order alert
+costs O(1) amortised, not O(window); any other change to the window drops it, and the
+next in-order alert rebuilds it.
 """
 
 from __future__ import annotations
 
-from bisect import bisect_right
-from collections.abc import Callable
+from bisect import bisect_left, bisect_right
+from typing import TYPE_CHECKING
 
-from correlate.windows.base import Event, span_start
+from correlate.reasons import describe_condition, describe_group
+from correlate.state import Tracked, Window
+from correlate.windows.base import Aggregator, Hit
+from stormwatch.wire import format_duration
 
-__all__ = ["distinct_hit"]
+if TYPE_CHECKING:
+    from correlate.context import Context
+    from correlate.rulebook import LiveRule
+
+__all__ = ["Distinct", "Temporal", "ValueCount"]
 
 
-def _time(e: Event) -> float:
-    return e[0]
+class _Run:
+    """The counts of `values[lo:]`, for the window ending at the group's latest event."""
+
+    __slots__ = ("counts", "lo")
+
+    def __init__(self, lo: int, counts: dict[str, int]) -> None:
+        self.lo = lo
+        self.counts = counts
 
 
-def distinct_hit(
-    events: list[Event], t: float, timespan: float, holds: Callable[[float], bool], in_order: bool
-) -> tuple[int, int] | None:
-    """The `[start, stop)` slice of the first window containing `t` whose number of
-    distinct values satisfies `holds`."""
-    if in_order:
-        lo = span_start(events, t - timespan)
-        if holds(len({e[2] for e in events[lo:]})):
-            return lo, len(events)
-        return None
-    i = span_start(events, t - timespan)
-    while i < len(events) and events[i][0] <= t:
-        stop = bisect_right(events, events[i][0] + timespan, key=_time)
-        if holds(len({e[2] for e in events[i:stop]})):
-            return i, stop
-        i += 1
-    return None
+class Distinct(Aggregator):
+    with_values = True
+
+    def __init__(self, lr: LiveRule, ctx: Context) -> None:
+        super().__init__(lr, ctx)
+        self.holds = lr.holds
+        self._runs: dict[str, _Run] = {}
+
+    def forget_cache(self, gkey: str) -> None:
+        self._runs.pop(gkey, None)
+
+    def gc(self, horizon: float) -> None:
+        super().gc(horizon)
+        self._runs.clear()
+
+    def hit(self, gkey: str, w: Window, t: float, in_order: bool) -> Hit | None:
+        times, values, span = w.times, w.values, self.span
+        n = len(times)
+        if not in_order:
+            self._runs.pop(gkey, None)
+            i = bisect_left(times, t - span)
+            while i < n and times[i] <= t:
+                stop = bisect_right(times, times[i] + span)
+                if self.holds(len(set(values[i:stop]))):
+                    return i, stop
+                i += 1
+            return None
+        run = self._runs.get(gkey)
+        cutoff = t - span
+        if run is None:
+            lo = bisect_left(times, cutoff)
+            counts: dict[str, int] = {}
+            for v in values[lo:]:
+                counts[v] = counts.get(v, 0) + 1
+            run = self._runs[gkey] = _Run(lo, counts)
+        else:
+            counts = run.counts
+            v = values[-1]
+            counts[v] = counts.get(v, 0) + 1
+            lo = run.lo
+            while times[lo] < cutoff:
+                old = values[lo]
+                c = counts[old] - 1
+                if c:
+                    counts[old] = c
+                else:
+                    del counts[old]
+                lo += 1
+            run.lo = lo
+        return (run.lo, n) if self.holds(len(counts)) else None
+
+
+class ValueCount(Distinct):
+    kind = "value"
+
+    def value_of(self, tracked: Tracked, via: str) -> str:
+        labels = tracked.alert.labels
+        return "\x1f".join(labels.get(f, "") for f in self.lr.field)
+
+    def why(self, n: int, group: dict[str, str], window: list[tuple[float, str, str]]) -> str:
+        distinct = len({e[2] for e in window})
+        return (
+            f"{distinct} distinct {'+'.join(self.lr.field)} within {format_duration(self.span)} "
+            f"(value_count {describe_condition(self.lr.condition)}) for {describe_group(group)}"
+        )
+
+
+class Temporal(Distinct):
+    kind = "temporal"
+
+    def value_of(self, tracked: Tracked, via: str) -> str:
+        return via
+
+    def why(self, n: int, group: dict[str, str], window: list[tuple[float, str, str]]) -> str:
+        rules = ", ".join(sorted({e[2] for e in window}))
+        return f"rules {rules} all matched within {format_duration(self.span)} for {describe_group(group)}"

@@ -10,39 +10,58 @@ temporal_ordered rules [port-scan, exploit, exfil], timespan 10m
      port-scan  exploit     exfil                 -> in order within 10m: opens at exfil
      exploit    port-scan   exfil                 -> out of order: no
 ```
+
+Order matters, so there is no running count: a hit is found by a greedy scan from each
+possible first step, O(window); these windows hold a handful of security events.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from bisect import bisect_left
 
-from correlate.windows.base import Event, span_start
+from correlate.reasons import describe_group
+from correlate.state import Tracked, Window
+from correlate.windows.base import Aggregator, Hit
+from stormwatch.wire import format_duration
 
-__all__ = ["ordered_hit"]
+__all__ = ["TemporalOrdered", "ordered_hit"]
 
 
 def ordered_hit(
-    events: list[Event], t: float, timespan: float, steps: Sequence[str]
+    times: list[float], values: list[str], t: float, span: float, steps: tuple[str, ...]
 ) -> list[int] | None:
-    """Indices of the earliest in-order run of `steps` within `timespan` that includes
-    an event at time `t`, or None. Greedy from each possible first step."""
+    """Indices of the earliest in-order run of `steps` within `span` that includes an
+    event at time `t`, or None."""
     if not steps:
         return None
-    start = span_start(events, t - timespan)
-    n = len(events)
-    for i in range(start, n):
-        first_time = events[i][0]
-        if first_time > t:
+    n = len(times)
+    for i in range(bisect_left(times, t - span), n):
+        first = times[i]
+        if first > t:
             break
-        if events[i][2] != steps[0]:
+        if values[i] != steps[0]:
             continue
-        picked, want = [i], 1
-        j = i + 1
-        while want < len(steps) and j < n and events[j][0] <= first_time + timespan:
-            if events[j][2] == steps[want]:
+        picked, want, j = [i], 1, i + 1
+        while want < len(steps) and j < n and times[j] <= first + span:
+            if values[j] == steps[want]:
                 picked.append(j)
                 want += 1
             j += 1
-        if want == len(steps) and events[picked[0]][0] <= t <= events[picked[-1]][0]:
+        if want == len(steps) and times[picked[0]] <= t <= times[picked[-1]]:
             return picked
     return None
+
+
+class TemporalOrdered(Aggregator):
+    kind = "ordered"
+    with_values = True
+
+    def value_of(self, tracked: Tracked, via: str) -> str:
+        return via
+
+    def hit(self, gkey: str, w: Window, t: float, in_order: bool) -> Hit | None:
+        return ordered_hit(w.times, w.values, t, self.span, self.lr.steps)
+
+    def why(self, n: int, group: dict[str, str], window: list[tuple[float, str, str]]) -> str:
+        order = " -> ".join(e[2] for e in window)
+        return f"rules {order} matched in order within {format_duration(self.span)} for {describe_group(group)}"

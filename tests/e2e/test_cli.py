@@ -130,8 +130,8 @@ def test_replay_against_prints_what_a_rule_change_adds_drops_and_changes(
     assert main(["replay", "--rules", str(new), "--against", str(old), str(archive)]) == 0
     out = capsys.readouterr().out
     assert "+ strict" in out
-    assert "~ checkout-burst" in out and "severity: P3 -> P1" in out
-    assert out.strip().endswith("1 added, 0 dropped, 1 changed")
+    assert "~ checkout-burst" in out and "severity P3 -> P1" in out
+    assert out.strip().endswith("1 added, 0 dropped, 1 changed, 0 unchanged")
 
 
 def test_replay_names_the_bad_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -140,7 +140,7 @@ def test_replay_names_the_bad_line(tmp_path: Path, capsys: pytest.CaptureFixture
         '{"labels": {"alertname": "a"}, "startsAt": "2026-05-01T10:00:00Z"}\n{"labels": 5}\n'
     )
     assert main(["replay", "--rules", str(ROOT / "rules/defaults"), str(archive)]) == 2
-    assert "line 2" in capsys.readouterr().err
+    assert "bad.jsonl:2:" in capsys.readouterr().err
 
 
 def test_config_check_prints_the_effective_config_or_names_the_bad_key(

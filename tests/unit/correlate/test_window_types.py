@@ -3,6 +3,7 @@ and the incident events expected after them."""
 
 from __future__ import annotations
 
+from correlate import Engine
 from rules.schema import (
     Absence,
     ClassifyCase,
@@ -121,7 +122,7 @@ def test_temporal_ordered_wants_the_listed_order() -> None:
         )
         == []
     )
-    eng = engine(*steps, chain)
+    eng = engine(*steps, chain, resolve_timeout=10_000)
     events = run(
         eng,
         [
@@ -148,15 +149,15 @@ def test_absence_opens_when_the_heartbeat_stops_and_resolves_when_it_returns() -
         match=['alertname="Watchdog"'],
     )
     eng = engine(dead, resolve_timeout=10_000)
-    hb = alert("Watchdog", t=0, cluster="c1")
-    eng.process([hb], T0)
+    eng.process([alert("Watchdog", t=0, cluster="c1")], T0)
     # Re-sends are the heartbeat: they keep it alive although they are duplicates.
-    eng.process([hb], T0 + 500)
-    assert eng.tick(T0 + 1000).events == []
+    eng.process([alert("Watchdog", t=500, cluster="c1")], T0 + 500)
+    assert eng.tick(T0 + 1099).events == []
     events = eng.tick(T0 + 1100).events
     assert kinds(events) == [("opened", "watchdog-missing")]
     assert events[0].incident.group == {"cluster": "c1"}
-    back = eng.process([hb], T0 + 1200).events
+    assert events[0].incident.opened_at == T0 + 1100  # the beat at 500 + 10m, not the tick
+    back = eng.process([alert("Watchdog", t=1200, cluster="c1")], T0 + 1200).events
     assert [(e.event, e.reason) for e in back] == [("resolved", "a matching alert arrived again")]
 
 
@@ -198,11 +199,17 @@ def test_event_count_at_most_fires_when_a_full_window_is_too_quiet() -> None:
         match=['alertname="Order"'],
     )
     eng = engine(r)
+    # clock: 0 (first order: the group is observed from here)  10  ... 60: a full window
+    # has passed and the order at 0 leaves it: (0s, 60s] holds one order -> 1 < 2
     run(eng, [[alert("Order", t=0, shop="a", id="1")], [alert("Order", t=10, shop="a", id="2")]])
     assert eng.tick(T0 + 59).events == []  # no full window observed yet
-    events = run(eng, [[alert("Other", t=100, shop="b")]])  # moves the watermark to 100
+    events = run(eng, [[alert("Other", t=100, shop="b")]])  # the clock passes 60
     assert kinds(events) == [("opened", "too-few-orders")]
-    assert "only 0 matching alerts" in events[0].incident.timeline[0].detail
+    assert events[0].incident.opened_at == T0 + 60
+    assert "only 1 matching alerts" in events[0].incident.timeline[0].detail
+    # Two orders within a minute again: resolved, at the second one's event time.
+    again = run(eng, [[alert("Order", t=110, shop="a", id="3")], [alert("Order", t=120, shop="a", id="4")]])
+    assert [(e.event, e.at) for e in again] == [("resolved", T0 + 120)]
 
 
 def test_hysteresis_resolves_when_the_rate_falls_below_the_clear_threshold() -> None:
@@ -268,19 +275,44 @@ def test_classify_cases_set_severity_category_and_itil_priority() -> None:
     assert (plain[0].incident.severity, plain[0].incident.priority) == ("P3", 3)
 
 
-def test_silenced_alerts_feed_no_rule_until_the_silence_ends() -> None:
+def _silenced_burst(ends_after: float) -> Engine:
+    """A burst rule, and a silence on service s from T0 for `ends_after` seconds."""
     from correlate.suppress import Silence
 
     r = rule(
         "burst",
         EventCount(group_by=["service"], timespan=Duration(600), condition=Condition(gte=2)),
     )
-    eng = engine(r)
-    eng.add_silence(Silence(id="maint", matchers=['service="s"'], starts_at=T0, ends_at=T0 + 100))
+    eng = engine(r, resolve_timeout=1000)
+    silence = Silence(id="maint", matchers=['service="s"'], starts_at=T0, ends_at=T0 + ends_after)
+    eng.add_silence(silence, T0)
+    return eng
+
+
+def test_silenced_alerts_feed_no_rule_until_the_silence_ends() -> None:
+    eng = _silenced_burst(100)
     fx = eng.process([alert("A", t=0, service="s"), alert("B", t=1, service="s")], T0 + 1)
     assert fx.events == [] and fx.counts.silenced == 2
-    events = run(eng, [[alert("C", t=200, service="s"), alert("D", t=201, service="s")]])
-    assert kinds(events) == [("opened", "burst")]
+    assert eng.tick(T0 + 99).events == []
+    # clock 100: the silence ends; A and B still fire, so they feed the rule now.
+    events = eng.tick(T0 + 100).events
+    assert [(e.event, e.at, e.incident.alert_count) for e in events] == [("opened", T0 + 100, 2)]
+
+
+def test_alerts_that_resolve_under_a_silence_never_feed_the_rules() -> None:
+    eng = _silenced_burst(100)
+    eng.process([alert("A", t=0, service="s"), alert("B", t=1, service="s")], T0 + 1)
+    eng.process([alert("A", t=50, service="s", status="resolved")], T0 + 50)
+    assert eng.tick(T0 + 100).events == []  # only B is left: one alert is not a burst
+    assert eng.expire_silence("maint", T0 + 101) is None  # already over
+
+
+def test_expiring_a_silence_early_releases_its_alerts_at_that_moment() -> None:
+    eng = _silenced_burst(3600)
+    eng.process([alert("A", t=0, service="s"), alert("B", t=1, service="s")], T0 + 1)
+    fx = eng.expire_silence("maint", T0 + 30)
+    assert fx is not None
+    assert [(e.event, e.at) for e in fx.events] == [("opened", T0 + 30)]
 
 
 def test_open_p1_inhibits_lower_incidents_of_the_same_service_until_it_resolves() -> None:

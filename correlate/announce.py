@@ -1,0 +1,174 @@
+"""`Announcer`: turns incident changes into `IncidentEvent`s, and applies inhibition.
+
+`opened` and `resolved` carry the full incident; `updated` a compact one and its
+`changes`. Every event stores the classification it carried on the incident (what
+inhibition compares and what the next update reports changes against), bumps the
+incident's `sequence`, and is stamped with two times: `at`, the event time of the change,
+and `processed_at`, the processing time of the call that emitted it.
+
+Inhibition: an incident whose severity and labels an open, announced incident of a
+source severity inhibits is held back (`announced = False`, a timeline entry); it is
+announced (`opened`, reason "no longer inhibited") as soon as nothing holds it back,
+whether its inhibitor resolved or de-escalated, or it escalated itself.
+"""
+
+from __future__ import annotations
+
+from correlate.context import Context
+from correlate.reasons import resolve_reason
+from correlate.rulebook import LiveRule
+from correlate.state import IncidentState
+from correlate.suppress import inhibitor_of
+from correlate.timers import Timer
+from correlate.views import alert_view, compact_view, full_view, listed, refresh
+from stormwatch.wire import IncidentChanges, IncidentEvent, IncidentEventKind
+
+__all__ = ["Announcer"]
+
+_SUMMARY_ONLY = frozenset(("duplicates", "repeat_interval", "acknowledged"))
+"""Reasons that change no alert and no count: the stored classification still holds."""
+
+
+class Announcer:
+    def __init__(self, ctx: Context) -> None:
+        self.ctx = ctx
+        self.events: list[IncidentEvent] = []
+        """The current call's events, in the order they happened."""
+        self._inhibit = ctx.config.inhibit
+        self._sources = frozenset(s for r in self._inhibit for s in r.source_severity)
+        self._targets = frozenset(s for r in self._inhibit for s in r.target_severity)
+        self._inhibitors: dict[str, tuple[str, str, dict[str, str]]] = {}
+        """Open, announced incidents that could inhibit others: an index, so an opened
+        event checks the few P1s rather than every open incident."""
+        self._held: dict[str, None] = {}
+        """Open incidents whose `opened` event inhibition holds back."""
+
+    def rebuild(self) -> None:
+        """Derive the indexes from the state (construction, restore)."""
+        self._inhibitors.clear()
+        self._held.clear()
+        for inc in self.ctx.state.incidents.values():
+            self._index(inc)
+            if inc.status == "open" and not inc.announced:
+                self._held[inc.key] = None
+
+    # -- what the incident book reports ---------------------------------------------------
+
+    def opened(self, inc: IncidentState, lr: LiveRule) -> None:
+        refresh(self.ctx.state, inc, lr)
+        by = self._inhibited(inc)
+        if by is not None:
+            self._hold(inc, by, inc.opened_at)
+            return
+        self._emit(inc, lr, "opened", "opened", inc.opened_at)
+
+    def resolved(self, inc: IncidentState, lr: LiveRule) -> None:
+        self._held.pop(inc.key, None)
+        if inc.announced:
+            refresh(self.ctx.state, inc, lr)
+            at = inc.resolved_at if inc.resolved_at is not None else self.ctx.state.clock
+            self._emit(inc, lr, "resolved", resolve_reason(inc), at)
+        if self._inhibitors.pop(inc.key, None) is not None:
+            self._release(inc.resolved_at or self.ctx.state.clock)
+
+    def flush(self, inc: IncidentState, lr: LiveRule, due: float) -> None:
+        """The incident's spaced `updated` event is due."""
+        if inc.announced:
+            self._emit(inc, lr, "updated", ",".join(inc.dirty), due)
+            return
+        refresh(self.ctx.state, inc, lr)
+        inc.dirty.clear()
+        by = self._inhibited(inc)
+        if by is None:
+            self._announce_held(inc, lr, due)
+        elif by != inc.inhibited_by:
+            self._hold(inc, by, due)
+
+    # -- events ---------------------------------------------------------------------------
+
+    def _emit(
+        self, inc: IncidentState, lr: LiveRule, kind: IncidentEventKind, reason: str, at: float
+    ) -> None:
+        state = self.ctx.state
+        members = listed(state, inc)
+        duplicates = sum(t.duplicates for t in members)
+        changes = None
+        if kind == "updated":
+            severity, priority = inc.severity, inc.priority
+            if not _SUMMARY_ONLY.issuperset(inc.dirty):
+                refresh(state, inc, lr)
+            tracked = state.tracked
+            changes = IncidentChanges(
+                alerts_added=[alert_view(tracked[fp]) for fp in inc.added if fp in tracked],
+                alerts_resolved=list(inc.resolved_fps),
+                duplicates=max(duplicates - inc.duplicates_sent, 0),
+                previous_severity=severity if severity != inc.severity else None,  # type: ignore[arg-type]
+                previous_priority=priority if priority != inc.priority else None,
+            )
+            view = compact_view(inc, lr)
+        else:
+            view = full_view(state, inc, lr, stored=True)
+        inc.sequence += 1
+        inc.last_event_at = state.clock
+        inc.duplicates_sent = duplicates
+        inc.dirty.clear()
+        inc.added.clear()
+        inc.resolved_fps.clear()
+        self.ctx.changes.incidents.add(inc.key)
+        self.events.append(
+            IncidentEvent(
+                event=kind,
+                at=at,
+                reason=reason,
+                sequence=inc.sequence,
+                incident=view,
+                processed_at=self.ctx.now,
+                changes=changes,
+            )
+        )
+        was_inhibitor = inc.key in self._inhibitors
+        self._index(inc)
+        if was_inhibitor and inc.key not in self._inhibitors:
+            self._release(at)  # it de-escalated
+        if lr.repeat_interval is not None and inc.status == "open":
+            self.ctx.timers.at(state.clock + lr.repeat_interval, Timer.REPEAT, inc.key)
+
+    # -- inhibition -----------------------------------------------------------------------
+
+    def _index(self, inc: IncidentState) -> None:
+        if inc.status == "open" and inc.announced and inc.severity in self._sources:
+            self._inhibitors[inc.key] = (inc.key, inc.severity, inc.labels)
+        else:
+            self._inhibitors.pop(inc.key, None)
+
+    def _inhibited(self, inc: IncidentState) -> str | None:
+        if inc.severity not in self._targets or not self._inhibitors:
+            return None
+        return inhibitor_of(
+            self._inhibit, inc.severity, inc.labels, self._inhibitors.values(), inc.key
+        )
+
+    def _hold(self, inc: IncidentState, by: str, at: float) -> None:
+        self.ctx.changes.incidents.add(inc.key)
+        inc.announced = False
+        self._held[inc.key] = None
+        if inc.inhibited_by != by:
+            inc.inhibited_by = by
+            self.ctx.book.log(inc, at, "inhibited", f"held back while {by} is open")
+
+    def _announce_held(self, inc: IncidentState, lr: LiveRule, at: float) -> None:
+        self._held.pop(inc.key, None)
+        inc.announced = True
+        inc.inhibited_by = ""
+        self._emit(inc, lr, "opened", "no longer inhibited", at)
+
+    def _release(self, at: float) -> None:
+        """Announce what inhibition held back, if nothing holds it back any more."""
+        incidents = self.ctx.state.incidents
+        for key in list(self._held):
+            inc = incidents.get(key)
+            if inc is None or inc.status != "open":
+                del self._held[key]
+                continue
+            if self._inhibited(inc) is None:
+                self._announce_held(inc, self.ctx.live[inc.rule], at)

@@ -1,0 +1,176 @@
+"""The wire `Incident` built from the engine's state, and its classification.
+
+Reading is free of side effects: `full_view` and `classify` change nothing and mark
+nothing for the store, so the HTTP API and explain can call them at any time. Only the
+announcer stores a classification, when it sends an event (`refresh`).
+
+Events come in two sizes. `opened` and `resolved` carry the full incident with its
+listed alerts and timeline; `updated` carries a compact one (summary fields only) and
+the event's `changes`: re-encoding a 100-alert incident for every update cost most of a
+replay (bench/README.md).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from correlate.classify import Classification
+from correlate.rulebook import LiveRule
+from correlate.state import IncidentState, State, Tracked
+from stormwatch.wire import Alert, Incident, IncidentAlert, TimelineEntry
+
+__all__ = [
+    "alert_view",
+    "classify",
+    "common_labels",
+    "compact_view",
+    "full_view",
+    "listed",
+    "refresh",
+    "render_template",
+]
+
+
+class _Placeholders(dict[str, str]):
+    def __missing__(self, key: str) -> str:
+        return "{" + key + "}"
+
+
+def render_template(template: str, values: Mapping[str, str]) -> str:
+    """Fill `{label}` placeholders; an unknown placeholder stays as written."""
+    if "{" not in template:
+        return template
+    try:
+        return template.format_map(_Placeholders(values))
+    except (ValueError, IndexError, KeyError, AttributeError):
+        return template
+
+
+def common_labels(alerts: list[Alert]) -> dict[str, str]:
+    """The label pairs every alert shares (dict item views intersect in C)."""
+    if not alerts:
+        return {}
+    common = alerts[0].labels.items()
+    for a in alerts[1:]:
+        common = common & a.labels.items()  # type: ignore[assignment]
+        if not common:
+            return {}
+    return dict(common)
+
+
+def listed(state: State, inc: IncidentState) -> list[Tracked]:
+    tracked = state.tracked
+    return [t for fp in inc.exemplars if (t := tracked.get(fp)) is not None]
+
+
+def alert_view(t: Tracked) -> IncidentAlert:
+    a = t.alert
+    return IncidentAlert(
+        fingerprint=a.fingerprint,
+        labels=a.labels,
+        annotations=a.annotations,
+        status=t.status,  # type: ignore[arg-type]
+        starts_at=a.starts_at,
+        last_seen=t.last_seen,
+        ends_at=t.ends_at if t.status == "firing" else t.resolved_at,
+        duplicates=t.duplicates,
+        source=a.source,
+        generator_url=a.generator_url,
+    )
+
+
+def classify(
+    state: State, inc: IncidentState, lr: LiveRule
+) -> tuple[dict[str, str], Classification]:
+    """The incident's labels (group + shared by its listed alerts) and classification."""
+    alerts = [t.alert for t in listed(state, inc)]
+    common = common_labels(alerts)
+    labels = {**common, **inc.group}
+    return labels, lr.classifier.classify(alerts, inc.alert_count, common)
+
+
+def refresh(state: State, inc: IncidentState, lr: LiveRule) -> None:
+    """Store the current labels, classification and title on the incident (the
+    announcer calls it when it sends an event whose alerts changed)."""
+    labels, c = classify(state, inc, lr)
+    inc.labels = labels
+    inc.severity, inc.category, inc.priority = c.severity, c.category, c.priority
+    inc.title = _title(inc, lr, labels)
+
+
+def _title(inc: IncidentState, lr: LiveRule, labels: Mapping[str, str]) -> str:
+    return render_template(lr.rule.title_template, _values(inc, labels))
+
+
+def _values(inc: IncidentState, labels: Mapping[str, str]) -> dict[str, str]:
+    return {**labels, "rule": inc.rule, "count": str(inc.alert_count)}
+
+
+def _timeline(inc: IncidentState) -> list[TimelineEntry]:
+    timeline = list(inc.timeline)
+    if inc.timeline_dropped:
+        timeline.insert(
+            1,
+            TimelineEntry(
+                at=timeline[0].at,
+                event="timeline_truncated",
+                detail=f"{inc.timeline_dropped} earlier entries not kept",
+            ),
+        )
+    return timeline
+
+
+def _summary(inc: IncidentState, lr: LiveRule, labels: Mapping[str, str]) -> dict[str, object]:
+    """The fields every view of an incident carries."""
+    return {
+        "key": inc.key,
+        "rule": inc.rule,
+        "group": inc.group,
+        "status": inc.status,
+        "summary": render_template(lr.rule.incident.summary, _values(inc, labels)),
+        "labels": dict(labels),
+        "alert_count": inc.alert_count,
+        "first_seen": inc.first_seen,
+        "last_seen": inc.last_seen,
+        "opened_at": inc.opened_at,
+        "resolved_at": inc.resolved_at,
+        "detected_at": inc.detected_at,
+        "acknowledged_at": inc.acknowledged_at,
+        "acknowledged_by": inc.acknowledged_by,
+    }
+
+
+def full_view(state: State, inc: IncidentState, lr: LiveRule, *, stored: bool) -> Incident:
+    """The incident with its listed alerts and timeline. `stored`: use the classification
+    the last event stored (what an event carries) rather than classifying afresh (what
+    a reader asking now should see)."""
+    alerts = [alert_view(t) for t in listed(state, inc)]
+    if stored:
+        severity, category, priority, title = inc.severity, inc.category, inc.priority, inc.title
+        labels: Mapping[str, str] = inc.labels
+    else:
+        labels, c = classify(state, inc, lr)
+        severity, category, priority = c.severity, c.category, c.priority
+        title = _title(inc, lr, labels)
+    return Incident(
+        severity=severity,  # type: ignore[arg-type]
+        category=category,
+        priority=priority,
+        title=title,
+        alerts=alerts,
+        truncated_alerts=inc.alert_count - len(alerts),
+        timeline=_timeline(inc),
+        **_summary(inc, lr, labels),  # type: ignore[arg-type]
+    )
+
+
+def compact_view(inc: IncidentState, lr: LiveRule) -> Incident:
+    """The incident's summary as its last refresh stored it: no alerts, no timeline."""
+    return Incident(
+        severity=inc.severity,  # type: ignore[arg-type]
+        category=inc.category,
+        priority=inc.priority,
+        title=inc.title,
+        truncated_alerts=inc.alert_count,
+        **_summary(inc, lr, inc.labels),  # type: ignore[arg-type]
+    )
