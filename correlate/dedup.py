@@ -122,10 +122,14 @@ class DedupTable:
         self.ctx.changes.tracked.add(fp)
         return t
 
-    def forget(self, clock: float) -> int:
-        """Drop resolved alerts older than `retention` that no open incident holds.
+    def forget(self, clock: float, horizon: float) -> int:
+        """Drop resolved alerts older than `retention` that no open incident holds and no
+        window can still list (their event time is before `horizon`, the earliest event
+        time a window that can still open may hold).
 
-        Bounded memory: without this, every alert ever seen stays in the table."""
+        Bounded memory: without this, every alert ever seen stays in the table. The
+        conditions make forgetting invisible in the incident events, so when it runs
+        cannot matter."""
         cutoff = clock - self.ctx.config.retention
         incidents = self.ctx.state.incidents
 
@@ -137,7 +141,10 @@ class DedupTable:
         stale = [
             fp
             for fp, t in self.tracked.items()
-            if t.status == "resolved" and t.last_seen < cutoff and not held_open(t)
+            if t.status == "resolved"
+            and t.last_seen < cutoff
+            and t.event_time < horizon
+            and not held_open(t)
         ]
         for fp in stale:
             del self.tracked[fp]

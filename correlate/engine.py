@@ -334,7 +334,9 @@ class Engine:
         Nothing here changes an event, so when it runs cannot matter."""
         state = self.state
         state.last_gc = state.clock
-        self._dedup.forget(state.clock)
+        horizon = state.watermark - self.config.allowed_lateness
+        spans = [lr.timespan for lr in self._live.values() if lr.agg.lists_window]
+        self._dedup.forget(state.clock, horizon - max(spans, default=0.0))
         cutoff = state.clock - self.config.retention
         incidents = state.incidents
         for key in [
@@ -344,7 +346,6 @@ class Engine:
         ]:
             del incidents[key]
             self.changes.incidents.add(key)
-        horizon = state.watermark - self.config.allowed_lateness
         for lr in self._live.values():
             lr.agg.gc(horizon)
 

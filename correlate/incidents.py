@@ -36,8 +36,13 @@ ALERT_ENTRIES_UP_TO = 10
 _SEP = "\x1e"
 
 
-def incident_key(rule: str, group_key: str, first_at: float, n: int = 0) -> str:
-    body = f"{rule}{_SEP}{group_key}{_SEP}{first_at!r}" + (f"{_SEP}{n}" if n else "")
+def incident_key(rule: str, group_key: str, first_at: float, first_fp: str = "", n: int = 0) -> str:
+    """The key of the incident whose window began with alert `first_fp` at `first_at`."""
+    body = f"{rule}{_SEP}{group_key}{_SEP}{first_at!r}"
+    if first_fp:
+        body += _SEP + first_fp
+    if n:
+        body += f"{_SEP}{n}"
     return "inc-" + hashlib.blake2b(body.encode(), digest_size=10).hexdigest()
 
 
@@ -108,16 +113,17 @@ class IncidentBook:
         key_time: float,
         at: float,
         why: str,
+        key_fp: str = "",
         window: list[tuple[float, str, str]] | None = None,
         idle_resolves: bool = True,
     ) -> IncidentState:
         """Open an incident whose condition held at event time `at`; `key_time` is the
         event time of the first alert of its window."""
         state, clock = self.state, self.state.clock
-        key, n = incident_key(lr.name, group_key, key_time), 0
-        while key in state.incidents:  # the same first alert opened one before
+        key, n = incident_key(lr.name, group_key, key_time, key_fp), 0
+        while key in state.incidents:  # the same occurrence opened one before
             n += 1
-            key = incident_key(lr.name, group_key, key_time, n)
+            key = incident_key(lr.name, group_key, key_time, key_fp, n)
         times = [m.event_time for m in members]
         inc = IncidentState(
             key=key,

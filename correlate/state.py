@@ -69,7 +69,8 @@ class RuleState(msgspec.Struct, kw_only=True, gc=False):
     fingerprint: str
     groups: dict[str, Window] = {}
     pending: dict[str, float] = {}
-    """`group` rules: group key -> arrival time of its first alert (group_wait)."""
+    """`group` rules: group key -> arrival time of its first alert (group_wait);
+    `event_count` with only an upper bound: group key -> when it looks next."""
     last_seen: dict[str, float] = {}
     """`absence` rules: group key -> arrival time of its last matching alert;
     `event_count` with only an upper bound: when the group was first observed."""

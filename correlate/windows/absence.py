@@ -25,6 +25,7 @@ __all__ = ["Absence"]
 
 
 class Absence(Aggregator):
+    lists_window = False
     kind = "absence"
     hears_resends = True
     joins = False

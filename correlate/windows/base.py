@@ -97,6 +97,9 @@ class Aggregator:
     """Whether re-sends reach `heartbeat` (absence: a re-send is the heartbeat)."""
     joins = True
     """Whether alerts of a group with an open incident join it."""
+    lists_window = True
+    """Whether an incident it opens lists the alerts of its window (any of them, firing
+    or not: so an alert a window holds must not be forgotten)."""
 
     def __init__(self, lr: LiveRule, ctx: Context) -> None:
         self.lr = lr
@@ -172,12 +175,14 @@ class Aggregator:
             if m is not None:
                 seen.setdefault(fp, m)
         group = self.lr.group_of(gkey)
+        first = min(window)
         self.ctx.book.open(
             self.lr,
             group,
             gkey,
             list(seen.values()),
-            key_time=min(e[0] for e in window),
+            key_time=first[0],
+            key_fp=first[1],
             at=max(e[0] for e in window),
             why=self.why(len(window), group, window),
             window=window,

@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING
 from correlate.reasons import describe_condition, describe_group
 from correlate.state import Tracked, Window
 from correlate.timers import Timer
-from correlate.windows.base import Aggregator, Hit, evict_through, insert
+from correlate.windows.base import Aggregator, Hit, insert
 from rules.schema import Condition
 from stormwatch.wire import format_duration
 
@@ -83,38 +83,57 @@ class EventCount(Aggregator):
 
 class CountBelow(Aggregator):
     kind = "count_below"
+    lists_window = False
     joins = False
 
     def __init__(self, lr: LiveRule, ctx: Context) -> None:
         super().__init__(lr, ctx)
         assert lr.condition is not None
         self.holds = lr.condition.holds
-        self._due: dict[str, float] = {}
-        """group -> the due time of its queued BELOW timer (derived, not state)."""
 
     def _key(self, gkey: str) -> str:
         return self.name + "\x1e" + gkey
 
-    def _count(self, w: Window, clock: float) -> int:
-        return len(w.times) - bisect_right(w.times, clock - self.span)
+    def _gone(self, w: Window, clock: float) -> int:
+        """How many events have left the window by `clock` (time + span <= clock).
 
-    def _schedule(self, gkey: str, w: Window | None) -> None:
-        since = self.rs.last_seen[gkey]
-        due = since + self.span
+        Decided on `t + span` exactly as due times are computed, so a timer always finds
+        its event gone and the next due time is strictly later (no float rounding can
+        make a timer fire again at the same instant)."""
+        times, span = w.times, self.span
+        i, n = bisect_right(times, clock - span), len(times)
+        while i < n and times[i] + span <= clock:
+            i += 1
+        while i > 0 and times[i - 1] + span > clock:
+            i -= 1
+        return i
+
+    def _count(self, w: Window, clock: float) -> int:
+        return len(w.times) - self._gone(w, clock)
+
+    def _schedule(self, gkey: str, w: Window | None, now: float) -> None:
+        """Queue the group's next look: when its first full window closes, or when the
+        next event leaves it, whichever is later; nothing if neither lies after `now`."""
+        due = self.rs.last_seen[gkey] + self.span
         if w is not None and w.times:
-            clock = self.ctx.state.clock
-            i = bisect_right(w.times, clock - self.span)
+            i = self._gone(w, now)
             if i < len(w.times):
                 due = max(due, w.times[i] + self.span)
-        pending = self._due.get(gkey)
-        if pending is None or due < pending:
-            self._due[gkey] = due
+        if due <= now:
+            return  # observed a full window and nothing left to leave it: wait for an event
+        pending = self.rs.pending
+        queued = pending.get(gkey)
+        if queued is None or due < queued:
+            # Kept in the state (not derived): whether a look due exactly at the clock has
+            # run yet cannot be told from the windows alone after a restore.
+            pending[gkey] = due
+            self.ctx.changes.rules.add(self.name)
             self.ctx.timers.at(due, Timer.BELOW, self._key(gkey))
 
     def feed(self, gkey: str, tracked: Tracked, t: float, via: str) -> None:
         ctx = self.ctx
         clock = ctx.state.clock
-        if t <= clock - self.span:
+        if t + self.span <= clock:
             return  # already outside the window it could count in
         rs = self.rs
         w = rs.groups.get(gkey)
@@ -137,18 +156,22 @@ class CountBelow(Aggregator):
                 max(t, inc.opened_at),
                 f"{count} matching alerts within {format_duration(self.span)} again",
             )
-        self._schedule(gkey, w)
+        self._schedule(gkey, w, clock)
 
     def on_timer(self, kind: Timer, gkey: str, due: float) -> None:
-        if self._due.get(gkey) != due:
-            return  # superseded by an earlier entry
-        del self._due[gkey]
         rs = self.rs
+        if rs.pending.get(gkey) != due:
+            return  # superseded by an earlier entry
+        del rs.pending[gkey]
+        self.ctx.changes.rules.add(self.name)
         if gkey not in rs.last_seen:
             return
         w = rs.groups.get(gkey)
         if w is not None:
-            if evict_through(w, due - self.span) or not w.times:
+            gone = self._gone(w, due)
+            if gone:
+                del w.times[:gone], w.fps[:gone]
+            if gone or not w.times:
                 self.ctx.changes.groups.add((self.name, gkey))
             if not w.times:
                 del rs.groups[gkey]
@@ -166,12 +189,11 @@ class CountBelow(Aggregator):
                     self.lr, group, gkey, [], key_time=due, at=due, why=why, idle_resolves=False
                 )
         if w is not None:
-            self._schedule(gkey, w)
+            self._schedule(gkey, w, due)
 
     def schedule_from_state(self) -> None:
-        self._due.clear()
-        for gkey in self.rs.last_seen:
-            self._schedule(gkey, self.rs.groups.get(gkey))
+        for gkey, due in self.rs.pending.items():
+            self.ctx.timers.at(due, Timer.BELOW, self._key(gkey))
 
     def gc(self, horizon: float) -> None:
         """Its windows only hold events inside the timespan: its timers evict them."""

@@ -25,6 +25,7 @@ __all__ = ["GroupWait"]
 
 
 class GroupWait(Aggregator):
+    lists_window = False
     kind = "group"
 
     def _key(self, gkey: str) -> str:
@@ -69,6 +70,7 @@ class GroupWait(Aggregator):
             gkey,
             list(seen.values()),
             key_time=w.times[0],
+            key_fp=w.fps[0],
             at=due,
             why=why,
             window=window,
