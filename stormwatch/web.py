@@ -19,6 +19,7 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from rules import MatcherError
+from stormwatch.amapi import am_routes
 from stormwatch.errors import RuleError, split_validation_message
 from stormwatch.silences import SilenceRequest
 from stormwatch.wire import decode_hook
@@ -72,15 +73,13 @@ def build_web_app(app: App) -> web.Application:
         return _ok([i for i in app.incidents() if status in ("all", i.status)])
 
     async def explain_incident(request: web.Request) -> web.Response:
-        from stormwatch.explain import explain
-
-        found = explain(app.engine, app.ruleset, request.match_info["key"])
+        found = app.explain(request.match_info["key"])
         if found is None:
             return error_response(404, "not_found", "no such incident", "key")
         return _ok(found)
 
     async def list_silences(_: web.Request) -> web.Response:
-        return _ok(app.engine.state.silences)
+        return _ok(app.silences())
 
     async def add_silence(request: web.Request) -> web.Response:
         try:
@@ -98,7 +97,7 @@ def build_web_app(app: App) -> web.Application:
         return _ok(silence, status=201)
 
     async def delete_silence(request: web.Request) -> web.Response:
-        if not app.engine.expire_silence(request.match_info["id"]):
+        if not app.expire_silence(request.match_info["id"]):
             return error_response(404, "not_found", "no such silence", "id")
         return web.Response(status=204)
 
@@ -118,7 +117,7 @@ def build_web_app(app: App) -> web.Application:
         return _ok({"sink": sink, "replayed": await app.replay_dead_letters(sink)})
 
     async def incident(request: web.Request) -> web.Response:
-        found = app.engine.incident(request.match_info["key"])
+        found = app.incident(request.match_info["key"])
         if found is None:
             return error_response(
                 404,
@@ -130,6 +129,7 @@ def build_web_app(app: App) -> web.Application:
 
     web_app = web.Application(client_max_size=app.config.ingest.max_body_bytes)
     web_app.add_routes(app.http_source.routes())
+    web_app.add_routes(am_routes(app))  # Alertmanager's API v2 (stormwatch/amapi.py)
     web_app.add_routes(
         [
             web.get("/healthz", healthz),
