@@ -22,6 +22,7 @@ from rules import MatcherError
 from stormwatch.amapi import am_routes
 from stormwatch.errors import RuleError, split_validation_message
 from stormwatch.silences import SilenceRequest
+from stormwatch.status import status_routes
 from stormwatch.wire import decode_hook
 
 if TYPE_CHECKING:
@@ -130,6 +131,7 @@ def build_web_app(app: App) -> web.Application:
     web_app = web.Application(client_max_size=app.config.ingest.max_body_bytes)
     web_app.add_routes(app.http_source.routes())
     web_app.add_routes(am_routes(app))  # Alertmanager's API v2 (stormwatch/amapi.py)
+    web_app.add_routes(status_routes(app))  # the status page (stormwatch/status/)
     web_app.add_routes(
         [
             web.get("/healthz", healthz),

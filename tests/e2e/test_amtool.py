@@ -9,7 +9,7 @@ from collections.abc import Callable
 import pytest
 
 from tests.conftest import Daemon
-from tests.e2e.tools import iso_now, post_alerts, require_binary, run
+from tests.e2e.tools import burst, post_alerts, require_binary, run
 
 pytestmark = pytest.mark.tools
 
@@ -19,26 +19,11 @@ def amtool() -> str:
     return require_binary("amtool", "prometheus-alertmanager")
 
 
-def _alerts(n: int) -> list[dict[str, object]]:
-    return [
-        {
-            "labels": {
-                "alertname": f"HighErrorRate{i}",
-                "service": "checkout",
-                "severity": "warning",
-            },
-            "annotations": {"summary": "5xx ratio above 5%"},
-            "startsAt": iso_now(),
-        }
-        for i in range(1, n + 1)
-    ]
-
-
 def test_amtool_queries_alerts_and_adds_queries_and_expires_a_silence(
     daemon_factory: Callable[..., Daemon], amtool: str
 ) -> None:
     daemon = daemon_factory()
-    post_alerts(daemon, _alerts(5))
+    post_alerts(daemon, burst(5))
     am = [amtool, f"--alertmanager.url={daemon.url}"]
 
     query = run([*am, "-o", "json", "alert", "query"])

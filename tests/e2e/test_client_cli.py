@@ -11,20 +11,11 @@ import pytest
 
 from stormwatch.cli import main
 from tests.conftest import Daemon, pick_free_port
-from tests.e2e.tools import iso_now, post_alerts
+from tests.e2e.tools import burst, post_alerts
 
 
 def _burst(daemon: Daemon) -> None:
-    post_alerts(
-        daemon,
-        [
-            {
-                "labels": {"alertname": f"E{i}", "service": "checkout", "severity": "warning"},
-                "startsAt": iso_now(),
-            }
-            for i in range(5)
-        ],
-    )
+    post_alerts(daemon, burst(5))
 
 
 def _json(capsys: pytest.CaptureFixture[str], *argv: str) -> object:
@@ -49,7 +40,7 @@ def test_incidents_list_show_and_explain(
 
     assert main(["incidents", "show", key, *url]) == 0
     shown = capsys.readouterr().out
-    assert 'group service="checkout", 5 alerts' in shown and 'alertname="E3"' in shown
+    assert 'group service="checkout", 5 alerts' in shown and 'alertname="HighErrorRate3"' in shown
 
     assert main(["incidents", "explain", key, *url]) == 0
     explained = capsys.readouterr().out

@@ -52,3 +52,16 @@ def wait_for(what: str, check: Callable[[], Any], timeout: float, interval: floa
             return last
         time.sleep(interval)
     raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what} (last: {last!r})")
+
+
+def burst(n: int = 5, service: str = "checkout") -> list[dict[str, Any]]:
+    """What the README's worked example posts: n warnings of one service, starting now
+    (five match the shipped `service-alert-burst` rule)."""
+    return [
+        {
+            "labels": {"alertname": f"HighErrorRate{i}", "service": service, "severity": "warning"},
+            "annotations": {"summary": "5xx ratio above 5%"},
+            "startsAt": iso_now(),
+        }
+        for i in range(1, n + 1)
+    ]
