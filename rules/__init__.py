@@ -1,7 +1,7 @@
 """The rule language: schema, matchers, loading and checking rule files."""
 
 from rules.check import CheckReport, RuleWarning, check_rules, format_report
-from rules.loader import RuleErrors, load_rules, rule_files
+from rules.loader import RuleErrors, collect_rules, load_rules, rule_files, rule_test_files
 from rules.matchers import Matcher, MatcherError, parse_matcher, parse_matchers
 from rules.ruleset import Origin, RuleSet, rule_fingerprint
 from rules.schema import Rule
@@ -16,10 +16,12 @@ __all__ = [
     "RuleSet",
     "RuleWarning",
     "check_rules",
+    "collect_rules",
     "format_report",
     "load_rules",
     "parse_matcher",
     "parse_matchers",
     "rule_files",
     "rule_fingerprint",
+    "rule_test_files",
 ]

@@ -9,6 +9,7 @@ them all and a reload is refused whole.
 
 from __future__ import annotations
 
+import copy
 import re
 import string
 from collections.abc import Iterable, Sequence
@@ -17,13 +18,15 @@ from pathlib import Path
 import msgspec
 import yaml
 
+from rules.files import rule_files, rule_test_files
+from rules.hints import has_stand_in, hint_for, path_parts, stand_in
 from rules.matchers import MatcherError, parse_matchers
 from rules.ruleset import Origin, RuleSet
 from rules.schema import Rule, Temporal, TemporalOrdered, ValueCount
 from stormwatch.errors import RuleError, split_validation_message
 from stormwatch.wire import decode_hook
 
-__all__ = ["RuleErrors", "load_rules", "rule_files"]
+__all__ = ["RuleErrors", "collect_rules", "load_rules", "rule_files", "rule_test_files"]
 
 _Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 _PATH_PART = re.compile(r"\[(\d+|\.\.\.)\]|\.([^.\[]+)")
@@ -38,19 +41,6 @@ class RuleErrors(RuleError):
 
     def __str__(self) -> str:
         return "\n".join(str(e) for e in self.errors)
-
-
-def rule_files(paths: Iterable[str | Path]) -> list[Path]:
-    """The YAML files named by `paths`: files as given, folders' *.yaml / *.yml sorted."""
-    out: list[Path] = []
-    for p in map(Path, paths):
-        if p.is_dir():
-            out.extend(
-                sorted(f for f in p.iterdir() if f.suffix in (".yaml", ".yml") and f.is_file())
-            )
-        else:
-            out.append(p)
-    return out
 
 
 class _Doc:
@@ -106,16 +96,95 @@ class _Doc:
         return ""
 
 
-def _decode_error(file: str, doc: _Doc, err: msgspec.ValidationError, prefix: str) -> RuleError:
-    message, path = split_validation_message(str(err))
-    path = prefix + path.removeprefix("$")
+def _decode_error(
+    file: str, doc: _Doc, message: str, path: str, index: int, item: object
+) -> RuleError:
+    full = f"$[{index}]" + path.removeprefix("$")
     unknown = re.match(r"Object contains unknown field `(.+)`", message)
     if unknown:
-        line = doc.key_line(path, unknown.group(1))
-        path = f"{path}.{unknown.group(1)}"
+        line = doc.key_line(full, unknown.group(1))
+        full = f"{full}.{unknown.group(1)}"
     else:
-        line = doc.line(path)
-    return RuleError(message, file=file, line=line, rule=doc.rule_name(path), field=_field(path))
+        line = doc.line(full)
+    message += hint_for(message, path, item)
+    return RuleError(message, file=file, line=line, rule=doc.rule_name(full), field=_field(full))
+
+
+_MAX_ERRORS_PER_RULE = 20
+_MISSING = re.compile(r"Object missing required field `(.+)`")
+
+
+def _parent(work: object, parts: list[str | int]) -> object:
+    node = work
+    for part in parts[:-1]:
+        if isinstance(part, int):
+            node = node[part] if isinstance(node, list) and part < len(node) else None
+        else:
+            node = node.get(part) if isinstance(node, dict) else None
+    return node
+
+
+def _pop(work: object, parts: list[str | int]) -> bool:
+    """Delete the value at `parts` inside `work`; False when it cannot be taken out."""
+    if not parts or isinstance(parts[-1], int):
+        return False  # a list item: taking it out would shift the next items' lines
+    parent = _parent(work, parts)
+    if not isinstance(parent, dict) or parts[-1] not in parent:
+        return False
+    del parent[parts[-1]]
+    return True
+
+
+def _put(work: object, parts: list[str | int], value: object) -> bool:
+    """Replace the value at `parts` inside `work`; False when there is none to replace."""
+    parent = _parent(work, parts)
+    last = parts[-1] if parts else None
+    if isinstance(parent, dict) and isinstance(last, str) and last in parent:
+        parent[last] = value
+        return True
+    if isinstance(parent, list) and isinstance(last, int) and last < len(parent):
+        parent[last] = value
+        return True
+    return False
+
+
+def _convert(file: str, doc: _Doc, index: int, item: object) -> tuple[Rule | None, list[RuleError]]:
+    """Decode one rule, reporting every field error, not only msgspec's first.
+
+    After each error the offending key is taken out of a copy and the rule decoded
+    again; a required field taken out that way takes its parent with it (the parent was
+    already reported, through its field). Semantic checks then run on what decoded.
+    """
+    work = copy.deepcopy(item)
+    errors: list[RuleError] = []
+    dropped: set[tuple[str | int, ...]] = set()
+    replaced: set[str] = set()
+    for _ in range(_MAX_ERRORS_PER_RULE):
+        try:
+            rule = msgspec.convert(work, Rule, dec_hook=decode_hook)
+        except msgspec.ValidationError as e:
+            message, path = split_validation_message(str(e))
+            parts = path_parts(path)
+            missing = _MISSING.match(message)
+            unknown = re.match(r"Object contains unknown field `(.+)`", message)
+            if missing and (*parts, missing.group(1)) in dropped:
+                target = parts  # silent: its own bad value was the error
+            elif path in replaced:
+                target = parts  # the stand-in did not fit either: take it out
+            else:
+                errors.append(_decode_error(file, doc, message, path, index, item))
+                target = [*parts, unknown.group(1)] if unknown else parts
+                value = stand_in(path, item) if not (unknown or missing) else None
+                if not (unknown or missing) and has_stand_in(value) and _put(work, parts, value):
+                    replaced.add(path)
+                    continue
+            if not _pop(work, target):
+                return None, errors
+            dropped.add(tuple(target))
+            continue
+        errors.extend(_semantic_errors(file, doc, index, rule))
+        return rule, errors  # with errors: what decoded, for warnings only
+    return None, errors
 
 
 def _field(path: str) -> str:
@@ -172,7 +241,8 @@ def _semantic_errors(file: str, doc: _Doc, index: int, rule: Rule) -> Iterable[R
         yield err("resolve", "resolve.condition and resolve.timespan go together")
 
 
-def _load_file(path: Path) -> tuple[list[tuple[Rule, int | None]], list[RuleError]]:
+def _load_file(path: Path) -> tuple[list[tuple[Rule, int | None, bool]], list[RuleError]]:
+    """The file's rules as (rule, line, loaded without error), and its errors."""
     file = str(path)
     try:
         text = path.read_text()
@@ -195,37 +265,49 @@ def _load_file(path: Path) -> tuple[list[tuple[Rule, int | None]], list[RuleErro
         items = []
     if not isinstance(items, list):
         return [], [RuleError("a rule file is a YAML list of rules", file=file, line=doc.line("$"))]
-    rules: list[tuple[Rule, int | None]] = []
+    rules: list[tuple[Rule, int | None, bool]] = []
     errors: list[RuleError] = []
     # Rule by rule, so one bad rule does not hide the errors of the next.
     for i, item in enumerate(items):
-        try:
-            rule = msgspec.convert(item, Rule, dec_hook=decode_hook)
-        except msgspec.ValidationError as e:
-            errors.append(_decode_error(file, doc, e, f"$[{i}]"))
-            continue
-        errors.extend(_semantic_errors(file, doc, i, rule))
-        rules.append((rule, doc.line(f"$[{i}]")))
+        rule, rule_errors = _convert(file, doc, i, item)
+        errors.extend(rule_errors)
+        if rule is not None:
+            rules.append((rule, doc.line(f"$[{i}]"), not rule_errors))
     return rules, errors
 
 
-def load_rules(paths: Sequence[str | Path]) -> RuleSet:
-    """Load and check every rule file under `paths`.
+def collect_rules(
+    paths: Sequence[str | Path], *, allow_empty: bool = False
+) -> tuple[RuleSet, list[RuleError], RuleSet]:
+    """Every rule that loads from `paths`, every error of every file, and (for warnings)
+    the rules that loaded and what decoded of the rules that did not; in one pass.
 
-    Raises:
-        RuleError: one error; `RuleErrors` (a RuleError) when there are several.
+    No rule file, or no rule in them, is an error unless `allow_empty`: a daemon that
+    correlates nothing because a path was wrong should say so, not start.
     """
     errors: list[RuleError] = []
     loaded: list[Rule] = []
+    partial: list[Rule] = []
     origins: dict[str, Origin] = {}
     files = rule_files(paths)
+    if not files and not allow_empty:
+        where = ", ".join(map(str, paths)) or "(no path given)"
+        msg = (
+            f"no rule files in {where}: folders are searched recursively for *.yaml and "
+            "*.yml (rule tests, *_test.yaml, are not rule files); --allow-empty to run without rules"
+        )
+        errors.append(RuleError(msg, file=where))
     for path in files:
         if not path.exists():
             errors.append(RuleError("no such file or folder", file=str(path)))
             continue
         rules, file_errors = _load_file(path)
-        errors.extend(file_errors)
-        for rule, line in rules:
+        errors.extend(sorted(file_errors, key=lambda e: e.line or 0))
+        for rule, line, ok in rules:
+            if not ok:
+                partial.append(rule)
+                origins.setdefault(rule.name, Origin(file=str(path), line=line))
+                continue
             if rule.name in origins:
                 first = origins[rule.name]
                 errors.append(
@@ -240,8 +322,8 @@ def load_rules(paths: Sequence[str | Path]) -> RuleSet:
                 continue
             origins[rule.name] = Origin(file=str(path), line=line)
             loaded.append(rule)
-    names = {r.name: r for r in loaded}
-    for rule in loaded:
+    names = {r.name for r in loaded} | {e.rule for e in errors if e.rule}
+    for rule in (*loaded, *partial):
         corr = rule.correlation
         if corr is not None and getattr(corr, "rules", None):
             for step in corr.rules:  # type: ignore[union-attr]
@@ -256,8 +338,30 @@ def load_rules(paths: Sequence[str | Path]) -> RuleSet:
                             field="correlation.rules",
                         )
                     )
+    if not errors and not loaded and files and not allow_empty:
+        msg = f"0 rules in {len(files)} file(s); --allow-empty to run without rules"
+        errors.append(RuleError(msg, file=", ".join(map(str, files))))
+    names_ok = {r.name for r in loaded}
+    ruleset = RuleSet(
+        rules=tuple(loaded),
+        origins={k: v for k, v in origins.items() if k in names_ok},
+        files=tuple(str(f) for f in files),
+    )
+    checked = RuleSet(
+        rules=(*loaded, *(r for r in partial if r.name not in names_ok)), origins=origins
+    )
+    return ruleset, errors, checked
+
+
+def load_rules(paths: Sequence[str | Path], *, allow_empty: bool = False) -> RuleSet:
+    """Load and check every rule file under `paths` (see `collect_rules`).
+
+    Raises:
+        RuleError: one error; `RuleErrors` (a RuleError) when there are several.
+    """
+    ruleset, errors, _ = collect_rules(paths, allow_empty=allow_empty)
     if len(errors) == 1:
         raise errors[0]
     if errors:
         raise RuleErrors(errors)
-    return RuleSet(rules=tuple(loaded), origins=origins)
+    return ruleset

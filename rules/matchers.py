@@ -39,10 +39,12 @@ class Matcher:
     def __post_init__(self) -> None:
         if self.op in ("=~", "!~"):
             try:
+                # The bare value first: an error's position is then the author's own
+                # (inside the anchoring wrapper it would count the wrapper too).
+                re.compile(self.value)
                 compiled = re.compile(f"(?:{self.value})\\Z")
             except re.error as err:
-                msg = f"invalid regex {self.value!r}: {err}"
-                raise MatcherError(msg) from err
+                raise MatcherError(_regex_message(self.value, err)) from err
             object.__setattr__(self, "_regex", compiled)
 
     @property
@@ -62,6 +64,17 @@ class Matcher:
     def __str__(self) -> str:
         escaped = self.value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
         return f'{self.name}{self.op}"{escaped}"'
+
+
+def _regex_message(value: str, err: re.error) -> str:
+    msg = f"invalid regex {value!r}: {err.msg}"
+    if err.pos is None:
+        return msg
+    return (
+        f"{msg} at position {err.pos} (after {value[: err.pos]!r})"
+        if err.pos
+        else f"{msg} at position 0"
+    )
 
 
 def _unescape(text: str) -> str:

@@ -24,6 +24,8 @@ class RuleSet(msgspec.Struct, frozen=True, kw_only=True):
 
     rules: tuple[Rule, ...] = ()
     origins: dict[str, Origin] = {}
+    files: tuple[str, ...] = ()
+    """The files the rules were read from, in load order (logged at start)."""
 
     def by_name(self) -> dict[str, Rule]:
         return {r.name: r for r in self.rules}

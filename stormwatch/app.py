@@ -22,7 +22,7 @@ from prometheus_client import disable_created_metrics
 from correlate import Engine
 from correlate.delta import StateDelta
 from correlate.store import MemoryStore, Store
-from correlate.suppress import Silence
+from correlate.suppress import Silence, active_silence
 from ingest import HttpSource
 from ingest.kafka_source import KafkaSource
 from ingest.ratelimit import LogLimiter
@@ -31,10 +31,13 @@ from sinks import MemoryOutbox, OutboxDrain, OutboxEntry, Sink, build_sink
 from sinks.redis_outbox import RedisOutbox
 from stormwatch.config import Config
 from stormwatch.errors import RuleError
+from stormwatch.explain import explain
 from stormwatch.metrics import Metrics
 from stormwatch.pipeline import Pipeline
 from stormwatch.routing import Router
+from stormwatch.rulesource import log_rules_loaded
 from stormwatch.silences import SilenceRequest, to_silence
+from stormwatch.views import AlertView
 from stormwatch.web import build_web_app
 from stormwatch.wire import Incident, IncidentEvent
 
@@ -48,14 +51,20 @@ class App:
     """The daemon, built from config; `async with App(config):` runs it."""
 
     def __init__(
-        self, config: Config, *, clock: Callable[[], float] = time.time, store: Store | None = None
+        self,
+        config: Config,
+        *,
+        clock: Callable[[], float] = time.time,
+        store: Store | None = None,
+        allow_empty_rules: bool = False,
     ) -> None:
         self.config = config
+        self.allow_empty_rules = allow_empty_rules
         # `_created` series double /metrics for nothing a dashboard uses.
         disable_created_metrics()  # type: ignore[no-untyped-call]
         self.metrics = Metrics()
         self.rule_paths = config.rules or [DEFAULT_RULES]
-        self.ruleset: RuleSet = load_rules(self.rule_paths)
+        self.ruleset: RuleSet = load_rules(self.rule_paths, allow_empty=allow_empty_rules)
         self.store: Store = store if store is not None else _build_store(config)
         self.shard = "0"
         """One shard until Kafka partitions split the state; keys are already per shard."""
@@ -93,6 +102,8 @@ class App:
         self._tasks: list[asyncio.Task[None]] = []
         self._runner: web.AppRunner | None = None
         self.ready = False
+        self.started_at = clock()
+        self.last_reload_error = ""
 
     # -- wiring -------------------------------------------------------------------------
 
@@ -157,12 +168,16 @@ class App:
     async def reload_rules(self) -> int:
         """Load the rule files again; on any error keep the old rules and raise RuleError."""
         try:
-            ruleset = await asyncio.to_thread(load_rules, self.rule_paths)
+            ruleset = await asyncio.to_thread(
+                load_rules, self.rule_paths, allow_empty=self.allow_empty_rules
+            )
         except RuleError as err:
             self.metrics.rules_reloads.labels("failed").inc()
             self.metrics.rules_reload_ok.set(0)
             log.error("rules_reload_failed", error=str(err))
+            self.last_reload_error = str(err)
             raise
+        self.last_reload_error = ""
         async with self.pipeline.lock:
             self.engine.reload(ruleset)
             self.ruleset = ruleset
@@ -171,7 +186,7 @@ class App:
         self.metrics.rules_reload_ts.set(self._clock())
         self.metrics.rules_loaded.set(len(ruleset))
         self.metrics.init_rules(r.name for r in ruleset.rules)
-        log.info("rules_loaded", rules=len(ruleset), paths=self.rule_paths)
+        log_rules_loaded(ruleset, self.rule_paths, DEFAULT_RULES)
         return len(ruleset)
 
     async def add_silence(self, request: SilenceRequest) -> Silence:
@@ -208,11 +223,55 @@ class App:
             log.info("silence_expired", silence=silence_id)
         return effects is not None
 
-    def silences(self) -> list[Silence]:
-        return list(self.engine.state.silences)
+    # -- what people and tools read: the only doors into the engine's state ---------------
+    # (the status page, Alertmanager's API and the CLI use these and nothing deeper)
+
+    def now(self) -> float:
+        return self._clock()
 
     def incidents(self) -> list[Incident]:
         return self.engine.incidents()
+
+    def incident(self, key: str) -> Incident | None:
+        return self.engine.incident(key)
+
+    def explain(self, key: str) -> dict[str, Any] | None:
+        return explain(self.engine, self.ruleset, key)
+
+    def silences(self) -> list[Silence]:
+        return list(self.engine.state.silences)
+
+    def alerts(self) -> list[AlertView]:
+        """Every alert tracked, with the silences and inhibitions that mute it now."""
+        now = self._clock()
+        silences = [(s, s.compiled()) for s in self.engine.state.silences]
+        out = []
+        for t in list(self.engine.state.tracked.values()):
+            held = (self.engine.incident_state(k) for k in t.incidents)
+            silenced = active_silence(silences, t.alert.labels, now)
+            out.append(
+                AlertView(
+                    alert=t.alert,
+                    status=t.status,
+                    first_seen=t.first_seen,
+                    last_seen=t.last_seen,
+                    ends_at=t.ends_at,
+                    duplicates=t.duplicates,
+                    silenced_by=[silenced] if silenced else [],
+                    inhibited_by=sorted({i.inhibited_by for i in held if i and i.inhibited_by}),
+                    incidents=list(t.incidents),
+                )
+            )
+        return out
+
+    def drain_alive(self, sink: str) -> bool:
+        drain = self._drains.get(sink)
+        return drain is not None and not drain[1].done()
+
+    def routed_sinks(self, incident: Incident) -> list[str]:
+        """The sinks the routing tree sends this incident's events to."""
+        event = IncidentEvent(event="opened", at=0.0, reason="", sequence=0, incident=incident)
+        return sorted(self.router.sinks_for(event))
 
     # -- lifecycle ------------------------------------------------------------------------
 
@@ -252,6 +311,7 @@ class App:
             self._watch(self.kafka_source.run(self.pipeline.submit), "kafka-source")
         if self.config.rules_watch_interval > 0:
             self._watch(self.watch_rule_files(self.config.rules_watch_interval), "rules-watch")
+        log_rules_loaded(self.ruleset, self.rule_paths, DEFAULT_RULES)
         self._runner = web.AppRunner(build_web_app(self), access_log=None, handle_signals=False)
         await self._runner.setup()
         host, port = self.config.host_port

@@ -5,6 +5,7 @@ stormwatch config check [--config FILE]
 stormwatch rules check PATH...
 stormwatch rules test FILE...
 stormwatch replay --rules PATH [--against PATH] [--out FILE] ALERTS.jsonl
+stormwatch incidents list|show|explain|ack, silence add|query|expire (stormwatch/client_cli.py)
 """
 
 from __future__ import annotations
@@ -18,8 +19,10 @@ from collections.abc import Sequence
 
 import msgspec
 
+from stormwatch.client_cli import CLIENT_COMMANDS, add_client_commands, run_client_command
 from stormwatch.config import DEFAULT_LISTEN, load_config, redacted
 from stormwatch.errors import ConfigError, RuleError, StormwatchError
+from stormwatch.version import version
 
 __all__ = ["main"]
 
@@ -53,6 +56,15 @@ def _add_config_flags(p: argparse.ArgumentParser) -> None:
         choices=["debug", "info", "warning", "error"],
         help="env STORMWATCH_LOG_LEVEL; default info",
     )
+    _add_allow_empty(p)
+
+
+def _add_allow_empty(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--allow-empty",
+        action="store_true",
+        help="accept rule paths that hold no rule file or no rule (otherwise an error)",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -62,6 +74,7 @@ def build_parser() -> argparse.ArgumentParser:
         "deduplicated, correlated incidents out.",
         epilog="Settings apply in this order, later wins: defaults < --config file < STORMWATCH_* env < flags.",
     )
+    parser.add_argument("--version", action="version", version=f"stormwatch {version()}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
     run = sub.add_parser(
@@ -87,7 +100,10 @@ def build_parser() -> argparse.ArgumentParser:
     rcheck = rules_sub.add_parser(
         "check", help="validate rule files; print file:line: rule: field: problem; exit 2 on error"
     )
-    rcheck.add_argument("paths", nargs="+", metavar="PATH", help="rule files or folders")
+    rcheck.add_argument(
+        "paths", nargs="+", metavar="PATH", help="rule files or folders (searched recursively)"
+    )
+    _add_allow_empty(rcheck)
     rtest = rules_sub.add_parser(
         "test",
         help="run rule unit tests (YAML: input alerts and expected incidents); exit 1 on failure",
@@ -151,6 +167,8 @@ def build_parser() -> argparse.ArgumentParser:
         default="table",
         help="with --against: a table for people or JSON for scripts",
     )
+    _add_allow_empty(replay)
+    add_client_commands(sub)
     return parser
 
 
@@ -175,7 +193,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         return EXIT_INVALID
     configure_logging(config.log_level)
     try:
-        app = App(config)
+        app = App(config, allow_empty_rules=args.allow_empty)
     except (ConfigError, RuleError) as err:
         print(f"stormwatch: {err}", file=sys.stderr)
         return EXIT_INVALID
@@ -195,10 +213,21 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_config_check(args: argparse.Namespace) -> int:
+    from stormwatch.app import DEFAULT_RULES
+    from stormwatch.preflight import preflight
+
     try:
         config = _load(args)
     except ConfigError as err:
         print(f"stormwatch: config error: {err}", file=sys.stderr)
+        return EXIT_INVALID
+    problems = preflight(
+        config, DEFAULT_RULES, path=args.config or "", allow_empty=args.allow_empty
+    )
+    if problems:
+        for problem in problems:
+            print(f"stormwatch: {problem}", file=sys.stderr)
+        print(f"stormwatch: {len(problems)} problem(s): `run` would refuse this", file=sys.stderr)
         return EXIT_INVALID
     sys.stdout.write(msgspec.yaml.encode(redacted(config)).decode())
     return EXIT_OK
@@ -207,7 +236,7 @@ def cmd_config_check(args: argparse.Namespace) -> int:
 def cmd_rules_check(args: argparse.Namespace) -> int:
     from rules import check_rules, format_report
 
-    report = check_rules(args.paths)
+    report = check_rules(args.paths, allow_empty=args.allow_empty)
     print(format_report(report))
     return EXIT_INVALID if report.errors else EXIT_OK
 
@@ -245,12 +274,12 @@ def cmd_replay(args: argparse.Namespace) -> int:
 
     try:
         config = load_config(args.config, env={}).correlate
-        candidate = load_rules(args.rules)
-        baseline = load_rules(args.against) if args.against else None
+        candidate = load_rules(args.rules, allow_empty=args.allow_empty)
+        baseline = load_rules(args.against, allow_empty=args.allow_empty) if args.against else None
     except (ConfigError, RuleError) as err:
         return fail(str(err))
     for flag, ruleset, paths in (("--rules", candidate, args.rules), ("--against", baseline, args.against)):
-        if ruleset is not None and not len(ruleset):
+        if ruleset is not None and not len(ruleset) and not args.allow_empty:
             return fail(f"{flag} {' '.join(paths)}: no rules loaded (no rule file, or every rule disabled)")
     if args.alerts.count("-") > 1 or (baseline is not None and "-" in args.alerts):
         return fail("read stdin once, and not with --against (it is read twice): give a file")
@@ -353,6 +382,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return cmd_replay(args)
     if args.command == "deadletters":
         return cmd_deadletters(args)
+    if args.command in CLIENT_COMMANDS:
+        return run_client_command(args)
     return EXIT_FAILED
 
 

@@ -19,8 +19,10 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from rules import MatcherError
+from stormwatch.amapi import am_routes
 from stormwatch.errors import RuleError, split_validation_message
 from stormwatch.silences import SilenceRequest
+from stormwatch.status import status_routes
 from stormwatch.wire import decode_hook
 
 if TYPE_CHECKING:
@@ -72,9 +74,7 @@ def build_web_app(app: App) -> web.Application:
         return _ok([i for i in app.incidents() if status in ("all", i.status)])
 
     async def explain_incident(request: web.Request) -> web.Response:
-        from stormwatch.explain import explain
-
-        found = explain(app.engine, app.ruleset, request.match_info["key"])
+        found = app.explain(request.match_info["key"])
         if found is None:
             return error_response(404, "not_found", "no such incident", "key")
         return _ok(found)
@@ -118,7 +118,7 @@ def build_web_app(app: App) -> web.Application:
         return _ok({"sink": sink, "replayed": await app.replay_dead_letters(sink)})
 
     async def incident(request: web.Request) -> web.Response:
-        found = app.engine.incident(request.match_info["key"])
+        found = app.incident(request.match_info["key"])
         if found is None:
             return error_response(
                 404,
@@ -130,6 +130,8 @@ def build_web_app(app: App) -> web.Application:
 
     web_app = web.Application(client_max_size=app.config.ingest.max_body_bytes)
     web_app.add_routes(app.http_source.routes())
+    web_app.add_routes(am_routes(app))  # Alertmanager's API v2 (stormwatch/amapi.py)
+    web_app.add_routes(status_routes(app))  # the status page (stormwatch/status/)
     web_app.add_routes(
         [
             web.get("/healthz", healthz),

@@ -57,7 +57,10 @@ def test_rules_check_prints_three_precise_errors_and_exits_2(
     f.write_text(THREE_ERRORS)
     assert main(["rules", "check", str(f)]) == 2
     out = capsys.readouterr().out.splitlines()
-    assert out[0] == f"{f}:2: rule typo: correlaton: Object contains unknown field `correlaton`"
+    assert out[0] == (
+        f"{f}:2: rule typo: correlaton: Object contains unknown field `correlaton`; "
+        "did you mean `correlation`?"
+    )
     assert out[1].startswith(f"{f}:6: rule bad-regex: match[0]: invalid regex '(checkout'")
     assert out[2].startswith(
         f"{f}:11: rule bad-duration: correlation.timespan: invalid duration '5x'"
@@ -189,7 +192,47 @@ def test_config_check_redacts_secrets(tmp_path: Path, capsys: pytest.CaptureFixt
     assert "R0123456789ABCDEF" not in out
 
 
-def test_the_deploy_example_config_is_valid(capsys: pytest.CaptureFixture[str]) -> None:
-    """deploy/stormwatch.yaml is what compose users start from; it must stay loadable."""
-    assert main(["config", "check", "--config", str(ROOT / "deploy/stormwatch.yaml")]) == 0
+def test_the_deploy_example_config_is_valid(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """deploy/stormwatch.yaml is what compose users start from: it decodes as it is, and
+    with its container paths pointed at this machine, `config check` (everything `run`
+    would check) passes."""
+    text = (ROOT / "deploy/stormwatch.yaml").read_text()
+    secrets = tmp_path / "secrets"
+    secrets.mkdir()
+    for name in ("pagerduty",):
+        (secrets / name).write_text("R0123456789ABCDEF0123456789ABCDE\n")
+    local = tmp_path / "local.yaml"
+    local.write_text(
+        text.replace("/etc/stormwatch/rules", str(ROOT / "rules/defaults"))
+        .replace("/run/secrets/", f"{secrets}/")
+        .replace("/data/", f"{tmp_path}/")
+    )
+    assert main(["config", "check", "--config", str(local)]) == 0, capsys.readouterr().err
     assert "backend: redis" in capsys.readouterr().out
+
+
+def test_config_check_finds_what_run_would_refuse(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(
+        f"""\
+rules: [{tmp_path / "no-such-rules"}]
+state: {{backend: redis, url: "localhost:6379"}}
+sinks:
+  - {{name: pd, type: pagerduty, routing_key_file: {tmp_path / "missing-secret"}}}
+  - {{name: hook, type: webhook, url: "htp:/nowhere"}}
+  - {{name: file, type: file, path: {tmp_path / "a-file" / "incidents.jsonl"}}}
+"""
+    )
+    (tmp_path / "a-file").write_text("")
+    assert main(["config", "check", "--config", str(cfg)]) == 2
+    err = capsys.readouterr().err
+    assert f"{tmp_path / 'no-such-rules'}: no such file or folder" in err
+    assert "$.state.url: not a Redis URL" in err
+    assert "cannot read routing_key_file" in err and "$.sinks[0]" in err
+    assert "$.sinks[1].url: not an http(s) URL: 'htp:/nowhere'" in err
+    assert "$.sinks[2].path: cannot write" in err
+    assert "5 problem(s)" in err

@@ -36,7 +36,7 @@ def test_three_errors_in_one_file_are_all_reported_precisely(tmp_path: Path) -> 
     with pytest.raises(RuleErrors) as info:
         load_rules([f])
     assert [str(e) for e in info.value.errors] == [
-        f"{f}:2: rule typo: correlaton: Object contains unknown field `correlaton`",
+        f"{f}:2: rule typo: correlaton: Object contains unknown field `correlaton`; did you mean `correlation`?",
         f"{f}:6: rule bad-regex: match[0]: invalid regex '(checkout': missing ), unterminated subpattern at position 0",
         f"{f}:11: rule bad-duration: correlation.timespan: invalid duration '5x': use a number and a unit "
         "(ms, s, m, h, d, w), e.g. 30s, 5m, 1h30m",
@@ -97,8 +97,11 @@ def test_folder_loads_sorted_yaml_files_with_origins(tmp_path: Path) -> None:
     assert rs.origins["second"].file.endswith("b.yml") and rs.origins["second"].line == 1
 
 
-def test_empty_file_is_no_rules(tmp_path: Path) -> None:
-    assert len(load_rules([write(tmp_path, "empty.yaml", "")])) == 0
+def test_empty_file_is_no_rules_and_refused_unless_allowed(tmp_path: Path) -> None:
+    empty = write(tmp_path, "empty.yaml", "")
+    assert len(load_rules([empty], allow_empty=True)) == 0
+    with pytest.raises(RuleError, match="0 rules in 1 file"):
+        load_rules([empty])
 
 
 def test_shipped_defaults_load_cleanly() -> None:
@@ -128,4 +131,4 @@ def test_warnings(tmp_path: Path) -> None:
     assert f"{f}:1: warning: rule never: match: can never match" in text
     assert "rule per-pod: correlation.group-by: pod has unbounded cardinality" in text
     assert "rule everything: match: no matchers" in text
-    assert text.endswith("0 errors, 3 warnings in 1 file (3 rules)")
+    assert text.endswith("0 errors, 3 warnings in 1 file (3 rules loaded)")

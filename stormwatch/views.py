@@ -1,0 +1,164 @@
+"""Read-only views the App hands to people and tools: the status page, Alertmanager's
+API and the CLI. Plain Structs, so each consumer renders them its own way and none of
+them reaches into the engine."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import msgspec
+from prometheus_client import CollectorRegistry
+
+from stormwatch.wire import Alert
+
+if TYPE_CHECKING:
+    from stormwatch.app import App
+
+__all__ = [
+    "AlertView",
+    "RulesStatus",
+    "SinkHealth",
+    "SourceIntake",
+    "deliveries",
+    "intake_by_source",
+    "rules_status",
+    "sink_health",
+]
+
+
+class AlertView(msgspec.Struct, kw_only=True):
+    """One alert the daemon tracks, with what mutes it."""
+
+    alert: Alert
+    status: str
+    """firing or resolved"""
+    first_seen: float
+    last_seen: float
+    ends_at: float
+    duplicates: int = 0
+    silenced_by: list[str] = []
+    inhibited_by: list[str] = []
+    """Keys of the open incidents whose inhibition holds this alert's incidents back."""
+    incidents: list[str] = []
+
+
+class SinkHealth(msgspec.Struct, kw_only=True):
+    name: str
+    type: str
+    pending: int
+    oldest_pending_at: float | None
+    """Processing time of the oldest event still waiting, if any."""
+    dead_letters: int
+    dropped_dead_letters: int
+    delivered: dict[str, float]
+    """Delivery attempts by outcome (ok, retryable, permanent) since start."""
+    breaker: str
+    """`none`: sinks retry with backoff and have no circuit breaker to open."""
+    draining: bool
+    """The sink's outbox drain task is alive."""
+
+
+class SourceIntake(msgspec.Struct, kw_only=True):
+    source: str
+    firing: float = 0
+    resolved: float = 0
+    deduplicated: float = 0
+    rejected: dict[str, float] = {}
+
+
+class RulesStatus(msgspec.Struct, kw_only=True):
+    paths: list[str]
+    files: dict[str, int]
+    """file -> rules loaded from it"""
+    rules: list[tuple[str, str, int | None, str]]
+    """(name, file, line, correlation type) per rule"""
+    last_reload_ok: bool
+    last_reload_at: float
+    last_error: str = ""
+
+
+def intake_by_source(registry: CollectorRegistry) -> list[SourceIntake]:
+    """Per-source counters read back from the App's own registry."""
+    out: dict[str, SourceIntake] = {}
+    for family in registry.collect():
+        for sample in family.samples:
+            source = sample.labels.get("source")
+            if source is None or not sample.name.endswith("_total"):
+                continue
+            row = out.setdefault(source, SourceIntake(source=source))
+            if sample.name == "stormwatch_alerts_received_total":
+                status = sample.labels.get("status", "")
+                if status == "firing":
+                    row.firing = sample.value
+                elif status == "resolved":
+                    row.resolved = sample.value
+            elif sample.name == "stormwatch_alerts_deduplicated_total":
+                row.deduplicated = sample.value
+            elif sample.name == "stormwatch_alerts_rejected_total" and sample.value:
+                row.rejected[sample.labels.get("reason", "")] = sample.value
+    return sorted(out.values(), key=lambda r: r.source)
+
+
+async def sink_health(app: App) -> list[SinkHealth]:
+    out = []
+    for sc in app.config.sinks:
+        name = sc.name
+        oldest = await app.outbox.pending(name, 1)
+        event = oldest[0].event if oldest else None
+        out.append(
+            SinkHealth(
+                name=name,
+                type=str(type(sc).__struct_config__.tag or ""),
+                pending=await app.outbox.size(name),
+                # `processed_at` once the wire has it; `at` is processing time until then
+                oldest_pending_at=(getattr(event, "processed_at", 0.0) or event.at)
+                if event
+                else None,
+                dead_letters=len(await app.outbox.dead_letters(name)),
+                dropped_dead_letters=app.outbox.dropped.get(name, 0),
+                delivered={
+                    o: app.metrics.registry.get_sample_value(
+                        "stormwatch_sink_requests_total", {"sink": name, "outcome": o}
+                    )
+                    or 0.0
+                    for o in ("ok", "retryable", "permanent")
+                },
+                breaker="none",
+                draining=app.drain_alive(name),
+            )
+        )
+    return out
+
+
+async def deliveries(app: App) -> dict[str, dict[str, str]]:
+    """incident key -> {sink: "pending" | "dead letter"} for events not yet delivered."""
+    out: dict[str, dict[str, str]] = {}
+    for name in app.sinks:
+        for d in await app.outbox.dead_letters(name):
+            out.setdefault(d.entry.event.incident.key, {})[name] = "dead letter"
+        for e in await app.outbox.pending(name, app.outbox.capacity):
+            out.setdefault(e.event.incident.key, {})[name] = "pending"
+    return out
+
+
+def rules_status(app: App) -> RulesStatus:
+    rs = app.ruleset
+    per_file = dict.fromkeys(rs.files, 0)
+    for origin in rs.origins.values():
+        per_file[origin.file] = per_file.get(origin.file, 0) + 1
+    rows = []
+    for r in rs.rules:
+        o = rs.origins.get(r.name)
+        kind = r.correlation.__struct_config__.tag if r.correlation else "base"
+        rows.append((r.name, o.file if o else "", o.line if o else None, str(kind)))
+    return RulesStatus(
+        paths=app.rule_paths,
+        files=per_file,
+        rules=rows,
+        last_reload_ok=not app.last_reload_error,
+        last_reload_at=app.metrics.registry.get_sample_value(
+            "stormwatch_rules_last_reload_success_timestamp_seconds"
+        )
+        or 0.0,
+        last_error=app.last_reload_error,
+    )
