@@ -23,6 +23,7 @@ __all__ = [
     "Duration",
     "Incident",
     "IncidentAlert",
+    "IncidentChanges",
     "IncidentEvent",
     "IncidentEventKind",
     "IncidentStatus",
@@ -191,6 +192,24 @@ class Incident(msgspec.Struct, kw_only=True):
     opened_at: float
     resolved_at: float | None = None
     timeline: list[TimelineEntry] = []
+    detected_at: float = 0.0
+    """Processing time at which the daemon decided to open it."""
+    acknowledged_at: float | None = None
+    acknowledged_by: str = ""
+
+
+class IncidentChanges(msgspec.Struct, kw_only=True, omit_defaults=True, gc=False):
+    """What changed since the incident's previous event; set on `updated` events."""
+
+    alerts_added: list[IncidentAlert] = []
+    alerts_resolved: list[str] = []
+    """Fingerprints."""
+    duplicates: int = 0
+    """Re-sends since the previous event."""
+    previous_severity: Severity | None = None
+    """Set when severity changed."""
+    previous_priority: int | None = None
+    """Set when priority changed."""
 
 
 class IncidentEvent(msgspec.Struct, kw_only=True):
@@ -205,3 +224,6 @@ class IncidentEvent(msgspec.Struct, kw_only=True):
     reason: str
     sequence: int
     incident: Incident
+    processed_at: float = 0.0
+    """Processing time the event was emitted; `at` is the event time of the change."""
+    changes: IncidentChanges | None = None
