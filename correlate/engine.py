@@ -484,6 +484,20 @@ class Engine:
             out.append(self._event(inc, "updated", ",".join(reasons), self._view(inc), now))
         return out
 
+    def acknowledge(self, key: str, by: str, at: float) -> list[IncidentEvent]:
+        """Someone took an open incident on (in stormwatch, or at a sink): one `updated`
+        event with reason `acknowledged`; [] if the incident is unknown, resolved or
+        already acknowledged, and for one inhibition holds back (acknowledged, but no
+        sink has it yet)."""
+        inc = self.state.incidents.get(key)
+        if inc is None or inc.status != "open" or inc.acknowledged_at is not None:
+            return []
+        inc.acknowledged_at, inc.acknowledged_by = at, by
+        self._book_for_call()._log(inc, at, "acknowledged", by)  # marks it for the store
+        if not inc.announced:
+            return []
+        return [self._event(inc, "updated", "acknowledged", self._view(inc), at)]
+
     def _event(
         self, inc: IncidentState, kind: IncidentEventKind, reason: str, view: Incident, now: float
     ) -> IncidentEvent:

@@ -314,4 +314,6 @@ class IncidentBook:
             opened_at=inc.opened_at,
             resolved_at=inc.resolved_at,
             timeline=timeline,
+            acknowledged_at=inc.acknowledged_at,
+            acknowledged_by=inc.acknowledged_by,
         )

@@ -81,6 +81,9 @@ class IncidentState(msgspec.Struct, kw_only=True, gc=False):
     announced: bool = True
     """False while inhibition has held back its `opened` event."""
     inhibited_by: str = ""
+    acknowledged_at: float | None = None
+    """Processing time someone acknowledged it (here, or at a sink)."""
+    acknowledged_by: str = ""
 
 
 class State(msgspec.Struct, kw_only=True, gc=False):

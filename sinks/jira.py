@@ -29,7 +29,7 @@ from urllib.parse import quote
 import msgspec
 
 from sinks.base import Receipt, SinkContext
-from sinks.http import HttpClient, read_secret
+from sinks.http import HttpClient, optional_secret, read_secret
 from sinks.incident_text import alert_rows, marker, note_text, title_line
 from sinks.remote import RemoteRef
 from sinks.retry import BreakerPolicy, RetryPolicy
@@ -73,6 +73,12 @@ class JiraSinkConfig(
     timeout: Duration = Duration(15)
     retry: RetryPolicy = RetryPolicy()
     breaker: BreakerPolicy = BreakerPolicy()
+
+    def webhook_key(self) -> str | None:
+        """The secret its webhook must carry, if it takes one."""
+        return optional_secret(
+            self.webhook_token, self.webhook_token_file, sink=self.name, name="webhook_token"
+        )
 
     def secret(self) -> str:
         return read_secret(self.token, self.token_file, sink=self.name, name="token")

@@ -27,7 +27,7 @@ from urllib.parse import quote
 import msgspec
 
 from sinks.base import Receipt, SinkContext
-from sinks.http import HttpClient, read_secret
+from sinks.http import HttpClient, optional_secret, read_secret
 from sinks.incident_text import marker, note_text, title_line
 from sinks.remote import RemoteRef
 from sinks.retry import BreakerPolicy, RetryPolicy
@@ -65,6 +65,12 @@ class OpsgenieSinkConfig(
     timeout: Duration = Duration(10)
     retry: RetryPolicy = RetryPolicy()
     breaker: BreakerPolicy = BreakerPolicy()
+
+    def webhook_key(self) -> str | None:
+        """The secret its webhook must carry, if it takes one."""
+        return optional_secret(
+            self.webhook_token, self.webhook_token_file, sink=self.name, name="webhook_token"
+        )
 
     def key(self) -> str:
         return read_secret(self.api_key, self.api_key_file, sink=self.name, name="api_key")

@@ -25,7 +25,7 @@ from typing import Any
 import msgspec
 
 from sinks.base import Receipt, SinkContext
-from sinks.http import HttpClient, read_secret
+from sinks.http import HttpClient, optional_secret, read_secret
 from sinks.incident_text import shared_labels, summary_line
 from sinks.retry import BreakerPolicy, RetryPolicy
 from stormwatch.errors import PermanentSinkError
@@ -68,6 +68,12 @@ class PagerDutySinkConfig(
     timeout: Duration = Duration(10)
     retry: RetryPolicy = RetryPolicy()
     breaker: BreakerPolicy = BreakerPolicy()
+
+    def webhook_key(self) -> str | None:
+        """The secret its webhook must carry, if it takes one."""
+        return optional_secret(
+            self.webhook_secret, self.webhook_secret_file, sink=self.name, name="webhook_secret"
+        )
 
     def key(self) -> str:
         """The routing key; exactly one of routing_key and routing_key_file must be set."""

@@ -24,7 +24,7 @@ from typing import Any
 import msgspec
 
 from sinks.base import Receipt, SinkContext
-from sinks.http import HttpClient, read_secret
+from sinks.http import HttpClient, optional_secret, read_secret
 from sinks.incident_text import alert_rows, marker, note_text, title_line
 from sinks.remote import RemoteRef
 from sinks.retry import BreakerPolicy, RetryPolicy
@@ -63,6 +63,12 @@ class ServiceNowSinkConfig(
     timeout: Duration = Duration(15)
     retry: RetryPolicy = RetryPolicy()
     breaker: BreakerPolicy = BreakerPolicy()
+
+    def webhook_key(self) -> str | None:
+        """The secret its webhook must carry, if it takes one."""
+        return optional_secret(
+            self.webhook_token, self.webhook_token_file, sink=self.name, name="webhook_token"
+        )
 
     def secret(self) -> str:
         return read_secret(self.password, self.password_file, sink=self.name, name="password")

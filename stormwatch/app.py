@@ -107,6 +107,33 @@ class App:
         await self.store.save(self.shard, delta, appends)
         self.delivery.committed(events, routed)
 
+    async def acknowledge(
+        self, key: str, by: str, source: str = "api", *, comment: str = ""
+    ) -> Incident | None:
+        """Acknowledge an open incident; the sinks that have it are told (PagerDuty and
+        Opsgenie acknowledge, tickets get a note), except `source` when the
+        acknowledgement came from that sink's webhook. None if the incident is unknown;
+        a resolved or already acknowledged one is returned unchanged."""
+        async with self.pipeline.lock:
+            events = self.engine.acknowledge(key, by, self._clock())
+            if events and source in self.sinks:
+                refs = self.delivery.drains[source].refs
+                await refs.mark(key, await refs.get(key), acknowledged=True)
+            # The pipeline's own commit path: a failed commit is kept and retried first.
+            await self.pipeline._commit_events(events)
+        for e in events:
+            self.metrics.incidents.labels(e.incident.rule, e.event).inc()
+            log.info(
+                "incident_acknowledged",
+                incident_key=key,
+                rule=e.incident.rule,
+                severity=e.incident.severity,
+                by=by,
+                source=source,
+                comment=comment,
+            )
+        return self.engine.incident(key)
+
     async def replay_dead_letters(self, sink: str) -> int:
         """Put a sink's dead letters back: each incident's latest state, once."""
         return await self.delivery.replay(sink)
