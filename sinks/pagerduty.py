@@ -160,27 +160,26 @@ class PagerDutySink:
         ref = await self.refs.get(key)
         if ref.state in ("resolving", "resolved") and event.event != "resolved":
             return Receipt(sink=self.name, remote_id=key, detail="already resolved")
-        link = self.ctx.link(self.config.client_url, key)
-        if event.event == "resolved":
-            if ref.state == "":  # PagerDuty never had it: on record first, then closed
-                await self._send(_trigger(inc, self._key, self.config, link))
-            ref = await self.refs.mark(key, ref, state="resolving")
-            status = await self._send(build_pagerduty_event(event, self._key, self.config))
-            await self.refs.mark(key, ref, state="resolved")
-            return Receipt(sink=self.name, status=status, remote_id=key)
         status = 0
-        body = _trigger(inc, self._key, self.config, link)
+        body = _trigger(inc, self._key, self.config, self.ctx.link(self.config.client_url, key))
         shown = {"summary": body["payload"]["summary"], "severity": inc.severity}
         quiet = event.event == "updated" and (
             not self.config.send_updates or event.reason == "duplicates"
         )
-        if ref.state == "" or not (quiet or ref.sent == shown):
+        # Triggered when PagerDuty does not have it (a resolve alone would be dropped),
+        # or to show what changed; never once a resolve may have gone (a twin).
+        if ref.state in ("", "open") and (ref.state == "" or not (quiet or ref.sent == shown)):
             status = await self._send(body)
             ref = await self.refs.mark(key, ref, state="open", sent=shown)
-        if inc.acknowledged_at is not None and not ref.acknowledged:
+        if inc.acknowledged_at is not None and not ref.acknowledged and event.event != "resolved":
             ack = {"routing_key": self._key, "event_action": "acknowledge", "dedup_key": key}
             status = await self._send(ack)
-            await self.refs.mark(key, ref, acknowledged=True)
+            ref = await self.refs.mark(key, ref, acknowledged=True)
+        if event.event == "resolved":
+            if ref.state != "resolving":
+                ref = await self.refs.mark(key, ref, state="resolving")
+            status = await self._send(build_pagerduty_event(event, self._key, self.config))
+            await self.refs.mark(key, ref, state="resolved")
         return Receipt(sink=self.name, status=status or None, remote_id=key)
 
     async def close(self) -> None:
