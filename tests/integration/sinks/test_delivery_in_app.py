@@ -154,3 +154,62 @@ async def test_an_escalated_incident_opens_its_ticket_when_the_route_starts_matc
             assert (await post(session, app, resolved))[0] == 200
             await until(lambda: issue["status"] == "Done")
             assert jira.creates == 1
+
+
+async def test_dead_letters_keep_the_vendors_error_and_replay_once_the_config_is_fixed(
+    tmp_path: Path, redis_url: str, redis_prefix: str
+) -> None:
+    jira = FakeJira()
+    async with serve(jira.app()) as url:
+
+        def with_token(token: str) -> Any:
+            return config(
+                tmp_path,
+                f"state: {{backend: redis, url: '{redis_url}', key_prefix: '{redis_prefix}'}}\n"
+                f"sinks:\n  - {{type: file, name: jsonl, path: {tmp_path / 'incidents.jsonl'}}}\n"
+                f"  - {{type: jira, name: tickets, url: '{url}', project: OPS, user: bot@example.com, token: {token}}}\n",
+            )
+
+        resolved = json.dumps(
+            [
+                {
+                    "labels": {"alertname": "Down", "service": "checkout", "severity": "warning"},
+                    "endsAt": "2020-01-01T00:00:00Z",
+                }
+            ]
+        ).encode()
+        async with App(with_token("wrong")) as app, aiohttp.ClientSession() as session:
+            assert (await post(session, app, alerts("checkout")))[0] == 200
+            await until(lambda: app.delivery.drains["tickets"].pending == 0 and app.incidents())
+            assert (await post(session, app, resolved))[0] == 200
+            await until(lambda: app.incidents()[0].status == "resolved")
+
+            async def letters() -> list[Any]:
+                return await app.outbox.dead_letters("tickets")
+
+            for _ in range(250):
+                if len(await letters()) == 2:
+                    break
+                await asyncio.sleep(0.02)
+            dead = await letters()
+            assert [(d.reason, d.entry.event.event) for d in dead] == [
+                ("permanent", "opened"),
+                ("permanent", "resolved"),
+            ]
+            assert "You are not authenticated" in dead[0].error
+        async with (
+            App(with_token("tok")) as app,
+            aiohttp.ClientSession() as session,
+        ):  # fixed, restarted
+            async with session.post(
+                f"http://{app.config.listen}/api/v1/deadletters/tickets/replay"
+            ) as r:
+                assert r.status == 200 and (await r.json())["replayed"] == 2
+            await until(lambda: jira.creates == 1 and jira.issues["OPS-1"]["status"] == "Done")
+            await until(lambda: app.delivery.drains["tickets"].pending == 0)
+            assert await app.outbox.dead_letters("tickets") == []
+            async with session.post(
+                f"http://{app.config.listen}/api/v1/deadletters/tickets/replay"
+            ) as r:
+                assert (await r.json())["replayed"] == 0
+            assert jira.creates == 1
