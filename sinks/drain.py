@@ -171,9 +171,13 @@ class OutboxDrain:
             m.sink_requests.labels(self.name, "ok").inc()
             self.breaker.success()
             self._last_reason = ""
-            # The sink may have written the ref while delivering: read it back.
+            # The sink may have written the ref while delivering: read it back. A
+            # resolution is final for every sink, whether it keeps a state or not.
             ref = await self.refs.get(key)
-            ref = await self.refs.mark(key, ref, sequence=event.sequence)
+            done: dict[str, object] = {"sequence": event.sequence}
+            if event.event == "resolved" and ref.state != "resolved":
+                done["state"] = "resolved"
+            ref = await self.refs.mark(key, ref, **done)
             events.pop(0)
         await self.outbox.done(self.name, key)
 

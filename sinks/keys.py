@@ -11,6 +11,9 @@ REMOTE_TTL_S = 30 * 86400
 """A sink's record of an incident's remote object lives 30 days after its last change:
 long past any incident's life, and a sink that meets the incident again after that
 finds the object by its vendor key (label, correlation_id, alias, dedup_key)."""
+RESOLVED_TTL_S = 7 * 86400
+"""Once the sink has the resolution, a week: what it still guards against is a late
+dead-letter replay of an older event."""
 
 
 class SinkKeys:
@@ -34,5 +37,6 @@ class SinkKeys:
 
 def remote_key(prefix: str, sink: str, incident: str) -> str:
     """`{prefix}:remote:{sink}:{incident}`: RemoteRef JSON, the incident's object at the
-    sink (ticket key, message ts...) and the last sequence delivered; TTL REMOTE_TTL_S."""
+    sink (ticket key, message ts...) and the last sequence delivered; TTL REMOTE_TTL_S,
+    RESOLVED_TTL_S once resolved."""
     return f"{prefix}:remote:{sink}:{incident}"

@@ -10,8 +10,9 @@ another. The same goes for a comment or note: `pending` names it before it is po
 and a retry first looks for it. The drain skips any event whose sequence the sink
 already has, so a replayed or redelivered older event never lands after a newer one.
 
-`MemoryRemoteStore` dies with the process; `RedisRemoteStore` keeps each ref under its
-own key (sinks/keys.py) with a TTL refreshed on every write.
+`MemoryRemoteStore` dies with the process (and keeps at most `limit` refs, the least
+recently written going first); `RedisRemoteStore` keeps each ref under its own key
+(sinks/keys.py) with a TTL refreshed on every write, shorter once resolved.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from typing import Literal, Protocol
 import msgspec
 import redis.asyncio as aioredis
 
-from sinks.keys import REMOTE_TTL_S, remote_key
+from sinks.keys import REMOTE_TTL_S, RESOLVED_TTL_S, remote_key
 
 __all__ = ["MemoryRemoteStore", "RedisRemoteStore", "Refs", "RemoteRef", "RemoteStore"]
 
@@ -53,11 +54,15 @@ _dec = msgspec.json.Decoder(RemoteRef)
 _enc = msgspec.json.Encoder()
 
 
-class MemoryRemoteStore:
-    """Refs in a dict, each forgotten REMOTE_TTL_S after its last write."""
+def ttl_of(ref: RemoteRef) -> int:
+    return RESOLVED_TTL_S if ref.state == "resolved" else REMOTE_TTL_S
 
-    def __init__(self, ttl_s: float = REMOTE_TTL_S) -> None:
-        self._ttl = ttl_s
+
+class MemoryRemoteStore:
+    """Refs in a dict, each forgotten its TTL after its last write, at most `limit`."""
+
+    def __init__(self, limit: int = 200_000) -> None:
+        self._limit = limit
         self._refs: dict[tuple[str, str], tuple[float, bytes]] = {}
         self._writes = 0
 
@@ -70,8 +75,11 @@ class MemoryRemoteStore:
 
     async def put(self, sink: str, key: str, ref: RemoteRef) -> None:
         now = time.time()
-        self._refs[(sink, key)] = (now + self._ttl, _enc.encode(ref))
+        self._refs.pop((sink, key), None)  # re-inserted last: the dict is in write order
+        self._refs[(sink, key)] = (now + ttl_of(ref), _enc.encode(ref))
         self._writes += 1
+        if len(self._refs) > self._limit:
+            del self._refs[next(iter(self._refs))]
         if self._writes % 10_000 == 0:
             for k in [k for k, (until, _) in self._refs.items() if until < now]:
                 del self._refs[k]
