@@ -15,6 +15,7 @@ import time
 
 import msgspec
 import redis.asyncio as aioredis
+import structlog
 
 from sinks.keys import SinkKeys
 from sinks.outbox import DeadLetter, OutboxEntry, Pending, absorb_into, requeue_into
@@ -22,6 +23,7 @@ from stormwatch.wire import IncidentEvent
 
 __all__ = ["RedisOutbox"]
 
+log = structlog.get_logger("stormwatch.sinks")
 _entry = msgspec.json.Decoder(OutboxEntry)
 _pending = msgspec.json.Decoder(Pending)
 _dead = msgspec.json.Decoder(DeadLetter)
@@ -102,7 +104,13 @@ class RedisOutbox:
         raw = await self._client.lrange(self.inbox_key(sink), 0, limit - 1)
         if not raw:
             return 0, 0
-        events = [_entry.decode(r).event for r in raw]
+        events = []
+        for r in raw:
+            try:
+                events.append(_entry.decode(r).event)
+            except (msgspec.DecodeError, msgspec.ValidationError) as err:
+                # Not ours to read (a newer version's entry?): say so, do not stall on it.
+                log.error("outbox_entry_unreadable", sink=sink, error=str(err), entry=r[:200])
         before = await self._slots(sink, list(dict.fromkeys(e.incident.key for e in events)))
         changed, merged = absorb_into(before, events, now)
         await self._write(sink, changed, before, trim=len(raw))

@@ -82,3 +82,22 @@ async def test_a_repeated_absorb_changes_nothing(box: Outbox) -> None:
     (slot,) = await box.due("s", 5.0, 10)
     assert [(e.event, e.sequence) for e in slot.events] == [("opened", 2)]
     assert await box.stats("s") == (1, 1, 1.0)
+
+
+@pytest.mark.redis
+async def test_an_unreadable_inbox_entry_is_logged_and_does_not_stall_the_sink(
+    redis_url: str, redis_prefix: str
+) -> None:
+    import redis.asyncio as aioredis
+    from structlog.testing import capture_logs
+
+    client = aioredis.from_url(redis_url)
+    box = RedisOutbox(client, prefix=redis_prefix)
+    await client.rpush(box.inbox_key("s"), b'{"id": 1, "event": {"from": "a newer version"}}')
+    await box.put("s", [incident_event("opened", 1, key="inc-a")])
+    with capture_logs() as logs:
+        assert await box.absorb("s", 1.0) == (2, 0)
+    assert [e["event"] for e in logs] == ["outbox_entry_unreadable"]
+    assert [s.key for s in await box.due("s", 1.0, 10)] == ["inc-a"]
+    assert (await box.stats("s"))[1] == 1  # the inbox is empty
+    await client.aclose()
