@@ -48,9 +48,9 @@ class Route(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=Tru
     continue_: bool = msgspec.field(default=False, name="continue")
 
 
-def _labels(event: IncidentEvent) -> dict[str, str]:
+def _labels(event: IncidentEvent, shared: dict[str, str] | None = None) -> dict[str, str]:
     inc = event.incident
-    labels = common_labels(inc.alerts)
+    labels = dict(shared) if shared is not None else common_labels(inc.alerts)
     labels.update(inc.group)
     labels.update(
         {
@@ -103,11 +103,13 @@ class Router:
         self.all = list(sinks)
         self._root = _Node(route, set(self.all), "$.route") if route is not None else None
 
-    def sinks_for(self, event: IncidentEvent) -> list[str]:
+    def sinks_for(self, event: IncidentEvent, shared: dict[str, str] | None = None) -> list[str]:
+        """`shared`: the alerts' shared labels, when the event lists no alerts (a
+        compact update)."""
         if self._root is None:
             return self.all
         out: dict[str, None] = {}
-        self._root.collect(_labels(event), out)
+        self._root.collect(_labels(event, shared), out)
         return list(out)
 
 
@@ -119,11 +121,14 @@ class Dispatcher:
         self.router = router
         self._full_view = full_view
         self._following: dict[str, set[str]] = {}
+        self._shared: dict[str, dict[str, str]] = {}
+        """Open incidents' shared alert labels, for routing updates that list no alerts."""
 
     def seed(self, incidents: Iterable[Incident]) -> None:
         for inc in incidents:
             if inc.status == "open":
                 probe = IncidentEvent(event="opened", at=0.0, reason="", sequence=0, incident=inc)
+                self._shared[inc.key] = common_labels(inc.alerts)
                 self._following[inc.key] = set(self.router.sinks_for(probe))
 
     def following(self, key: str) -> set[str]:
@@ -134,7 +139,9 @@ class Dispatcher:
         for event in events:
             key = event.incident.key
             has = self._following.get(key, set())
-            targets = set(self.router.sinks_for(event))
+            if event.incident.alerts:
+                self._shared[key] = common_labels(event.incident.alerts)
+            targets = set(self.router.sinks_for(event, self._shared.get(key)))
             if event.event == "resolved" or "acknowledged" in event.reason.split(","):
                 targets |= has
             for name in self.router.all:
@@ -146,6 +153,7 @@ class Dispatcher:
                     out[name].append(event)
             if event.event == "resolved":
                 self._following.pop(key, None)
+                self._shared.pop(key, None)
             else:
                 self._following[key] = has | targets
         return out

@@ -120,3 +120,14 @@ def test_seeding_from_open_incidents_keeps_following_after_a_restart() -> None:
     assert kinds(d.route([incident_event("resolved", 3, severity="P3")]))["pager"] == [
         ("resolved", 3)
     ]
+
+
+def test_a_compact_update_routes_on_the_labels_its_alerts_share() -> None:
+    tree = msgspec.yaml.decode(
+        b"sink: [jsonl]\nroutes:\n  - {match: ['alertname=\"A0\"'], sink: [pager]}\n", type=Route
+    )
+    d = dispatcher(tree)
+    assert kinds(d.route([incident_event("opened", 1)]))["pager"] == [("opened", 1)]
+    compact = incident_event("updated", 2, alerts=3, compact=True)
+    assert compact.incident.alerts == []
+    assert kinds(d.route([compact]))["pager"] == [("updated", 2)]
