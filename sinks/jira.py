@@ -33,7 +33,7 @@ from sinks.http import HttpClient, optional_secret, read_secret
 from sinks.incident_text import alert_rows, marker, note_text, title_line
 from sinks.remote import RemoteRef
 from sinks.retry import BreakerPolicy, RetryPolicy
-from stormwatch.errors import PermanentSinkError, RetryableSinkError
+from stormwatch.errors import PermanentSinkError, RetryableSinkError, SinkError
 from stormwatch.wire import Duration, Incident, IncidentEvent
 
 __all__ = ["JiraSink", "JiraSinkConfig", "build_jira_issue", "incident_label"]
@@ -165,9 +165,14 @@ class JiraSink:
                 raise RetryableSinkError(msg, sink=self.name, retry_after_s=min(left, 10.0))
         ref = await self.refs.mark(key, ref, state="creating")
         link = self.ctx.link(self.config.incident_url, key)
-        created = await self._call(
-            "POST", "/rest/api/2/issue", build_jira_issue(event, self.config, link)
-        )
+        try:
+            created = await self._call(
+                "POST", "/rest/api/2/issue", build_jira_issue(event, self.config, link)
+            )
+        except SinkError as err:
+            if err.status is not None:  # Jira answered: it created nothing, no need to look
+                await self.refs.mark(key, ref, state="")
+            raise
         if str(created.get("id", "")).isdigit():
             self._recent.append(int(created["id"]))
         sent = {"fields": msgspec.json.encode(_fields(event.incident, self.config)).decode()}

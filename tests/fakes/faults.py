@@ -4,7 +4,7 @@ Every fake names each request by kind (`create`, `comment`, `post`...), counts i
 asks its `Faults` what happens to it:
 - `down`: an outage; the request is answered as the vendor answers then (each fake
   says how: 503 with its error body, 429 with Retry-After, or a dropped connection),
-  and nothing is done;
+  and nothing is done; `fail[kind] = n` does the same to the next n of one kind;
 - `lose[kind] = n`: the next n requests of that kind are carried out, then the
   connection drops before the answer: the client cannot know it happened;
 - `hold = {kind}`: carried out, then the answer waits until `release` is set (the test
@@ -33,6 +33,7 @@ T = TypeVar("T")
 @dataclass
 class Faults:
     down: bool = False
+    fail: Counter[str] = field(default_factory=Counter)
     lose: Counter[str] = field(default_factory=Counter)
     hold: set[str] = field(default_factory=set)
     held: threading.Event = field(default_factory=threading.Event)
@@ -44,9 +45,11 @@ class Faults:
     def outage(self, kind: str) -> bool:
         """Count the request; True when it must be answered as an outage."""
         self.calls[kind] += 1
-        if self.down:
+        failing = self.down or self.fail[kind] > 0
+        if failing:
             self.refused += 1
-        return self.down
+            self.fail[kind] = max(0, self.fail[kind] - 1)
+        return failing
 
     async def answer(
         self, request: web.Request, kind: str, response: web.StreamResponse

@@ -10,7 +10,8 @@
 - `GET|POST .../comment` (201); `GET .../transitions` lists what the issue's status
   allows (none leads from Done to Done); `POST .../transitions` -> 204, 400 for a
   transition the status does not allow.
-- While `down`: the connection drops (a load balancer with no backend).
+- While `down`: the connection drops (a load balancer with no backend), or with
+  `outage_drops = False`, 503 `{"errorMessages": ["Service Unavailable"]}`.
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ class FakeJira:
     token: str = "tok"
     lag: float = 0.0
     faults: Faults = field(default_factory=Faults)
+    outage_drops: bool = True
     issues: dict[str, dict[str, Any]] = field(default_factory=dict)
     creates: int = 0
     url: str = ""
@@ -57,6 +59,10 @@ class FakeJira:
 
     async def _gate(self, request: web.Request, kind: str) -> web.StreamResponse | None:
         if self.faults.outage(kind):
+            if not self.outage_drops:
+                return web.json_response(
+                    {"errorMessages": ["Service Unavailable"], "errors": {}}, status=503
+                )
             assert request.transport is not None
             request.transport.abort()
             return web.Response(status=503)

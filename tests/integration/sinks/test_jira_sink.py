@@ -150,3 +150,19 @@ async def test_an_outage_is_retryable(jira: FakeJira) -> None:
         await s.deliver(incident_event("opened", 1, key="inc-o"))
     await s.close()
     assert info.value.retryable and jira.creates == 0
+
+
+async def test_a_create_jira_refused_with_a_status_is_retried_without_waiting(
+    jira: FakeJira,
+) -> None:
+    """Only an unseen answer makes the sink look before creating again: a 503 means
+    Jira created nothing."""
+    jira.lag = 30
+    s, refs = sink(jira, search_consistency=60)
+    jira.outage_drops, jira.faults.fail["create"] = False, 1
+    with pytest.raises(SinkError) as info:
+        await s.deliver(incident_event("opened", 1, key="inc-j"))
+    assert info.value.status == 503 and jira.faults.calls["create"] == 1
+    await deliver_all(s, refs, [incident_event("opened", 1, key="inc-j")])
+    await s.close()
+    assert jira.creates == 1
