@@ -142,6 +142,10 @@ class Outbox(Protocol):
         """(incidents pending, events in them and in the inbox, oldest enqueued_at)."""
         ...
 
+    async def slot(self, sink: str, key: str) -> Pending | None:
+        """What waits for one incident, if anything."""
+        ...
+
     dropped: dict[str, int]
     """Dead letters pushed out by newer ones, per sink."""
 
@@ -243,6 +247,9 @@ class MemoryOutbox:
         for slot in requeue_into(s.slots, letters, now).values():
             self._set(s, slot)
         return len(letters)
+
+    async def slot(self, sink: str, key: str) -> Pending | None:
+        return self._s(sink).slots.get(key)
 
     async def stats(self, sink: str) -> tuple[int, int, float | None]:
         s = self._s(sink)

@@ -160,6 +160,9 @@ class RedisOutbox:
         await self._write(sink, requeue_into(before, letters, now), before)
         return len(letters)
 
+    async def slot(self, sink: str, key: str) -> Pending | None:
+        return (await self._slots(sink, [key])).get(key)
+
     async def stats(self, sink: str) -> tuple[int, int, float | None]:
         k = self.keys(sink)
         async with self._client.pipeline(transaction=False) as pipe:

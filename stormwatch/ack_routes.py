@@ -11,6 +11,8 @@
   not retry it).
 - `GET /api/v1/sinks`: per sink, incidents and events waiting, the oldest wait, the
   breaker, dead letters.
+- `GET /api/v1/incidents/{key}/deliveries`: per sink, the incident's remote object (id,
+  state), the last event the sink has, and what still waits for it.
 """
 
 from __future__ import annotations
@@ -103,10 +105,17 @@ def ack_routes(app: App) -> list[web.RouteDef]:
     async def sinks(_: web.Request) -> web.Response:
         return _answer(await app.delivery.health())
 
+    async def deliveries(request: web.Request) -> web.Response:
+        key = request.match_info["key"]
+        if app.engine.incident(key) is None:
+            return error_response(404, "not_found", "no such incident", "key")
+        return _answer(await app.delivery.deliveries(key))
+
     return [
         web.post("/api/v1/incidents/{key}/ack", acknowledge),
         web.post("/api/v1/sinks/{sink}/webhook", webhook),
         web.get("/api/v1/sinks", sinks),
+        web.get("/api/v1/incidents/{key}/deliveries", deliveries),
     ]
 
 

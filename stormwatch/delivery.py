@@ -193,6 +193,28 @@ class Delivery:
             )
         return out
 
+    async def deliveries(self, key: str) -> list[dict[str, object]]:
+        """Where one incident stands at each sink: its remote object, the last event the
+        sink has, and what still waits for it (with the last error)."""
+        out: list[dict[str, object]] = []
+        for name, drain in self.drains.items():
+            ref = await drain.refs.get(key)
+            slot = await self.outbox.slot(name, key)
+            out.append(
+                {
+                    "sink": name,
+                    "type": self.types[name],
+                    "remote_id": ref.remote_id,
+                    "state": ref.state,
+                    "sequence": ref.sequence,
+                    "acknowledged": ref.acknowledged,
+                    "waiting": [e.event for e in slot.events] if slot else [],
+                    "attempts": slot.attempts if slot else 0,
+                    "last_error": slot.last_error if slot else "",
+                }
+            )
+        return out
+
     # -- lifecycle ---------------------------------------------------------------------
 
     def start(self, open_incidents: Iterable[Incident], watch: Watch) -> None:

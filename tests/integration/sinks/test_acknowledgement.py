@@ -185,3 +185,15 @@ async def test_a_resolved_incident_cannot_be_acknowledged(world: World) -> None:
     await until(lambda: world.app.incidents()[0].status == "resolved")
     status, body = await world.call("POST", f"/api/v1/incidents/{key}/ack", b'{"by": "ada"}')
     assert status == 409 and body["error"] == "conflict" and body["field"] == "key"
+
+
+async def test_an_incidents_deliveries_show_where_it_stands_at_each_sink(world: World) -> None:
+    key = await opened(world)
+    await until(lambda: all(d.backlog == 0 for d in world.app.delivery.drains.values()))
+    status, rows = await world.call("GET", f"/api/v1/incidents/{key}/deliveries")
+    assert status == 200
+    by_sink = {r["sink"]: r for r in rows}
+    assert by_sink["tickets"]["remote_id"] == "OPS-1" and by_sink["tickets"]["state"] == "open"
+    assert by_sink["og"]["remote_id"] == key and by_sink["oncall"]["state"] == "open"
+    assert {r["sequence"] for r in rows} == {1} and all(r["waiting"] == [] for r in rows)
+    assert (await world.call("GET", "/api/v1/incidents/inc-nope/deliveries"))[0] == 404
