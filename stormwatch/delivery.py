@@ -127,11 +127,11 @@ class Delivery:
                 raise Overloaded(msg, retry_after_s=self.config.outbox.retry_after)
 
     async def prepare(
-        self, events: Iterable[IncidentEvent]
+        self, events: list[IncidentEvent]
     ) -> tuple[dict[str, list[IncidentEvent]], dict[str, list[bytes]]]:
         """Route events; the inbox appends for a durable store's transaction (memory:
         queued now, before the state, as the embedded mode always did)."""
-        routed = self.dispatcher.route(events)
+        routed = self.dispatcher.route(events, await self._holding(events))
         appends: dict[str, list[bytes]] = {}
         for name, for_sink in routed.items():
             if not for_sink:
@@ -141,6 +141,20 @@ class Delivery:
             else:
                 await self.outbox.put(name, for_sink)
         return routed, appends
+
+    async def _holding(self, events: list[IncidentEvent]) -> dict[str, set[str]]:
+        """For resolutions and acknowledgements: which sinks' records say they have the
+        incident (a restart forgets who follows what; the records do not)."""
+        out: dict[str, set[str]] = {}
+        for e in events:
+            if not self.dispatcher.closing(e):
+                continue
+            key = e.incident.key
+            for name, drain in self.drains.items():
+                ref = await drain.refs.get(key)
+                if ref.sequence > 0 and ref.state != "resolved":
+                    out.setdefault(key, set()).add(name)
+        return out
 
     def committed(
         self, events: list[IncidentEvent], routed: dict[str, list[IncidentEvent]]

@@ -18,7 +18,8 @@ own sinks do. Matchers see the incident as labels: `severity`, `category`, `prio
 labels. Without a `route`, every sink gets every event.
 
 `Dispatcher` applies the tree to a batch's events with two rules of its own, so one
-incident stays one ticket from its opening to its close:
+incident stays one ticket from its opening to its close (which sinks have which open
+incident is kept in memory; after a restart, the sinks' own records tell):
 - a sink's first event of an incident is an `opened`: when an `updated` is the first
   event the tree gives a sink (the incident escalated into a route: P4 -> P1 with a
   `severity="P1"` route), the sink gets an `opened` with the incident as it is now;
@@ -134,15 +135,24 @@ class Dispatcher:
     def following(self, key: str) -> set[str]:
         return set(self._following.get(key, ()))
 
-    def route(self, events: Iterable[IncidentEvent]) -> dict[str, list[IncidentEvent]]:
+    @staticmethod
+    def closing(event: IncidentEvent) -> bool:
+        """An event every sink that has the incident must get."""
+        return event.event == "resolved" or "acknowledged" in event.reason.split(",")
+
+    def route(
+        self, events: Iterable[IncidentEvent], holding: dict[str, set[str]] | None = None
+    ) -> dict[str, list[IncidentEvent]]:
+        """`holding`: incident key -> sinks known (from their records) to have it, for
+        what memory lost in a restart."""
         out: dict[str, list[IncidentEvent]] = {name: [] for name in self.router.all}
         for event in events:
             key = event.incident.key
-            has = self._following.get(key, set())
+            has = self._following.get(key, set()) | (holding or {}).get(key, set())
             if event.incident.alerts:
                 self._shared[key] = common_labels(event.incident.alerts)
             targets = set(self.router.sinks_for(event, self._shared.get(key)))
-            if event.event == "resolved" or "acknowledged" in event.reason.split(","):
+            if self.closing(event):
                 targets |= has
             for name in self.router.all:
                 if name not in targets:

@@ -213,3 +213,43 @@ async def test_dead_letters_keep_the_vendors_error_and_replay_once_the_config_is
             ) as r:
                 assert (await r.json())["replayed"] == 0
             assert jira.creates == 1
+
+
+async def test_a_ticket_still_closes_when_its_incident_left_the_route_before_a_restart(
+    tmp_path: Path, redis_url: str, redis_prefix: str
+) -> None:
+    """The P1 route opened a ticket; the rules changed (the incident is P4 now) and the
+    daemon restarted, forgetting who follows what: the sink's record still says it has
+    the incident, so the resolution reaches it."""
+    jira = FakeJira()
+    async with serve(jira.app()) as url:
+        body = (
+            f"state: {{backend: redis, url: '{redis_url}', key_prefix: '{redis_prefix}'}}\n"
+            f"sinks:\n  - {{type: file, name: jsonl, path: {tmp_path / 'incidents.jsonl'}}}\n"
+            f"  - {{type: jira, name: tickets, url: '{url}', project: OPS, user: bot@example.com, token: tok}}\n"
+            "route:\n  sink: [jsonl]\n  routes:\n"
+            "    - {match: ['severity=\"P1\"'], sink: [tickets], continue: true}\n"
+            "    - {match: ['rule=~\".+\"'], sink: [jsonl]}\n"
+        )
+        async with App(config(tmp_path, body)) as app, aiohttp.ClientSession() as session:
+            assert (await post(session, app, alerts("checkout", severity="critical")))[0] == 200
+            await until(lambda: jira.creates == 1)
+            await until(lambda: app.delivery.drains["tickets"].backlog == 0)
+        cfg = config(tmp_path, body)
+        (tmp_path / "rules.yaml").write_text(BURST.split("  classify:")[0])  # no P1 any more
+        async with App(cfg) as app, aiohttp.ClientSession() as session:
+            assert app.incidents()[0].severity == "P4"
+            resolved = json.dumps(
+                [
+                    {
+                        "labels": {
+                            "alertname": "Down",
+                            "service": "checkout",
+                            "severity": "critical",
+                        },
+                        "endsAt": "2020-01-01T00:00:00Z",
+                    }
+                ]
+            ).encode()
+            assert (await post(session, app, resolved))[0] == 200
+            await until(lambda: jira.issues["OPS-1"]["status"] == "Done")
