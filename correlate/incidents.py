@@ -281,6 +281,8 @@ class IncidentBook:
         inc.acknowledged_by = by
         self.log(inc, at, "acknowledged", by)
         self.touch(inc, "acknowledged")
+        # A person acted: the sinks hear it now, not at the next spaced update.
+        self.announcer.flush(inc, self.ctx.live[inc.rule], at)
         return True
 
     # -- timers ---------------------------------------------------------------------------

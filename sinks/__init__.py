@@ -1,30 +1,30 @@
 """Outputs: every sink delivers `IncidentEvent`s from its own outbox.
 
-`build_sink(config, metrics)` turns a sink's config into a ready `Sink` (wrapped in
-`Retrying` where the sink talks to the network).
+`build_sink(config, ctx)` turns a sink's config into a ready `Sink`; `OutboxDrain`
+(sinks/drain.py) feeds it from the outbox with the config's `retry` and `breaker`.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, TypeAlias
+from typing import TypeAlias
 
-from sinks.base import Receipt, Sink, classify_status, parse_retry_after
+from sinks.base import Receipt, Sink, SinkContext, classify_status, parse_retry_after
+from sinks.drain import OutboxDrain
 from sinks.file import FileSink, FileSinkConfig
 from sinks.jira import JiraSink, JiraSinkConfig
 from sinks.kafka import KafkaSink, KafkaSinkConfig
 from sinks.opsgenie import OpsgenieSink, OpsgenieSinkConfig
-from sinks.outbox import DeadLetter, MemoryOutbox, Outbox, OutboxDrain, OutboxEntry
+from sinks.outbox import DeadLetter, MemoryOutbox, Outbox, OutboxEntry, Pending
 from sinks.pagerduty import PagerDutySink, PagerDutySinkConfig
 from sinks.redis_outbox import RedisOutbox
-from sinks.retry import Retrying, RetryPolicy
+from sinks.remote import MemoryRemoteStore, RedisRemoteStore, Refs, RemoteRef, RemoteStore
+from sinks.retry import BreakerPolicy, RetryPolicy
 from sinks.servicenow import ServiceNowSink, ServiceNowSinkConfig
 from sinks.slack import SlackSink, SlackSinkConfig
 from sinks.webhook import WebhookSink, WebhookSinkConfig
 
-if TYPE_CHECKING:
-    from stormwatch.metrics import Metrics
-
 __all__ = [
+    "BreakerPolicy",
     "DeadLetter",
     "FileSink",
     "FileSinkConfig",
@@ -33,6 +33,7 @@ __all__ = [
     "KafkaSink",
     "KafkaSinkConfig",
     "MemoryOutbox",
+    "MemoryRemoteStore",
     "OpsgenieSink",
     "OpsgenieSinkConfig",
     "Outbox",
@@ -40,14 +41,19 @@ __all__ = [
     "OutboxEntry",
     "PagerDutySink",
     "PagerDutySinkConfig",
+    "Pending",
     "Receipt",
     "RedisOutbox",
+    "RedisRemoteStore",
+    "Refs",
+    "RemoteRef",
+    "RemoteStore",
     "RetryPolicy",
-    "Retrying",
     "ServiceNowSink",
     "ServiceNowSinkConfig",
     "Sink",
     "SinkConfig",
+    "SinkContext",
     "SlackSink",
     "SlackSinkConfig",
     "WebhookSink",
@@ -55,6 +61,7 @@ __all__ = [
     "build_sink",
     "classify_status",
     "parse_retry_after",
+    "policies",
 ]
 
 SinkConfig: TypeAlias = (
@@ -69,21 +76,26 @@ SinkConfig: TypeAlias = (
 )
 
 
-def build_sink(config: SinkConfig, metrics: Metrics) -> Sink:
+def build_sink(config: SinkConfig, ctx: SinkContext | None = None) -> Sink:
     """A sink ready for its drain."""
-    metrics.init_sink(config.name)
+    ctx = ctx or SinkContext()
     if isinstance(config, WebhookSinkConfig):
-        return Retrying(WebhookSink(config), config.retry)
+        return WebhookSink(config)
     if isinstance(config, PagerDutySinkConfig):
-        return Retrying(PagerDutySink(config), config.retry)
+        return PagerDutySink(config, ctx)
     if isinstance(config, OpsgenieSinkConfig):
-        return Retrying(OpsgenieSink(config), config.retry)
+        return OpsgenieSink(config, ctx)
     if isinstance(config, SlackSinkConfig):
-        return Retrying(SlackSink(config), config.retry)
+        return SlackSink(config, ctx)
     if isinstance(config, ServiceNowSinkConfig):
-        return Retrying(ServiceNowSink(config), config.retry)
+        return ServiceNowSink(config, ctx)
     if isinstance(config, JiraSinkConfig):
-        return Retrying(JiraSink(config), config.retry)
+        return JiraSink(config, ctx)
     if isinstance(config, KafkaSinkConfig):
-        return Retrying(KafkaSink(config))
+        return KafkaSink(config)
     return FileSink(config)
+
+
+def policies(config: SinkConfig) -> tuple[RetryPolicy, BreakerPolicy]:
+    """A sink's retry and breaker settings (the file sink keeps the defaults)."""
+    return getattr(config, "retry", RetryPolicy()), getattr(config, "breaker", BreakerPolicy())

@@ -8,16 +8,26 @@ returns `(retry bool, err)` for the same reason: the integration knows, not the 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from email.utils import parsedate_to_datetime
 from typing import Protocol
 
 import aiohttp
 import msgspec
 
+from sinks.remote import MemoryRemoteStore, Refs
 from stormwatch.errors import PermanentSinkError, RetryableSinkError, SinkError
-from stormwatch.wire import IncidentEvent
+from stormwatch.wire import Incident, IncidentEvent
 
-__all__ = ["Receipt", "Sink", "classify_status", "parse_retry_after", "translate_client_error"]
+__all__ = [
+    "Receipt",
+    "Sink",
+    "SinkContext",
+    "classify_status",
+    "parse_retry_after",
+    "translate_client_error",
+]
 
 
 class Receipt(msgspec.Struct, kw_only=True, frozen=True):
@@ -38,6 +48,26 @@ class Sink(Protocol):
         ...
 
     async def close(self) -> None: ...
+
+
+def _no_itil(_: Incident) -> tuple[int, int] | None:
+    return None
+
+
+@dataclass
+class SinkContext:
+    """What a sink gets from the daemon besides its own config."""
+
+    refs: Refs = field(default_factory=lambda: Refs(MemoryRemoteStore(), ""))
+    """Its records of each incident's remote object (sinks/remote.py)."""
+    incident_url: str = ""
+    """The link back to an incident, `{key}` replaced (a sink's own setting wins)."""
+    itil: Callable[[Incident], tuple[int, int] | None] = _no_itil
+    """(impact, urgency) the incident's rule set for it, if its classify case did."""
+
+    def link(self, own: str | None, key: str) -> str:
+        template = own or self.incident_url
+        return template.replace("{key}", key) if template else ""
 
 
 # 408 Request Timeout, 425 Too Early and 429 Too Many Requests are the 4xx worth

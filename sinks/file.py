@@ -14,6 +14,7 @@ from typing import IO, Literal
 import msgspec
 
 from sinks.base import Receipt
+from stormwatch.errors import RetryableSinkError
 from stormwatch.wire import IncidentEvent
 
 __all__ = ["FileSink", "FileSinkConfig"]
@@ -53,10 +54,15 @@ class FileSink:
 
     async def deliver(self, event: IncidentEvent) -> Receipt:
         if event.event in self.config.events:
-            fh = self._open()
-            # One small write and flush: cheaper than a thread hop for a line of JSON.
-            fh.write(_encoder.encode(event) + b"\n")
-            fh.flush()
+            try:
+                fh = self._open()
+                # One small write and flush: cheaper than a thread hop for a line of JSON.
+                fh.write(_encoder.encode(event) + b"\n")
+                fh.flush()
+            except OSError as err:  # a full or read-only disk: the events wait
+                self._fh = None
+                msg = f"{self.name}: cannot write {self.config.path}: {err.strerror}"
+                raise RetryableSinkError(msg, sink=self.name) from err
         return Receipt(sink=self.name, remote_id=event.incident.key)
 
     async def close(self) -> None:

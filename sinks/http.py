@@ -10,7 +10,7 @@ import msgspec
 from sinks.base import classify_status, translate_client_error
 from stormwatch.errors import ConfigError, PermanentSinkError, SinkError
 
-__all__ = ["HttpClient", "read_secret"]
+__all__ = ["HttpClient", "optional_secret", "read_secret"]
 
 _enc = msgspec.json.Encoder()
 
@@ -29,6 +29,13 @@ def read_secret(value: str | None, file: str | None, *, sink: str, name: str) ->
     except OSError as err:
         msg = f"cannot read {name}_file: {err.strerror}"
         raise ConfigError(msg, field=f"sinks[{sink}].{name}_file") from err
+
+
+def optional_secret(value: str | None, file: str | None, *, sink: str, name: str) -> str | None:
+    """A secret that may be left out (a webhook's): at most one of the two forms."""
+    if value is None and file is None:
+        return None
+    return read_secret(value, file, sink=sink, name=name)
 
 
 class HttpClient:

@@ -15,6 +15,7 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 
 from sinks.base import Receipt
+from sinks.retry import BreakerPolicy, RetryPolicy
 from stormwatch.errors import PermanentSinkError, RetryableSinkError
 from stormwatch.wire import Duration, IncidentEvent
 
@@ -39,6 +40,8 @@ class KafkaSinkConfig(
     linger: Duration = Duration(0.005)
     request_timeout: Duration = Duration(30)
     client_id: str = "stormwatch"
+    retry: RetryPolicy = RetryPolicy()
+    breaker: BreakerPolicy = BreakerPolicy()
 
 
 class KafkaSink:

@@ -1,9 +1,12 @@
-"""`RedisOutbox`: each sink's outbox and dead letters as Redis lists.
+"""`RedisOutbox`: each sink's inbox, pending slots and dead letters in Redis.
 
-The pipeline appends a batch's entries in the same MULTI/EXEC as the batch's state
-(`list_key`, `dead_key`), so after a crash Redis holds a batch's state and its incident
-events together or neither. The drain reads from the head and pops what it delivered;
-only one drain works a sink's list, so head operations need no locking.
+The commit appends a batch's events to the sink's inbox list in the same MULTI/EXEC as
+the batch's state (`inbox_key`), so after a crash Redis holds a batch's state and its
+incident events together or neither. The sink's drain, the only writer of everything
+else, folds the inbox's head into the `pending` hash and its two sorted sets in one
+MULTI/EXEC with the LTRIM that takes it off the inbox: a crash between the two leaves
+the events in the inbox, to be absorbed again (folding is idempotent: a repeated
+sequence changes nothing). Keys: sinks/keys.py.
 """
 
 from __future__ import annotations
@@ -12,13 +15,17 @@ import time
 
 import msgspec
 import redis.asyncio as aioredis
+import structlog
 
-from sinks.outbox import DeadLetter, OutboxEntry
-from stormwatch.errors import Overloaded
+from sinks.keys import SinkKeys
+from sinks.outbox import DeadLetter, OutboxEntry, Pending, absorb_into, requeue_into
+from stormwatch.wire import IncidentEvent
 
 __all__ = ["RedisOutbox"]
 
+log = structlog.get_logger("stormwatch.sinks")
 _entry = msgspec.json.Decoder(OutboxEntry)
+_pending = msgspec.json.Decoder(Pending)
 _dead = msgspec.json.Decoder(DeadLetter)
 _enc = msgspec.json.Encoder()
 
@@ -29,83 +36,139 @@ class RedisOutbox:
         client: aioredis.Redis,
         *,
         prefix: str = "stormwatch",
-        capacity: int = 10_000,
         dead_letter_capacity: int = 10_000,
     ) -> None:
         self._client = client
         self.prefix = prefix
-        self.capacity = capacity
         self.dead_letter_capacity = dead_letter_capacity
         self.dropped: dict[str, int] = {}
+        self._keys: dict[str, SinkKeys] = {}
 
-    def list_key(self, sink: str) -> str:
-        """`{prefix}:outbox:{sink}`: entries waiting, oldest at the head. No TTL: an
-        entry leaves when delivered or dead-lettered."""
-        return f"{self.prefix}:outbox:{sink}"
+    def keys(self, sink: str) -> SinkKeys:
+        k = self._keys.get(sink)
+        if k is None:
+            k = self._keys[sink] = SinkKeys(self.prefix, sink)
+        return k
 
-    def dead_key(self, sink: str) -> str:
-        """`{prefix}:deadletters:{sink}`: capped at `dead_letter_capacity` (LTRIM)."""
-        return f"{self.prefix}:deadletters:{sink}"
-
-    @staticmethod
-    def encode(entry: OutboxEntry) -> bytes:
-        return _enc.encode(entry)
+    def inbox_key(self, sink: str) -> str:
+        return self.keys(sink).inbox
 
     @staticmethod
-    def encode_dead(entry: OutboxEntry, reason: str, error: str) -> bytes:
-        return _enc.encode(DeadLetter(entry=entry, reason=reason, error=error, at=time.time()))
+    def encode(event: IncidentEvent) -> bytes:
+        """An inbox value, for the store to append in the batch's transaction."""
+        return _enc.encode(OutboxEntry.new(event))
 
-    async def put(self, sink: str, entries: list[OutboxEntry]) -> None:
-        if not entries:
-            return
-        if await self.size(sink) + len(entries) > self.capacity:
-            raise Overloaded(
-                f"outbox of sink {sink!r} is full ({self.capacity} events)", retry_after_s=5
+    async def put(self, sink: str, events: list[IncidentEvent]) -> None:
+        if events:
+            await self._client.rpush(self.inbox_key(sink), *[self.encode(e) for e in events])
+
+    async def _slots(self, sink: str, keys: list[str]) -> dict[str, Pending]:
+        if not keys:
+            return {}
+        raw = await self._client.hmget(self.keys(sink).pending, keys)
+        return {k: _pending.decode(v) for k, v in zip(keys, raw, strict=True) if v is not None}
+
+    async def _write(
+        self,
+        sink: str,
+        slots: dict[str, Pending],
+        before: dict[str, Pending],
+        *,
+        trim: int = 0,
+        gone: list[str] | None = None,
+        dead: list[bytes] | None = None,
+    ) -> None:
+        k = self.keys(sink)
+        delta = sum(len(s.events) for s in slots.values()) - sum(
+            len(before[key].events) for key in [*slots, *(gone or [])] if key in before
+        )
+        async with self._client.pipeline(transaction=True) as pipe:
+            if slots:
+                pipe.hset(k.pending, mapping={key: _enc.encode(s) for key, s in slots.items()})
+                pipe.zadd(k.due, {key: s.next_at for key, s in slots.items()})
+                pipe.zadd(k.age, {key: s.enqueued_at for key, s in slots.items()}, nx=True)
+            if gone:
+                pipe.hdel(k.pending, *gone)
+                pipe.zrem(k.due, *gone)
+                pipe.zrem(k.age, *gone)
+            if delta:
+                pipe.hincrby(k.meta, "events", delta)
+            if trim:
+                pipe.ltrim(k.inbox, trim, -1)
+            if dead:
+                pipe.rpush(k.dead, *dead)
+                pipe.ltrim(k.dead, -self.dead_letter_capacity, -1)
+            await pipe.execute()
+
+    async def absorb(self, sink: str, now: float, limit: int = 1000) -> tuple[int, int]:
+        raw = await self._client.lrange(self.inbox_key(sink), 0, limit - 1)
+        if not raw:
+            return 0, 0
+        events = []
+        for r in raw:
+            try:
+                events.append(_entry.decode(r).event)
+            except (msgspec.DecodeError, msgspec.ValidationError) as err:
+                # Not ours to read (a newer version's entry?): say so, do not stall on it.
+                log.error("outbox_entry_unreadable", sink=sink, error=str(err), entry=r[:200])
+        before = await self._slots(sink, list(dict.fromkeys(e.incident.key for e in events)))
+        changed, merged = absorb_into(before, events, now)
+        await self._write(sink, changed, before, trim=len(raw))
+        return len(raw), merged
+
+    async def due(self, sink: str, now: float, limit: int) -> list[Pending]:
+        keys = await self._client.zrangebyscore(self.keys(sink).due, "-inf", now, 0, limit)
+        slots = await self._slots(
+            sink, [k.decode() if isinstance(k, bytes) else str(k) for k in keys]
+        )
+        return list(slots.values())
+
+    async def next_due(self, sink: str) -> float | None:
+        first = await self._client.zrange(self.keys(sink).due, 0, 0, withscores=True)
+        return float(first[0][1]) if first else None
+
+    async def save(self, sink: str, slot: Pending) -> None:
+        before = await self._slots(sink, [slot.key])
+        await self._write(sink, {slot.key: slot}, before)
+
+    async def done(self, sink: str, key: str) -> None:
+        before = await self._slots(sink, [key])
+        await self._write(sink, {}, before, gone=[key])
+
+    async def dead_letter(self, sink: str, slot: Pending, reason: str, error: str) -> None:
+        letters = [
+            _enc.encode(
+                DeadLetter(entry=OutboxEntry.new(e), reason=reason, error=error, at=time.time())
             )
-        await self._client.rpush(self.list_key(sink), *[self.encode(e) for e in entries])
-
-    async def pending(self, sink: str, limit: int) -> list[OutboxEntry]:
-        raw = await self._client.lrange(self.list_key(sink), 0, limit - 1)
-        return [_entry.decode(r) for r in raw]
-
-    async def done(self, sink: str, ids: list[int]) -> None:
-        key, want = self.list_key(sink), set(ids)
-        head = await self.pending(sink, len(ids))
-        n = 0
-        for e in head:
-            if e.id not in want:
-                break
-            n += 1
-        if n:
-            await self._client.ltrim(key, n, -1)
-
-    async def dead_letter(self, sink: str, entry: OutboxEntry, reason: str, error: str) -> None:
-        dkey = self.dead_key(sink)
-        async with self._client.pipeline(transaction=True) as pipe:
-            pipe.rpush(dkey, self.encode_dead(entry, reason, error))
-            pipe.ltrim(dkey, -self.dead_letter_capacity, -1)
-            await pipe.execute()
-        await self.done(sink, [entry.id])
-
-    async def bury(self, sink: str, entries: list[OutboxEntry], reason: str, error: str) -> None:
-        """Dead-letter entries that were never queued (a replay's rest)."""
-        if not entries:
-            return
-        dkey = self.dead_key(sink)
-        async with self._client.pipeline(transaction=True) as pipe:
-            pipe.rpush(dkey, *[self.encode_dead(e, reason, error) for e in entries])
-            pipe.ltrim(dkey, -self.dead_letter_capacity, -1)
-            await pipe.execute()
+            for e in slot.events
+        ]
+        before = await self._slots(sink, [slot.key])
+        await self._write(sink, {}, before, gone=[slot.key], dead=letters)
 
     async def dead_letters(self, sink: str) -> list[DeadLetter]:
-        return [_dead.decode(r) for r in await self._client.lrange(self.dead_key(sink), 0, -1)]
+        return [_dead.decode(r) for r in await self._client.lrange(self.keys(sink).dead, 0, -1)]
 
-    async def take_dead_letters(self, sink: str) -> list[DeadLetter]:
+    async def replay(self, sink: str, now: float) -> int:
+        k = self.keys(sink)
         async with self._client.pipeline(transaction=True) as pipe:
-            pipe.lrange(self.dead_key(sink), 0, -1)
-            pipe.delete(self.dead_key(sink))
+            pipe.lrange(k.dead, 0, -1)
+            pipe.delete(k.dead)
             raw, _ = await pipe.execute()
-        return [_dead.decode(r) for r in raw]
+        letters = [_dead.decode(r) for r in raw]
+        keys = list(dict.fromkeys(d.entry.event.incident.key for d in letters))
+        before = await self._slots(sink, keys)
+        await self._write(sink, requeue_into(before, letters, now), before)
+        return len(letters)
 
-    async def size(self, sink: str) -> int:
-        return int(await self._client.llen(self.list_key(sink)))
+    async def slot(self, sink: str, key: str) -> Pending | None:
+        return (await self._slots(sink, [key])).get(key)
+
+    async def stats(self, sink: str) -> tuple[int, int, float | None]:
+        k = self.keys(sink)
+        async with self._client.pipeline(transaction=False) as pipe:
+            pipe.zcard(k.age)
+            pipe.hget(k.meta, "events")
+            pipe.llen(k.inbox)
+            pipe.zrange(k.age, 0, 0, withscores=True)
+            n, events, inbox, oldest = await pipe.execute()
+        return int(n), int(events or 0) + int(inbox), float(oldest[0][1]) if oldest else None

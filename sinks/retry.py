@@ -1,89 +1,93 @@
-"""`Retrying(sink)`: exponential backoff with full jitter, honouring Retry-After.
+"""When to try a sink again: retry by time, and a circuit breaker per sink.
 
-It is itself a `Sink`, so wrappers compose: `Retrying(RateLimited(PagerDutySink(...)))`.
-A permanent error stops at once; a retryable one is tried again until `max_attempts`
-or `max_elapsed`, never sooner than the server asked (capped at `max_backoff`).
+Retries are not a loop inside `deliver`: a failed incident goes back to the sink's
+outbox with the time of its next attempt, so newer events of the same incident fold
+into it while it waits (sinks/coalesce.py) and a restart resumes where it stopped. An
+incident is retried until `deadline` has passed since it started waiting (24 h by
+default), with capped exponential backoff and full jitter, never sooner than a
+server's Retry-After. `max_attempts` (0 = no limit) exists for receivers that want a
+count instead.
+
+The breaker (Alertmanager has none; it is the usual closed -> open -> half-open
+machine) makes an outage cheap: after `failures` retryable failures in a row it opens,
+and the sink then gets one probe per `probe_interval` instead of a call per waiting
+incident; the first success closes it again.
 """
 
 from __future__ import annotations
 
-import asyncio
 import random
-import time
-from collections.abc import Awaitable, Callable
+from typing import Literal
 
 import msgspec
-import structlog
 
-from sinks.base import Receipt, Sink
-from stormwatch.errors import SinkError
-from stormwatch.wire import Duration, IncidentEvent
+from stormwatch.wire import Duration
 
-__all__ = ["RetryPolicy", "Retrying"]
+__all__ = ["BreakerPolicy", "BreakerState", "CircuitBreaker", "RetryPolicy"]
 
-log = structlog.get_logger("stormwatch.sinks")
+BreakerState = Literal["closed", "open", "half_open"]
+MAX_RETRY_AFTER_S = 3600.0
+"""A Retry-After beyond an hour is taken as an hour: a wrong header must not park a sink."""
 
 
 class RetryPolicy(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=True):
     initial_backoff: Duration = Duration(0.5)
     max_backoff: Duration = Duration(60)
     multiplier: float = 2.0
-    max_attempts: int = 8
-    max_elapsed: Duration = Duration(600)
+    deadline: Duration = Duration(86400)
+    """How long an incident's events are retried before they go to dead letters."""
+    max_attempts: int = 0
+    """Give up after this many attempts as well; 0: only the deadline counts."""
 
     def backoff(self, attempt: int, rng: random.Random) -> float:
         """Full jitter: uniform in [0, min(max, initial * multiplier**(attempt-1))]."""
         cap = min(self.max_backoff, self.initial_backoff * self.multiplier ** (attempt - 1))
         return rng.uniform(0, cap)
 
+    def gives_up(self, attempts: int, waited_s: float) -> bool:
+        if self.max_attempts and attempts >= self.max_attempts:
+            return True
+        return waited_s >= self.deadline
 
-class Retrying:
-    """Wraps a sink with retries; raises the last error when it gives up."""
 
-    def __init__(
-        self,
-        sink: Sink,
-        policy: RetryPolicy | None = None,
-        *,
-        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
-        clock: Callable[[], float] = time.monotonic,
-        rng: random.Random | None = None,
-    ) -> None:
-        self.inner = sink
-        self.name = sink.name
-        self.policy = policy or RetryPolicy()
-        self._sleep = sleep
-        self._clock = clock
-        self._rng = rng or random.Random()
+class BreakerPolicy(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=True):
+    failures: int = 5
+    """Retryable failures in a row that open the breaker; 0 turns it off."""
+    probe_interval: Duration = Duration(30)
+    """While open, one attempt per interval finds out whether the sink is back."""
 
-    async def deliver(self, event: IncidentEvent) -> Receipt:
-        started = self._clock()
-        attempt, last_reason = 0, ""
-        while True:
-            attempt += 1
-            try:
-                return await self.inner.deliver(event)
-            except SinkError as err:
-                if not err.retryable or attempt >= self.policy.max_attempts:
-                    raise
-                wait = self.policy.backoff(attempt, self._rng)
-                if err.retry_after_s is not None:
-                    wait = max(wait, min(err.retry_after_s, self.policy.max_backoff))
-                if self._clock() + wait - started > self.policy.max_elapsed:
-                    raise
-                reason = f"{err.status}" if err.status else type(err).__name__
-                if reason != last_reason:
-                    # Log a failure only when it differs from the previous one.
-                    log.warning(
-                        "sink_delivery_retrying",
-                        sink=self.name,
-                        attempt=attempt,
-                        retry_after_s=round(wait, 3),
-                        reason=reason,
-                        incident_key=event.incident.key,
-                    )
-                    last_reason = reason
-                await self._sleep(wait)
 
-    async def close(self) -> None:
-        await self.inner.close()
+class CircuitBreaker:
+    """The state machine; time comes in as arguments, so tests need no clock."""
+
+    def __init__(self, policy: BreakerPolicy) -> None:
+        self.policy = policy
+        self.state: BreakerState = "closed"
+        self.failures = 0
+        self.probe_at = 0.0
+        self.opened = 0
+        """How often it opened (for logs and tests)."""
+
+    def blocked_until(self, now: float) -> float | None:
+        """When the next attempt may go, if not now."""
+        if self.state == "open":
+            if now >= self.probe_at:
+                self.state = "half_open"
+                return None
+            return self.probe_at
+        return None
+
+    def success(self) -> None:
+        self.state, self.failures = "closed", 0
+
+    def failure(self, now: float) -> bool:
+        """Count a retryable failure; True when it (re)opened the breaker."""
+        self.failures += 1
+        limit = self.policy.failures
+        if self.state == "half_open" or (limit and self.failures >= limit):
+            if self.state != "open":
+                self.opened += 1
+            self.state = "open"
+            self.probe_at = now + self.policy.probe_interval
+            return True
+        return False

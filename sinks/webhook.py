@@ -2,8 +2,9 @@
 
 The body is the same JSON as the file sink's line. `Idempotency-Key` is
 `<incident key>:<sequence>`, identical across retries of one event, so a receiver can
-drop repeats; `sequence` lets it drop stale updates too. Retried with backoff by
-`Retrying`; the status decides retryable or permanent (`sinks.base.classify_status`).
+drop repeats; `sequence` lets it drop stale updates too (while the receiver is down,
+an incident's waiting events fold into its latest state: sinks/coalesce.py). The
+status decides retryable or permanent (`sinks.base.classify_status`).
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import msgspec
 
 from sinks.base import Receipt
 from sinks.http import HttpClient
-from sinks.retry import RetryPolicy
+from sinks.retry import BreakerPolicy, RetryPolicy
 from stormwatch.wire import Duration, IncidentEvent
 
 __all__ = ["WebhookSink", "WebhookSinkConfig"]
@@ -33,6 +34,7 @@ class WebhookSinkConfig(
     headers: dict[str, str] = {}
     timeout: Duration = Duration(10)
     retry: RetryPolicy = RetryPolicy()
+    breaker: BreakerPolicy = BreakerPolicy()
     send_duplicate_updates: bool = False
     """Send `updated` events whose only change is re-sent alerts (off: they are noise
     for most receivers)."""

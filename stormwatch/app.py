@@ -25,21 +25,18 @@ from correlate.store import MemoryStore, Store
 from correlate.suppress import Silence, active_silence
 from ingest import HttpSource
 from ingest.kafka_source import KafkaSource
-from ingest.ratelimit import LogLimiter
 from rules import RuleSet, load_rules, rule_files
-from sinks import MemoryOutbox, OutboxDrain, OutboxEntry, Sink, build_sink
-from sinks.redis_outbox import RedisOutbox
 from stormwatch.config import Config
+from stormwatch.delivery import Delivery
 from stormwatch.errors import RuleError
 from stormwatch.explain import explain
 from stormwatch.metrics import Metrics
 from stormwatch.pipeline import Pipeline
-from stormwatch.routing import Router
 from stormwatch.rulesource import log_rules_loaded
 from stormwatch.silences import SilenceRequest, to_silence
 from stormwatch.views import AlertView
 from stormwatch.web import build_web_app
-from stormwatch.wire import Incident, IncidentEvent
+from stormwatch.wire import Alert, Incident, IncidentEvent
 
 __all__ = ["DEFAULT_RULES", "App", "serve"]
 
@@ -72,12 +69,16 @@ class App:
         self.metrics.rules_loaded.set(len(self.ruleset))
         self.metrics.rules_reload_ts.set(clock())
         self.metrics.init_rules(r.name for r in self.ruleset.rules)
-        self.outbox: MemoryOutbox | RedisOutbox = _build_outbox(config, self.store)
-        self.router = Router(config.route, [sc.name for sc in config.sinks])
-        self.sinks: dict[str, Sink] = {}
-        for sc in config.sinks:
-            self.metrics.init_sink(sc.name)
-            self.sinks[sc.name] = build_sink(sc, self.metrics)
+        self.delivery = Delivery(
+            config,
+            self.metrics,
+            self.store,
+            full_view=lambda key: self.engine.incident(key),
+            rules=lambda: self.ruleset,
+            clock=clock,
+        )
+        self.outbox = self.delivery.outbox
+        self.sinks = self.delivery.sinks
         self.pipeline = Pipeline(
             self.engine,
             self._commit,
@@ -91,14 +92,9 @@ class App:
             KafkaSource(config.ingest.kafka, self.metrics) if config.ingest.kafka else None
         )
         self.http_source = HttpSource(
-            self.pipeline.submit,
-            self.metrics,
-            config.ingest.max_body_bytes,
-            clock=self.pipeline.stamp,
+            self.submit, self.metrics, config.ingest.max_body_bytes, clock=self.pipeline.stamp
         )
         self._clock = clock
-        self._drains: dict[str, tuple[OutboxDrain, asyncio.Task[None]]] = {}
-        self._full_log = LogLimiter()
         self._tasks: list[asyncio.Task[None]] = []
         self._runner: web.AppRunner | None = None
         self.ready = False
@@ -107,63 +103,53 @@ class App:
 
     # -- wiring -------------------------------------------------------------------------
 
+    async def submit(self, alerts: list[Alert]) -> None:
+        """Take a batch in, unless a sink's outbox is full (then Overloaded: 429 +
+        Retry-After; batches already taken in still reach every outbox)."""
+        self.delivery.check_capacity()
+        await self.pipeline.submit(alerts)
+
     async def _commit(self, events: list[IncidentEvent], delta: StateDelta) -> None:
         """Store a batch's state and queue its events on every sink's outbox, together.
 
         With Redis both go in one MULTI/EXEC; in memory the order is outbox, then state.
-        A sink whose outbox is full (its receiver down for long) must not stop ingestion
-        for every other sink: its new events go to its dead letters, counted and logged,
-        from where `POST /api/v1/deadletters/{sink}/replay` puts them back.
+        An outbox never refuses here: backpressure happens before a batch is taken in
+        (`submit`), so nothing acknowledged is dropped or dead-lettered.
         """
-        appends: dict[str, list[bytes]] = {}
-        caps: dict[str, int] = {}
-        routed: dict[str, list[IncidentEvent]] = {name: [] for name in self.sinks}
-        for event in events:
-            for name in self.router.sinks_for(event):
-                routed[name].append(event)
-        for name, for_sink in routed.items():
-            entries = [OutboxEntry.new(e) for e in for_sink]
-            if not entries:
-                continue
-            full = await self.outbox.size(name) + len(entries) > self.outbox.capacity
-            if full:
-                self._outbox_full(name, len(entries))
-            if isinstance(self.outbox, RedisOutbox):
-                if full:
-                    key = self.outbox.dead_key(name)
-                    appends[key] = [
-                        self.outbox.encode_dead(e, "outbox_full", "outbox full") for e in entries
-                    ]
-                    caps[key] = self.outbox.dead_letter_capacity
-                else:
-                    appends[self.outbox.list_key(name)] = [self.outbox.encode(e) for e in entries]
-            elif full:
-                await self.outbox.bury(name, entries, "outbox_full", "outbox full")
-            else:
-                await self.outbox.put(name, entries)
-        await self.store.save(self.shard, delta, appends, caps)
-        for name in self.sinks:
-            if events and name in self._drains:
-                self._drains[name][0].notify()
+        routed, appends = await self.delivery.prepare(events)
+        await self.store.save(self.shard, delta, appends)
+        self.delivery.committed(events, routed)
 
-    def _outbox_full(self, sink: str, n: int) -> None:
-        self.metrics.dead_letters.labels(sink, "outbox_full").inc(n)
-        allowed, suppressed = self._full_log.allow(sink)
-        if allowed:
-            log.error("outbox_full", sink=sink, dead_lettered=n, suppressed=suppressed)
+    async def acknowledge(
+        self, key: str, by: str, source: str = "api", *, comment: str = ""
+    ) -> Incident | None:
+        """Acknowledge an open incident; the sinks that have it are told (PagerDuty and
+        Opsgenie acknowledge, tickets get a note), except `source` when the
+        acknowledgement came from that sink's webhook. None if the incident is unknown;
+        a resolved or already acknowledged one is returned unchanged."""
+        state = self.engine.incident_state(key)
+        if state is None or state.status != "open" or state.acknowledged_at is not None:
+            return self.engine.incident(key)
+        if source in self.sinks:
+            # Before the event is queued: the sink it came from is not told again.
+            refs = self.delivery.drains[source].refs
+            await refs.mark(key, await refs.get(key), acknowledged=True)
+        effects = await self.pipeline.act(lambda engine, now: engine.acknowledge(key, by, now))
+        for e in effects.events if effects is not None else []:
+            log.info(
+                "incident_acknowledged",
+                incident_key=key,
+                rule=e.incident.rule,
+                severity=e.incident.severity,
+                by=by,
+                source=source,
+                comment=comment,
+            )
+        return self.engine.incident(key)
 
     async def replay_dead_letters(self, sink: str) -> int:
-        """Put a sink's dead letters back on its outbox, oldest first; returns how many."""
-        letters = await self.outbox.take_dead_letters(sink)
-        room = self.outbox.capacity - await self.outbox.size(sink)
-        back, keep = letters[:room], letters[room:]
-        await self.outbox.put(sink, [d.entry for d in back])
-        for d in keep:  # back where they were, oldest first
-            await self.outbox.bury(sink, [d.entry], d.reason, d.error)
-        if sink in self._drains:
-            self._drains[sink][0].notify()
-        log.info("dead_letters_replayed", sink=sink, replayed=len(back), kept=len(keep))
-        return len(back)
+        """Put a sink's dead letters back: each incident's latest state, once."""
+        return await self.delivery.replay(sink)
 
     async def reload_rules(self) -> int:
         """Load the rule files again; on any error keep the old rules and raise RuleError."""
@@ -265,13 +251,12 @@ class App:
         return out
 
     def drain_alive(self, sink: str) -> bool:
-        drain = self._drains.get(sink)
-        return drain is not None and not drain[1].done()
+        return self.delivery.drain_alive(sink)
 
     def routed_sinks(self, incident: Incident) -> list[str]:
         """The sinks the routing tree sends this incident's events to."""
         event = IncidentEvent(event="opened", at=0.0, reason="", sequence=0, incident=incident)
-        return sorted(self.router.sinks_for(event))
+        return sorted(self.delivery.dispatcher.router.sinks_for(event))
 
     # -- lifecycle ------------------------------------------------------------------------
 
@@ -303,12 +288,10 @@ class App:
                 incidents=len(state.incidents),
                 alerts=len(state.tracked),
             )
-        for name, sink in self.sinks.items():
-            drain = OutboxDrain(self.outbox, sink, self.metrics)
-            self._drains[name] = (drain, self._watch(drain.run(), f"drain:{name}"))
+        self.delivery.start(self.engine.open_incidents(), self._watch)
         self._watch(self.pipeline.run(), "correlator")
         if self.kafka_source is not None:
-            self._watch(self.kafka_source.run(self.pipeline.submit), "kafka-source")
+            self._watch(self.kafka_source.run(self.submit), "kafka-source")
         if self.config.rules_watch_interval > 0:
             self._watch(self.watch_rule_files(self.config.rules_watch_interval), "rules-watch")
         log_rules_loaded(self.ruleset, self.rule_paths, DEFAULT_RULES)
@@ -332,24 +315,19 @@ class App:
         grace = self.config.shutdown_grace
         if self._runner is not None:
             await self._runner.shutdown()
+        started = time.monotonic()
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(grace):
                 await self.pipeline.drain()
-                for name in self.sinks:
-                    # Let each live drain empty its outbox within the grace period.
-                    _, task = self._drains[name]
-                    while await self.outbox.size(name) and not task.done():
-                        await asyncio.sleep(0.05)
+        # Let each live drain empty its outbox within what is left of the grace period.
+        await self.delivery.settle(max(0.0, grace - (time.monotonic() - started)))
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         if self._runner is not None:
             await self._runner.cleanup()
-        for sink in self.sinks.values():
-            await sink.close()
         await self.pipeline.save()
-        pending = {n: await self.outbox.size(n) for n in self.sinks}
-        log.info("daemon_stopped", undelivered=pending)
+        log.info("daemon_stopped", undelivered=await self.delivery.close())
 
     async def __aenter__(self) -> App:
         await self.start()
@@ -387,16 +365,6 @@ def _on_stop(stop: asyncio.Event) -> None:
     if stop.is_set():
         raise SystemExit(1)
     stop.set()
-
-
-def _build_outbox(config: Config, store: Store) -> MemoryOutbox | RedisOutbox:
-    """A durable store keeps the outboxes beside the state, on the same connection."""
-    cap, dead = config.outbox.capacity, config.outbox.dead_letter_capacity
-    client = getattr(store, "client", None)
-    if client is not None:
-        prefix = getattr(store, "prefix", "stormwatch")
-        return RedisOutbox(client, prefix=prefix, capacity=cap, dead_letter_capacity=dead)
-    return MemoryOutbox(capacity=cap, dead_letter_capacity=dead)
 
 
 def _build_store(config: Config) -> Store:

@@ -47,8 +47,11 @@ class IngestConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, fro
 
 class OutboxConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, frozen=True):
     capacity: int = 10_000
-    """Incident events waiting per sink. Past it, a sink's new events go to its dead
-    letters (so one dead receiver never stops ingestion), to be replayed later."""
+    """Incidents waiting per sink (an incident's events fold into one entry). Past it,
+    new alerts are refused with 429 + Retry-After until the sink catches up; events of
+    batches already taken in are still queued, so nothing acknowledged is lost."""
+    retry_after: Duration = Duration(30)
+    """The Retry-After told to senders while an outbox is full."""
     dead_letter_capacity: int = 10_000
     """Dead letters kept per sink; past it the oldest are dropped (and counted)."""
 
@@ -83,6 +86,9 @@ class Config(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, frozen=Tr
     tick_interval: Duration = Duration(1)
     shutdown_grace: Duration = Duration(10)
     """How long in-flight batches and deliveries get to finish on SIGTERM."""
+    external_url: str = ""
+    """Where people reach this daemon (as Alertmanager's --web.external-url); sinks link
+    every ticket to `{external_url}/incidents/{key}`."""
 
     @property
     def host_port(self) -> tuple[str, int]:

@@ -12,7 +12,7 @@ from collections.abc import Iterable
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
-__all__ = ["REJECT_REASONS", "Metrics"]
+__all__ = ["BREAKER_STATES", "DEAD_LETTER_REASONS", "REJECT_REASONS", "SINK_OUTCOMES", "Metrics"]
 
 REJECT_REASONS = (
     "invalid_json",
@@ -23,6 +23,12 @@ REJECT_REASONS = (
 )
 INCIDENT_EVENTS = ("opened", "updated", "resolved")
 SINK_OUTCOMES = ("ok", "retryable", "permanent")
+DEAD_LETTER_REASONS = ("permanent", "expired", "error")
+BREAKER_STATES = ("closed", "half_open", "open")
+"""`stormwatch_sink_breaker_state` is the index: 0 closed, 1 half-open, 2 open."""
+SEVERITIES = ("P1", "P2", "P3", "P4")
+# Incident lifetimes: a minute to a day.
+_INCIDENT_BUCKETS = (10, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 14400, 43200, 86400)
 _LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 
 
@@ -88,19 +94,12 @@ class Metrics:
             ["rule", "event"],
             registry=r,
         )
-        self.time_to_detect = Histogram(
-            "stormwatch_incident_time_to_detect_seconds",
-            "From the first alert's startsAt to the decision to open the incident.",
-            ["rule", "severity"],
-            buckets=(1, 5, 15, 30, 60, 120, 300, 600, 1800, 3600, 7200, 21600),
-            registry=r,
-        )
         self.incidents_open = Gauge(
             "stormwatch_incidents_open", "Incidents open now, by rule.", ["rule"], registry=r
         )
         self.sink_requests = Counter(
             "stormwatch_sink_requests",
-            "Sink delivery attempts, by sink and outcome.",
+            "Sink delivery attempts (each retry counts), by sink and outcome.",
             ["sink", "outcome"],
             registry=r,
         )
@@ -119,8 +118,53 @@ class Metrics:
         )
         self.outbox_pending = Gauge(
             "stormwatch_outbox_pending_events",
-            "Incident events waiting for a sink.",
+            "Incident events waiting for a sink (after coalescing).",
             ["sink"],
+            registry=r,
+        )
+        self.outbox_entries = Gauge(
+            "stormwatch_outbox_pending_entries",
+            "Incidents with events waiting for a sink (what outbox.capacity bounds).",
+            ["sink"],
+            registry=r,
+        )
+        self.outbox_oldest_age = Gauge(
+            "stormwatch_outbox_oldest_pending_age_seconds",
+            "How long the oldest undelivered event of a sink has waited.",
+            ["sink"],
+            registry=r,
+        )
+        self.outbox_coalesced = Counter(
+            "stormwatch_outbox_coalesced",
+            "Events folded into an incident's waiting events instead of queued after them.",
+            ["sink"],
+            registry=r,
+        )
+        self.breaker_state = Gauge(
+            "stormwatch_sink_breaker_state",
+            "A sink's circuit breaker: 0 closed, 1 half-open (probing), 2 open.",
+            ["sink"],
+            registry=r,
+        )
+        self.time_to_detect = Histogram(
+            "stormwatch_incident_time_to_detect_seconds",
+            "From an incident's first alert (its startsAt) to the decision to open it.",
+            ["rule", "severity"],
+            buckets=_INCIDENT_BUCKETS,
+            registry=r,
+        )
+        self.time_to_acknowledge = Histogram(
+            "stormwatch_incident_time_to_acknowledge_seconds",
+            "From an incident's opening to its acknowledgement, by severity.",
+            ["severity"],
+            buckets=_INCIDENT_BUCKETS,
+            registry=r,
+        )
+        self.time_to_resolve = Histogram(
+            "stormwatch_incident_time_to_resolve_seconds",
+            "From an incident's first alert (event time) to its resolution, by severity.",
+            ["severity"],
+            buckets=_INCIDENT_BUCKETS,
             registry=r,
         )
         self.rules_loaded = Gauge("stormwatch_rules_loaded", "Rules live now.", registry=r)
@@ -144,6 +188,9 @@ class Metrics:
         self.rules_reload_ok.set(1)
         for outcome in ("ok", "failed"):
             self.rules_reloads.labels(outcome)
+        for severity in SEVERITIES:
+            for h in (self.time_to_acknowledge, self.time_to_resolve):
+                h.labels(severity)
 
     def init_source(self, source: str) -> None:
         """Create a source's series at zero."""
@@ -167,4 +214,8 @@ class Metrics:
         """Create a sink's series at zero."""
         for outcome in SINK_OUTCOMES:
             self.sink_requests.labels(sink, outcome)
-        self.outbox_pending.labels(sink)
+        for reason in DEAD_LETTER_REASONS:
+            self.dead_letters.labels(sink, reason)
+        for gauge in (self.outbox_pending, self.outbox_entries, self.breaker_state):
+            gauge.labels(sink)
+        self.outbox_coalesced.labels(sink)

@@ -265,10 +265,6 @@ class Pipeline:
         for e in effects.events:
             inc = e.incident
             m.incidents.labels(inc.rule, e.event).inc()
-            if e.event == "opened" and e.sequence == 1:
-                m.time_to_detect.labels(inc.rule, inc.severity).observe(
-                    max(inc.detected_at - inc.first_seen, 0.0)
-                )
             fields = {
                 "incident_key": inc.key,
                 "rule": inc.rule,

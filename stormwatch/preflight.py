@@ -42,11 +42,10 @@ def preflight(
             KafkaSource(config.ingest.kafka, Metrics())
         except ValueError as err:
             problems.append(ConfigError(str(err), path=path, field="$.ingest.kafka.format"))
-    metrics = Metrics()
     for i, sink in enumerate(config.sinks):
         where = f"$.sinks[{i}]"
         try:
-            build_sink(sink, metrics)  # reads the sink's secrets; opens nothing
+            build_sink(sink)  # reads the sink's secrets; opens nothing
         except ConfigError as err:
             problems.append(ConfigError(err.message, path=path, field=f"{where} ({err.field})"))
         problems.extend(_sink_urls(sink, where, path))

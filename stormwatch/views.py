@@ -53,7 +53,7 @@ class SinkHealth(msgspec.Struct, kw_only=True):
     delivered: dict[str, float]
     """Delivery attempts by outcome (ok, retryable, permanent) since start."""
     breaker: str
-    """`none`: sinks retry with backoff and have no circuit breaker to open."""
+    """The sink's circuit breaker: closed, half-open (probing) or open."""
     draining: bool
     """The sink's outbox drain task is alive."""
 
@@ -101,20 +101,16 @@ def intake_by_source(registry: CollectorRegistry) -> list[SourceIntake]:
 
 async def sink_health(app: App) -> list[SinkHealth]:
     out = []
-    for sc in app.config.sinks:
-        name = sc.name
-        oldest = await app.outbox.pending(name, 1)
-        event = oldest[0].event if oldest else None
+    for row in await app.delivery.health():
+        name = str(row["sink"])
+        age = float(row["oldest_pending_age_s"])  # type: ignore[arg-type]
         out.append(
             SinkHealth(
                 name=name,
-                type=str(type(sc).__struct_config__.tag or ""),
-                pending=await app.outbox.size(name),
-                # `processed_at` once the wire has it; `at` is processing time until then
-                oldest_pending_at=(getattr(event, "processed_at", 0.0) or event.at)
-                if event
-                else None,
-                dead_letters=len(await app.outbox.dead_letters(name)),
+                type=str(row["type"]),
+                pending=int(row["pending_incidents"]),  # type: ignore[call-overload]
+                oldest_pending_at=app.now() - age if age else None,
+                dead_letters=int(row["dead_letters"]),  # type: ignore[call-overload]
                 dropped_dead_letters=app.outbox.dropped.get(name, 0),
                 delivered={
                     o: app.metrics.registry.get_sample_value(
@@ -123,21 +119,26 @@ async def sink_health(app: App) -> list[SinkHealth]:
                     or 0.0
                     for o in ("ok", "retryable", "permanent")
                 },
-                breaker="none",
+                breaker=str(row["breaker"]),
                 draining=app.drain_alive(name),
             )
         )
     return out
 
 
-async def deliveries(app: App) -> dict[str, dict[str, str]]:
-    """incident key -> {sink: "pending" | "dead letter"} for events not yet delivered."""
+async def deliveries(app: App, keys: list[str]) -> dict[str, dict[str, str]]:
+    """incident key -> {sink: "pending" | "dead letter"} for the incidents shown."""
     out: dict[str, dict[str, str]] = {}
+    wanted = set(keys)
     for name in app.sinks:
         for d in await app.outbox.dead_letters(name):
-            out.setdefault(d.entry.event.incident.key, {})[name] = "dead letter"
-        for e in await app.outbox.pending(name, app.outbox.capacity):
-            out.setdefault(e.event.incident.key, {})[name] = "pending"
+            key = d.entry.event.incident.key
+            if key in wanted:
+                out.setdefault(key, {})[name] = "dead letter"
+        for key in keys:
+            slot = await app.outbox.slot(name, key)
+            if slot is not None and slot.events:
+                out.setdefault(key, {})[name] = "pending"
     return out
 
 

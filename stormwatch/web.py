@@ -8,6 +8,7 @@
   `GET /api/v1/incidents/{key}/explain`.
 - `GET|POST /api/v1/silences`, `DELETE /api/v1/silences/{id}`.
 - `GET /api/v1/deadletters/{sink}`, `POST /api/v1/deadletters/{sink}/replay`.
+- acknowledgements and sink health: stormwatch/ack_routes.py.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from rules import MatcherError
+from stormwatch.ack_routes import ack_routes
 from stormwatch.amapi import am_routes
 from stormwatch.errors import RuleError, split_validation_message
 from stormwatch.silences import SilenceRequest
@@ -148,4 +150,5 @@ def build_web_app(app: App) -> web.Application:
             web.post("/api/v1/deadletters/{sink}/replay", replay_dead_letters),
         ]
     )
+    web_app.add_routes(ack_routes(app))
     return web_app

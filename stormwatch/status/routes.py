@@ -41,7 +41,8 @@ def status_routes(app: App) -> list[web.RouteDef]:
     async def overview(_: web.Request) -> web.Response:
         incidents = app.incidents()
         routed = {i.key: app.routed_sinks(i) for i in incidents}
-        return _html(pages.overview_page(incidents, app.now(), routed, await deliveries(app)))
+        shown = await deliveries(app, [i.key for i in incidents])
+        return _html(pages.overview_page(incidents, app.now(), routed, shown))
 
     async def incident(request: web.Request) -> web.Response:
         key = request.match_info["key"]
@@ -58,7 +59,7 @@ def status_routes(app: App) -> list[web.RouteDef]:
                 app.explain(key),
                 app.now(),
                 app.routed_sinks(found),
-                await deliveries(app),
+                await deliveries(app, [found.key]),
                 notice=request.query.get("notice", ""),
             )
         )

@@ -257,30 +257,6 @@ async def test_a_refusing_receiver_dead_letters_and_replay_delivers_once_fixed(
             assert (await c.get("/api/v1/deadletters/nope"))[0] == 404
 
 
-async def test_a_full_outbox_dead_letters_that_sinks_events_and_ingestion_goes_on(
-    tmp_path: Path,
-) -> None:
-    config = app_config(tmp_path, threshold=1)
-    config = msgspec.structs.replace(
-        config, outbox=msgspec.structs.replace(config.outbox, capacity=1)
-    )
-    async with App(config) as app, aiohttp.ClientSession() as session:
-        c = Client(app, session)
-        _drain, task = app._drains["jsonl"]
-        task.cancel()  # the sink stops taking events
-        for i in range(3):
-            assert (await c.post("/api/v2/alerts", alerts("burst", f"a{i}", service=f"s{i}")))[
-                0
-            ] == 200
-        _status, body = await c.get("/api/v1/deadletters/jsonl")
-        assert [d["reason"] for d in body["dead_letters"]] == ["outbox_full", "outbox_full"]
-        sample = app.metrics.registry.get_sample_value
-        assert (
-            sample("stormwatch_sink_dead_letters_total", {"sink": "jsonl", "reason": "outbox_full"})
-            == 2
-        )
-
-
 async def test_the_route_tree_sends_each_event_to_its_sinks(tmp_path: Path) -> None:
     rules = tmp_path / "rules.yaml"
     rules.write_text(

@@ -1,24 +1,14 @@
-"""The shared status table, Retry-After parsing, backoff, and the outbox."""
+"""The shared status table, Retry-After parsing, the retry policy and the breaker."""
 
 from __future__ import annotations
 
 import random
 
 import pytest
-from structlog.testing import capture_logs
 
-from sinks import (
-    MemoryOutbox,
-    OutboxEntry,
-    Receipt,
-    Retrying,
-    RetryPolicy,
-    classify_status,
-    parse_retry_after,
-)
-from stormwatch.errors import Overloaded, PermanentSinkError, RetryableSinkError, SinkError
-from stormwatch.wire import IncidentEvent
-from tests.support_sinks import incident_event
+from sinks import BreakerPolicy, RetryPolicy, classify_status, parse_retry_after
+from sinks.retry import CircuitBreaker
+from stormwatch.errors import RetryableSinkError, SinkError
 
 # (status, outcome): the one table every HTTP sink obeys (Alertmanager's Retrier).
 STATUS_TABLE = [
@@ -65,75 +55,36 @@ def test_retry_after_seconds_and_http_date() -> None:
     assert info.value.retry_after_s == 7.0
 
 
-class Flaky:
-    name = "flaky"
-
-    def __init__(self, errors: list[SinkError]) -> None:
-        self.errors = errors
-        self.calls = 0
-
-    async def deliver(self, event: IncidentEvent) -> Receipt:
-        self.calls += 1
-        if self.errors:
-            raise self.errors.pop(0)
-        return Receipt(sink=self.name, status=200)
-
-    async def close(self) -> None:
-        pass
+def test_backoff_is_capped_exponential_with_full_jitter() -> None:
+    policy = RetryPolicy(initial_backoff=1, max_backoff=8, multiplier=2)
+    rng = random.Random(3)
+    for attempt, cap in ((1, 1), (2, 2), (3, 4), (4, 8), (10, 8)):
+        waits = [policy.backoff(attempt, rng) for _ in range(200)]
+        assert min(waits) >= 0 and max(waits) <= cap
+        assert max(waits) > cap * 0.8  # jitter spans the whole range
 
 
-class Sleeps:
-    def __init__(self) -> None:
-        self.waits: list[float] = []
-
-    async def __call__(self, seconds: float) -> None:
-        self.waits.append(seconds)
-
-
-async def test_retries_retryable_errors_then_succeeds() -> None:
-    sink, sleep = (
-        Flaky([RetryableSinkError("x", status=503), RetryableSinkError("x", status=503)]),
-        Sleeps(),
-    )
-    r = Retrying(
-        sink, RetryPolicy(initial_backoff=1, max_backoff=8), sleep=sleep, rng=random.Random(1)
-    )
-    receipt = await r.deliver(incident_event())
-    assert receipt.status == 200 and sink.calls == 3
-    assert len(sleep.waits) == 2 and all(0 <= w <= 2 for w in sleep.waits)
+def test_retries_end_by_time_not_by_count() -> None:
+    policy = RetryPolicy(deadline=3600)
+    assert not policy.gives_up(attempts=10_000, waited_s=3599)
+    assert policy.gives_up(attempts=1, waited_s=3600)
+    assert RetryPolicy(max_attempts=3).gives_up(attempts=3, waited_s=1)
+    assert RetryPolicy().deadline == 86400  # 24 h by default
 
 
-async def test_never_retries_sooner_than_retry_after() -> None:
-    sink, sleep = Flaky([RetryableSinkError("x", status=429, retry_after_s=30)]), Sleeps()
-    await Retrying(sink, RetryPolicy(max_backoff=60), sleep=sleep).deliver(incident_event())
-    assert sleep.waits == [30]
+def test_breaker_opens_after_n_failures_probes_once_per_interval_and_closes() -> None:
+    b = CircuitBreaker(BreakerPolicy(failures=3, probe_interval=30))
+    assert [b.failure(t) for t in (0, 1)] == [False, False]
+    assert b.blocked_until(1) is None
+    assert b.failure(2) is True and b.state == "open"
+    assert b.blocked_until(10) == 32  # no call until the probe
+    assert b.blocked_until(32) is None and b.state == "half_open"
+    assert b.failure(32) is True and b.blocked_until(40) == 62  # the probe failed
+    assert b.blocked_until(62) is None
+    b.success()
+    assert b.state == "closed" and b.blocked_until(63) is None and b.opened == 2
 
 
-async def test_permanent_error_stops_at_once() -> None:
-    sink, sleep = Flaky([PermanentSinkError("bad", status=400)]), Sleeps()
-    with pytest.raises(PermanentSinkError):
-        await Retrying(sink, sleep=sleep).deliver(incident_event())
-    assert sink.calls == 1 and sleep.waits == []
-
-
-async def test_gives_up_after_max_attempts_and_logs_each_new_failure_once() -> None:
-    errors: list[SinkError] = [RetryableSinkError("x", status=503) for _ in range(4)]
-    sink, sleep = Flaky(errors), Sleeps()
-    with capture_logs() as logs, pytest.raises(RetryableSinkError):
-        await Retrying(sink, RetryPolicy(max_attempts=4), sleep=sleep).deliver(incident_event())
-    assert sink.calls == 4
-    assert [e["event"] for e in logs] == ["sink_delivery_retrying"]
-
-
-async def test_memory_outbox_is_bounded_and_ordered() -> None:
-    box = MemoryOutbox(capacity=3)
-    entries = [OutboxEntry.new(incident_event(sequence=i)) for i in range(1, 4)]
-    await box.put("s", entries)
-    with pytest.raises(Overloaded):
-        await box.put("s", [OutboxEntry.new(incident_event(sequence=4))])
-    assert [e.event.sequence for e in await box.pending("s", 10)] == [1, 2, 3]
-    await box.done("s", [entries[0].id])
-    assert await box.size("s") == 2
-    await box.dead_letter("s", entries[1], "permanent", "HTTP 400")
-    assert [d.reason for d in await box.dead_letters("s")] == ["permanent"]
-    assert [e.event.sequence for e in await box.pending("s", 10)] == [3]
+def test_breaker_off() -> None:
+    b = CircuitBreaker(BreakerPolicy(failures=0))
+    assert not any(b.failure(t) for t in range(100)) and b.state == "closed"

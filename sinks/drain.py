@@ -1,0 +1,234 @@
+"""`OutboxDrain`: one task per sink, from its outbox to the sink, until cancelled.
+
+Each round it folds new events into their incidents' slots, delivers the slots that are
+due, and waits for the next due time or for new events (`notify`). A slot delivers its
+events in order; the drain skips an event whose sequence the sink already has (its
+`RemoteRef`), so a replay or a redelivery after a crash never lands an older event
+after a newer one. On a failure:
+
+- permanent (a 4xx a retry cannot fix): the slot's events go to dead letters at once,
+  with the vendor's error;
+- retryable: the slot waits for its next attempt (capped exponential backoff, never
+  before Retry-After, which also pauses the whole sink), until `retry.deadline` has
+  passed since it started waiting; only then is it dead-lettered (`expired`);
+- the circuit breaker counts retryable failures in a row and, once open, lets one probe
+  through per `probe_interval`, so a down vendor costs a call per interval.
+
+Metrics count every attempt by outcome, and report pending incidents and events, the
+oldest pending age and the breaker's state per sink.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+import time
+from collections.abc import Callable
+
+import msgspec
+import structlog
+
+from sinks.base import Sink
+from sinks.outbox import Outbox, Pending
+from sinks.remote import Refs
+from sinks.retry import MAX_RETRY_AFTER_S, BreakerPolicy, CircuitBreaker, RetryPolicy
+from stormwatch.errors import SinkError
+from stormwatch.metrics import BREAKER_STATES, Metrics
+
+__all__ = ["OutboxDrain"]
+
+log = structlog.get_logger("stormwatch.sinks")
+ABSORB_LIMIT = 1000
+
+
+class OutboxDrain:
+    def __init__(
+        self,
+        outbox: Outbox,
+        sink: Sink,
+        metrics: Metrics,
+        refs: Refs,
+        *,
+        retry: RetryPolicy | None = None,
+        breaker: BreakerPolicy | None = None,
+        batch: int = 50,
+        clock: Callable[[], float] = time.time,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.outbox = outbox
+        self.sink = sink
+        self.name = sink.name
+        self.refs = refs
+        self.retry = retry or RetryPolicy()
+        self.breaker = CircuitBreaker(breaker or BreakerPolicy())
+        self._metrics = metrics
+        self._batch = batch
+        self._clock = clock
+        self._rng = rng or random.Random()
+        self._wake = asyncio.Event()
+        self._log = log.bind(sink=self.name)
+        self._last_reason = ""
+        self._pause_until = 0.0
+        self.pending = 0
+        """Incidents waiting, as of the last round."""
+        self.queued = 0
+        """Events committed for this sink since the last round took them in."""
+        self._oldest: float | None = None
+        metrics.outbox_oldest_age.labels(self.name).set_function(self._age)
+
+    @property
+    def backlog(self) -> int:
+        """Incidents waiting, counting every event not yet taken in as one more: what
+        App.submit compares with `outbox.capacity`."""
+        return self.pending + self.queued
+
+    def _age(self) -> float:
+        return max(0.0, self._clock() - self._oldest) if self._oldest is not None else 0.0
+
+    def notify(self, events: int = 0) -> None:
+        """`events` were committed for this sink; wake the drain if it waits."""
+        self.queued += events
+        self._wake.set()
+
+    async def run(self) -> None:
+        await self.refresh()
+        while True:
+            try:
+                wait = await self.step()
+                if wait is not False:
+                    await self._sleep_until(wait)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                self._log.exception("drain_failed")
+                await self._sleep_until(self._clock() + 1.0)
+
+    async def step(self) -> float | bool | None:
+        """One round. Returns False to go again at once, else when to wake (None: only
+        when notified)."""
+        now = self._clock()
+        taken, merged = await self.outbox.absorb(self.name, now, ABSORB_LIMIT)
+        self.queued = max(0, self.queued - taken)
+        if merged:
+            self._metrics.outbox_coalesced.labels(self.name).inc(merged)
+        blocked = self._blocked_until(now)
+        if blocked is not None:
+            await self.refresh()
+            return blocked
+        slots = await self.outbox.due(self.name, now, self._batch)
+        for slot in slots:
+            await self._deliver(slot)
+            if self._blocked_until(self._clock()) is not None:
+                break
+        await self.refresh()
+        if slots or taken == ABSORB_LIMIT:
+            return False
+        return await self.outbox.next_due(self.name)
+
+    async def refresh(self) -> None:
+        n, events, oldest = await self.outbox.stats(self.name)
+        self.pending, self._oldest = n, oldest
+        m = self._metrics
+        m.outbox_entries.labels(self.name).set(n)
+        m.outbox_pending.labels(self.name).set(events)
+        m.breaker_state.labels(self.name).set(BREAKER_STATES.index(self.breaker.state))
+
+    async def _sleep_until(self, when: float | None) -> None:
+        timeout = None if when is None else max(0.0, when - self._clock())
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._wake.wait(), timeout)
+        self._wake.clear()
+
+    def _blocked_until(self, now: float) -> float | None:
+        if now < self._pause_until:
+            return self._pause_until
+        return self.breaker.blocked_until(now)
+
+    async def _deliver(self, slot: Pending) -> None:
+        key, m = slot.key, self._metrics
+        ref = await self.refs.get(key)
+        events = list(slot.events)
+        while events:
+            event = events[0]
+            if event.sequence <= ref.sequence:  # the sink has it (or something newer)
+                events.pop(0)
+                continue
+            started = time.perf_counter()
+            try:
+                await self.sink.deliver(event)
+            except SinkError as err:
+                m.sink_seconds.labels(self.name).observe(time.perf_counter() - started)
+                outcome = "retryable" if err.retryable else "permanent"
+                m.sink_requests.labels(self.name, outcome).inc()
+                await self._failed(msgspec.structs.replace(slot, events=events), err)
+                return
+            except Exception as err:
+                self._log.exception("sink_delivery_crashed", incident_key=key)
+                await self._dead(msgspec.structs.replace(slot, events=events), "error", repr(err))
+                return
+            m.sink_seconds.labels(self.name).observe(time.perf_counter() - started)
+            m.sink_requests.labels(self.name, "ok").inc()
+            self.breaker.success()
+            self._last_reason = ""
+            # The sink may have written the ref while delivering: read it back. A
+            # resolution is final for every sink, whether it keeps a state or not.
+            ref = await self.refs.get(key)
+            done: dict[str, object] = {"sequence": event.sequence}
+            if event.event == "resolved" and ref.state != "resolved":
+                done["state"] = "resolved"
+            ref = await self.refs.mark(key, ref, **done)
+            events.pop(0)
+        await self.outbox.done(self.name, key)
+
+    async def _failed(self, slot: Pending, err: SinkError) -> None:
+        if not err.retryable:
+            await self._dead(slot, "permanent", str(err))
+            return
+        now = self._clock()
+        was = self.breaker.state
+        if self.breaker.failure(now) and was == "closed":
+            self._log.warning(
+                "sink_breaker_opened",
+                failures=self.breaker.failures,
+                probe_in_s=float(self.breaker.policy.probe_interval),
+            )
+        attempts = slot.attempts + 1
+        if self.retry.gives_up(attempts, now - slot.enqueued_at):
+            await self._dead(slot, "expired", f"gave up after {attempts} attempts: {err}")
+            return
+        wait = self.retry.backoff(attempts, self._rng)
+        if err.retry_after_s is not None:
+            after = min(err.retry_after_s, MAX_RETRY_AFTER_S)
+            wait = max(wait, after)
+            self._pause_until = max(self._pause_until, now + after)
+        reason = f"{err.status}" if err.status else type(err).__name__
+        if reason != self._last_reason:
+            # A failure is logged when it differs from the previous one (Alertmanager).
+            self._log.warning(
+                "sink_delivery_retrying",
+                attempt=attempts,
+                retry_after_s=round(wait, 3),
+                reason=reason,
+                error=str(err)[:300],
+                incident_key=slot.key,
+            )
+            self._last_reason = reason
+        await self.outbox.save(
+            self.name,
+            msgspec.structs.replace(
+                slot, attempts=attempts, next_at=now + wait, last_error=str(err)[:500]
+            ),
+        )
+
+    async def _dead(self, slot: Pending, reason: str, error: str) -> None:
+        self._metrics.dead_letters.labels(self.name, reason).inc(len(slot.events))
+        self._log.error(
+            "dead_lettered",
+            reason=reason,
+            error=error,
+            incident_key=slot.key,
+            incident_events=[e.event for e in slot.events],
+            sequence=slot.events[-1].sequence if slot.events else None,
+        )
+        await self.outbox.dead_letter(self.name, slot, reason, error)

@@ -1,0 +1,103 @@
+"""One contract, both outboxes: memory and a real Redis (a test's own key prefix)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import pytest
+
+from sinks import MemoryOutbox, Outbox, RedisOutbox
+from tests.support_sinks import incident_event
+
+
+@pytest.fixture(params=["memory", "redis"])
+async def box(request: pytest.FixtureRequest) -> AsyncIterator[Outbox]:
+    if request.param == "memory":
+        yield MemoryOutbox(dead_letter_capacity=2)
+        return
+    import redis.asyncio as aioredis
+
+    client = aioredis.from_url(request.getfixturevalue("redis_url"))
+    yield RedisOutbox(
+        client, prefix=request.getfixturevalue("redis_prefix"), dead_letter_capacity=2
+    )
+    await client.aclose()
+
+
+async def test_events_fold_per_incident_and_leave_in_due_order(box: Outbox) -> None:
+    await box.put(
+        "s", [incident_event("opened", 1, key="inc-a"), incident_event("opened", 1, key="inc-b")]
+    )
+    await box.put(
+        "s", [incident_event("updated", 2, key="inc-a"), incident_event("resolved", 3, key="inc-a")]
+    )
+    assert (await box.stats("s"))[1] == 4  # all in the inbox yet
+    assert await box.absorb("s", 100.0) == (4, 2)
+    assert await box.stats("s") == (2, 3, 100.0)  # inc-a: [opened, resolved]; inc-b: [opened]
+    due = await box.due("s", 100.0, 10)
+    assert sorted((s.key, [(e.event, e.sequence) for e in s.events]) for s in due) == [
+        ("inc-a", [("opened", 2), ("resolved", 3)]),
+        ("inc-b", [("opened", 1)]),
+    ]
+    a = next(s for s in due if s.key == "inc-a")
+    a.events, a.attempts, a.next_at = a.events[1:], 1, 160.0
+    await box.save("s", a)
+    assert [s.key for s in await box.due("s", 150.0, 10)] == ["inc-b"]
+    assert await box.next_due("s") == 100.0
+    await box.done("s", "inc-b")
+    assert await box.next_due("s") == 160.0
+    (later,) = await box.due("s", 200.0, 10)
+    assert (later.attempts, [e.event for e in later.events]) == (1, ["resolved"])
+    assert await box.stats("s") == (1, 1, 100.0)
+
+
+async def test_dead_letters_are_capped_and_replay_folds_them_with_what_waits(box: Outbox) -> None:
+    for key in ("inc-a", "inc-b", "inc-c"):
+        await box.put("s", [incident_event("opened", 1, key=key)])
+    await box.absorb("s", 1.0)
+    for slot in await box.due("s", 1.0, 10):
+        await box.dead_letter("s", slot, "permanent", "HTTP 400: bad field")
+    letters = await box.dead_letters("s")
+    assert len(letters) == 2 and {d.reason for d in letters} == {"permanent"}  # capped at 2
+    assert (await box.stats("s"))[0] == 0
+    kept = {d.entry.event.incident.key for d in letters}
+    survivor = sorted(kept)[0]
+    await box.put("s", [incident_event("updated", 2, key=survivor)])
+    await box.absorb("s", 2.0)
+    assert await box.replay("s", 3.0) == 2
+    assert await box.dead_letters("s") == []
+    slots = {s.key: s for s in await box.due("s", 3.0, 10)}
+    assert set(slots) == kept
+    assert [(e.event, e.sequence) for e in slots[survivor].events] == [("opened", 2)]
+    assert slots[survivor].enqueued_at == 2.0  # it was waiting since then
+
+
+async def test_a_repeated_absorb_changes_nothing(box: Outbox) -> None:
+    """A crash between reading the inbox and trimming it absorbs the same events again."""
+    events = [incident_event("opened", 1, key="inc-a"), incident_event("updated", 2, key="inc-a")]
+    await box.put("s", events)
+    await box.absorb("s", 1.0)
+    await box.put("s", events)
+    await box.absorb("s", 2.0)
+    (slot,) = await box.due("s", 5.0, 10)
+    assert [(e.event, e.sequence) for e in slot.events] == [("opened", 2)]
+    assert await box.stats("s") == (1, 1, 1.0)
+
+
+@pytest.mark.redis
+async def test_an_unreadable_inbox_entry_is_logged_and_does_not_stall_the_sink(
+    redis_url: str, redis_prefix: str
+) -> None:
+    import redis.asyncio as aioredis
+    from structlog.testing import capture_logs
+
+    client = aioredis.from_url(redis_url)
+    box = RedisOutbox(client, prefix=redis_prefix)
+    await client.rpush(box.inbox_key("s"), b'{"id": 1, "event": {"from": "a newer version"}}')
+    await box.put("s", [incident_event("opened", 1, key="inc-a")])
+    with capture_logs() as logs:
+        assert await box.absorb("s", 1.0) == (2, 0)
+    assert [e["event"] for e in logs] == ["outbox_entry_unreadable"]
+    assert [s.key for s in await box.due("s", 1.0, 10)] == ["inc-a"]
+    assert (await box.stats("s"))[1] == 1  # the inbox is empty
+    await client.aclose()
