@@ -17,6 +17,7 @@ import sys
 import time
 
 import aiohttp
+import msgspec
 
 from bench.workload import Workload
 
@@ -42,13 +43,39 @@ async def _worker(
         latencies.append(time.perf_counter() - started)
 
 
+def bodies_for(n: int, batch: int, span_s: float) -> list[bytes]:
+    """The workload's first `n` records as Alertmanager API bodies of up to `batch` alerts,
+    compressed into the last `span_s` seconds so its event times are recent."""
+    wl = Workload(request_size=batch)
+    requests = list(wl.requests(n))
+    first, last = requests[0][0].received_at, requests[-1][-1].received_at
+    scale = span_s / max(last - first, 1.0)
+    now = time.time()
+
+    def moved(t: float) -> float:
+        return now - span_s + (t - first) * scale
+
+    bodies = []
+    for r in requests:
+        bodies.append(
+            wl.am_payload(
+                [
+                    msgspec.structs.replace(
+                        a,
+                        starts_at=moved(a.starts_at),
+                        ends_at=moved(a.ends_at) if a.ends_at is not None else None,
+                    )
+                    for a in r
+                ]
+            )
+        )
+    return bodies
+
+
 async def run(
-    url: str, n: int, batch: int, connections: int, max_seconds: float, duplicate_ratio: float
+    url: str, n: int, batch: int, connections: int, max_seconds: float, span_s: float
 ) -> dict[str, object]:
-    wl = Workload(
-        duplicate_ratio=duplicate_ratio, start=time.time() - 300, alerts_per_second=n / 240
-    )
-    bodies = [wl.am_payload(b) for b in wl.batches(n, batch)]
+    bodies = bodies_for(n, batch, span_s)
     shards = [bodies[i::connections] for i in range(connections)]
     latencies: list[float] = []
     statuses: dict[int, int] = {}
@@ -60,7 +87,7 @@ async def run(
             *(_worker(session, url, s, latencies, statuses, deadline) for s in shards)
         )
         elapsed = time.perf_counter() - started
-    sent = len(latencies) * batch
+    sent = round(len(latencies) * n / len(bodies))
     q = statistics.quantiles(latencies, n=100) if len(latencies) > 1 else [0.0] * 99
     return {
         "alerts": sent,
@@ -75,7 +102,7 @@ async def run(
             "p99": round(q[98] * 1000, 2),
         },
         "statuses": statuses,
-        "duplicate_ratio": duplicate_ratio,
+        "span_s": span_s,
     }
 
 
@@ -88,7 +115,12 @@ def main() -> None:
     p.add_argument("--batch", type=int, default=100)
     p.add_argument("--connections", type=int, default=4)
     p.add_argument("--max-seconds", type=float, default=120)
-    p.add_argument("--duplicate-ratio", type=float, default=0.8)
+    p.add_argument(
+        "--span",
+        type=float,
+        default=600.0,
+        help="seconds of event time the workload is compressed into, ending now",
+    )
     args = p.parse_args()
     if not args.url.startswith(("http://127.", "http://localhost", "http://[::1]")):
         sys.exit("bench.load only drives a daemon on this machine's loopback")
@@ -99,7 +131,7 @@ def main() -> None:
             args.batch,
             args.connections,
             args.max_seconds,
-            args.duplicate_ratio,
+            args.span,
         )
     )
     lat = result["latency_ms"]

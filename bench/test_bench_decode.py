@@ -14,8 +14,8 @@ from ingest.normalize.alertmanager import normalize_alertmanager_v2
 
 
 def test_decode_alertmanager_batch_of_100(benchmark: Any) -> None:
-    wl = Workload(duplicate_ratio=0)
-    batch = wl.batches(100, size=100)[0]
+    wl = Workload()
+    batch = next(r for r in wl.requests(10_000) if len(r) == 100)
     body = wl.am_payload(batch)
     normalize = normalize_alertmanager_v2
     alerts = benchmark(normalize, body, 1_790_000_100.0)
@@ -25,7 +25,7 @@ def test_decode_alertmanager_batch_of_100(benchmark: Any) -> None:
 
 
 def test_fingerprint_7_labels(benchmark: Any) -> None:
-    labels = [a.labels for a in Workload(duplicate_ratio=0).alerts(1000)]
+    labels = [a.labels for a in Workload().alerts(1000)]
     fp = fingerprint_labels
 
     def all_fingerprints() -> list[str]:

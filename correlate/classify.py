@@ -63,9 +63,7 @@ class _Case:
         self.case = case
         self.matchers: list[Matcher] = parse_matchers(case.when.match)
 
-    def holds(
-        self, alerts: Sequence[Alert], alert_count: int, common: dict[str, str]
-    ) -> bool:
+    def holds(self, alerts: Sequence[Alert], alert_count: int, common: dict[str, str]) -> bool:
         w = self.case.when
         if w.alert_severity and highest_alert_severity(alerts) not in w.alert_severity:
             return False

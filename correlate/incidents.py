@@ -229,7 +229,9 @@ class IncidentBook:
         (that would mean keeping every member's fingerprint); they unlink here."""
         incidents = self.state.incidents
         tracked.incidents = [
-            k for k in tracked.incidents if (i := incidents.get(k)) is not None and i.status == "open"
+            k
+            for k in tracked.incidents
+            if (i := incidents.get(k)) is not None and i.status == "open"
         ]
         self.ctx.changes.tracked.add(tracked.alert.fingerprint)
 

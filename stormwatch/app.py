@@ -26,6 +26,7 @@ from correlate.suppress import Silence, active_silence
 from ingest import HttpSource
 from ingest.kafka_source import KafkaSource
 from rules import RuleSet, load_rules, rule_files
+from stormwatch.archive import AlertArchive
 from stormwatch.config import Config
 from stormwatch.delivery import Delivery
 from stormwatch.errors import RuleError
@@ -79,6 +80,8 @@ class App:
         )
         self.outbox = self.delivery.outbox
         self.sinks = self.delivery.sinks
+        archive = config.ingest.archive
+        self.archive = AlertArchive(archive) if archive is not None else None
         self.pipeline = Pipeline(
             self.engine,
             self._commit,
@@ -87,6 +90,7 @@ class App:
             max_batch_alerts=config.ingest.max_batch_alerts,
             tick_interval=config.tick_interval,
             clock=clock,
+            archive=self.archive,
         )
         self.kafka_source = (
             KafkaSource(config.ingest.kafka, self.metrics) if config.ingest.kafka else None
@@ -275,7 +279,9 @@ class App:
         state = await self.store.load(self.shard)
         discarded = getattr(self.store, "discarded_version", None)
         if discarded is not None:
-            log.warning("state_discarded", shard=self.shard, version=discarded, reason="older format")
+            log.warning(
+                "state_discarded", shard=self.shard, version=discarded, reason="older format"
+            )
         if state is not None:
             # Windows, open incidents and dedup state carry over: no flood, no forgetting.
             self.engine = Engine(self.ruleset, self.config.correlate, state)
@@ -327,6 +333,8 @@ class App:
         if self._runner is not None:
             await self._runner.cleanup()
         await self.pipeline.save()
+        if self.archive is not None:
+            self.archive.close()
         log.info("daemon_stopped", undelivered=await self.delivery.close())
 
     async def __aenter__(self) -> App:

@@ -132,7 +132,9 @@ def build_parser() -> argparse.ArgumentParser:
             "the rules on the alerts' own times, and write the incident events, in the JSONL sink's format."
         ),
     )
-    replay.add_argument("alerts", metavar="ALERTS.jsonl", nargs="+", help="in arrival order; - for stdin")
+    replay.add_argument(
+        "alerts", metavar="ALERTS.jsonl", nargs="+", help="in arrival order; - for stdin"
+    )
     replay.add_argument(
         "--rules",
         metavar="PATH",
@@ -278,9 +280,14 @@ def cmd_replay(args: argparse.Namespace) -> int:
         baseline = load_rules(args.against, allow_empty=args.allow_empty) if args.against else None
     except (ConfigError, RuleError) as err:
         return fail(str(err))
-    for flag, ruleset, paths in (("--rules", candidate, args.rules), ("--against", baseline, args.against)):
+    for flag, ruleset, paths in (
+        ("--rules", candidate, args.rules),
+        ("--against", baseline, args.against),
+    ):
         if ruleset is not None and not len(ruleset) and not args.allow_empty:
-            return fail(f"{flag} {' '.join(paths)}: no rules loaded (no rule file, or every rule disabled)")
+            return fail(
+                f"{flag} {' '.join(paths)}: no rules loaded (no rule file, or every rule disabled)"
+            )
     if args.alerts.count("-") > 1 or (baseline is not None and "-" in args.alerts):
         return fail("read stdin once, and not with --against (it is read twice): give a file")
     try:
@@ -305,7 +312,9 @@ def cmd_replay(args: argparse.Namespace) -> int:
         )
         if baseline is not None:
             # Files are read twice, streaming.
-            base = replay(read_alerts(open_inputs(args.alerts)), baseline, config, batch_size=args.batch_size)
+            base = replay(
+                read_alerts(open_inputs(args.alerts)), baseline, config, batch_size=args.batch_size
+            )
             result = compare(stats.incidents.values(), base.incidents.values())
             if args.output == "json":
                 doc = {"rules": list(result.rules.values()), "totals": result.totals}

@@ -17,6 +17,7 @@ import msgspec
 from correlate import EngineConfig
 from ingest.kafka_source import KafkaSourceConfig
 from sinks import FileSinkConfig, SinkConfig
+from stormwatch.archive import ArchiveConfig
 from stormwatch.errors import ConfigError, split_validation_message
 from stormwatch.routing import Route, Router
 from stormwatch.wire import Duration, decode_hook, encode_hook
@@ -43,6 +44,9 @@ class IngestConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, fro
     """Alerts correlated in one engine call, so one call stays at a few milliseconds."""
     kafka: KafkaSourceConfig | None = None
     """Consume alerts from Kafka too (ingest/kafka_source.py)."""
+    archive: ArchiveConfig | None = None
+    """Write every accepted alert, as correlated, to a rotating JSONL file for
+    `stormwatch replay` (stormwatch/archive.py)."""
 
 
 class OutboxConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, frozen=True):

@@ -142,7 +142,9 @@ class Instant:
     """("add", silence id) or ("expire", silence id), applied just before the records."""
 
 
-def _alert(name: str, service: str, *, a: float, lag: float, status: str, end: float | None) -> Alert:
+def _alert(
+    name: str, service: str, *, a: float, lag: float, status: str, end: float | None
+) -> Alert:
     labels = {"alertname": name, "service": service}
     return Alert(
         source="alertmanager",

@@ -208,7 +208,9 @@ def test_event_count_at_most_fires_when_a_full_window_is_too_quiet() -> None:
     assert events[0].incident.opened_at == T0 + 60
     assert "only 1 matching alerts" in events[0].incident.timeline[0].detail
     # Two orders within a minute again: resolved, at the second one's event time.
-    again = run(eng, [[alert("Order", t=110, shop="a", id="3")], [alert("Order", t=120, shop="a", id="4")]])
+    again = run(
+        eng, [[alert("Order", t=110, shop="a", id="3")], [alert("Order", t=120, shop="a", id="4")]]
+    )
     assert [(e.event, e.at) for e in again] == [("resolved", T0 + 120)]
 
 
