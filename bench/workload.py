@@ -13,7 +13,7 @@ Shaped like a Prometheus fleet talking to an Alertmanager over days:
   alerts start within a minute; every quarter of an hour or so a service has a smaller
   burst of 2 to 12.
 - **Heartbeats.** One Watchdog per cluster, re-sent every interval, that stops for a
-  while now and then.
+  quarter of an hour about once a day.
 - **Requests.** Records are sent in evaluation slots: everything due in one slot goes
   out at its end in requests of up to `request_size` alerts, each request with its own
   arrival time (`received_at`), as the live pipeline stamps them.
@@ -165,8 +165,8 @@ class Workload:
                 pending = next(occurrences)
             at, _, kind, labels, starts, ends = heapq.heappop(heap)
             if labels.get("alertname") == "Watchdog":
-                # Re-sent every interval; stops for 10 minutes about once a day.
-                gap = 600.0 if rng.random() < self.resend_interval / 86400 else self.resend_interval
+                # Re-sent every interval; stops for 15 minutes about once a day.
+                gap = 900.0 if rng.random() < self.resend_interval / 86400 else self.resend_interval
                 heapq.heappush(heap, (at + gap, seq, _RESEND, labels, starts, None))
                 seq += 1
             yield at, kind, labels, starts, ends

@@ -135,7 +135,7 @@ def _describe(c: Change) -> str:
     what = []
     if c.opened_delta_s:
         when = "later" if c.opened_delta_s > 0 else "earlier"
-        what.append(f"opened {abs(c.opened_delta_s):g}s {when}")
+        what.append(f"opened {abs(c.opened_delta_s):.1f}s {when}")
     if c.alerts_delta:
         what.append(f"{abs(c.alerts_delta)} alerts {'more' if c.alerts_delta > 0 else 'fewer'}")
     if c.old_severity != c.new_severity:

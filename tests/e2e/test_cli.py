@@ -6,6 +6,7 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -236,3 +237,42 @@ sinks:
     assert "$.sinks[1].url: not an http(s) URL: 'htp:/nowhere'" in err
     assert "$.sinks[2].path: cannot write" in err
     assert "5 problem(s)" in err
+
+
+@pytest.mark.parametrize(
+    ("make", "says"),
+    [
+        (
+            lambda d: ["replay", "--rules", str(d / "r.yaml"), str(d / "missing.jsonl")],
+            "cannot read",
+        ),
+        (lambda d: ["replay", "--rules", str(d / "empty"), str(d / "a.jsonl")], "no rule"),
+        (
+            lambda d: [
+                "replay",
+                "--rules",
+                str(d / "r.yaml"),
+                str(d / "a.jsonl"),
+                "--out",
+                str(d / "no" / "dir" / "x"),
+            ],
+            "cannot write",
+        ),
+        (
+            lambda d: ["replay", "--rules", str(d / "r.yaml"), str(d / "blank.jsonl")],
+            "no alerts read",
+        ),
+    ],
+)
+def test_replay_refuses_what_it_cannot_use_in_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], make: Any, says: str
+) -> None:
+    (tmp_path / "r.yaml").write_text(
+        "- name: b\n  correlation: {type: event_count, group-by: [service], timespan: 60s, condition: {gte: 3}}\n"
+    )
+    (tmp_path / "empty").mkdir()
+    _archive(tmp_path / "a.jsonl")
+    (tmp_path / "blank.jsonl").write_text("\n")
+    assert main(make(tmp_path)) == 2
+    err = capsys.readouterr().err
+    assert says in err and err.count("\n") == 1 and "Traceback" not in err, err

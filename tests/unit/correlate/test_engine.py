@@ -281,3 +281,17 @@ def test_windows_per_rule_are_capped_and_the_overflow_counted() -> None:
     dropped = next(str(i) for i in range(5) if str(i) not in eng.state.rules["burst"].groups)
     events = run(eng, [[alert("B", t=1, instance=kept), alert("B", t=1, instance=dropped)]])
     assert [e.incident.group for e in events if e.event == "opened"] == [{"instance": kept}]
+
+
+def test_a_resend_with_a_later_starts_at_keeps_the_earliest_as_alertmanager_merges() -> None:
+    import msgspec
+
+    eng = engine(count_rule(gte=1))
+    first = alert("A", t=0, service="s")
+    opened = run(eng, [[first]])
+    # Prometheus restarted: the same alert comes back with a new startsAt while firing.
+    later = msgspec.structs.replace(alert("A", t=120, service="s"), received_at=T0 + 120)
+    assert run(eng, [[later]])[0].reason == "duplicates"
+    view = eng.incident(opened[0].incident.key)
+    assert view is not None and view.alerts[0].starts_at == T0
+    assert view.alerts[0].duplicates == 1
