@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from correlate.classify import Classifier
 from correlate.delta import Changes
 from correlate.state import IncidentState, State, Tracked
-from rules import Rule
+from rules import Rule, fill_placeholders
 from stormwatch.wire import Incident, IncidentAlert, TimelineEntry
 
 __all__ = [
@@ -37,19 +37,10 @@ def incident_key(rule: str, group_key: str, opened_by: float) -> str:
     return "inc-" + hashlib.blake2b(body, digest_size=10).hexdigest()
 
 
-class _Placeholders(dict[str, str]):
-    def __missing__(self, key: str) -> str:
-        return "{" + key + "}"
-
-
 def render_template(template: str, values: Mapping[str, str]) -> str:
-    """Fill `{label}` placeholders; an unknown placeholder stays as written."""
-    if "{" not in template:
-        return template
-    try:
-        return template.format_map(_Placeholders(values))
-    except (ValueError, IndexError, KeyError, AttributeError):
-        return template
+    """Fill `{label}` placeholders (UTF-8 names too: `{service.name}`); an unknown
+    placeholder stays as written."""
+    return fill_placeholders(template, values)
 
 
 def common_labels(alerts: list[IncidentAlert]) -> dict[str, str]:
@@ -274,6 +265,7 @@ class IncidentBook:
                     duplicates=t.duplicates,
                     source=a.source,
                     generator_url=a.generator_url,
+                    severity=a.severity,
                 )
             )
         common = common_labels(alerts)

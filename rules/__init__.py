@@ -1,6 +1,7 @@
 """The rule language: schema, matchers, loading and checking rule files."""
 
 from rules.check import CheckReport, RuleWarning, check_rules, format_report
+from rules.labels import fill_placeholders
 from rules.loader import RuleErrors, load_rules, rule_files
 from rules.matchers import Matcher, MatcherError, parse_matcher, parse_matchers
 from rules.ruleset import Origin, RuleSet, rule_fingerprint
@@ -16,6 +17,7 @@ __all__ = [
     "RuleSet",
     "RuleWarning",
     "check_rules",
+    "fill_placeholders",
     "format_report",
     "load_rules",
     "parse_matcher",

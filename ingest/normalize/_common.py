@@ -2,21 +2,32 @@
 
 from __future__ import annotations
 
+import math
 import re
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 import msgspec
 
 from stormwatch.errors import PayloadError, split_validation_message
 
-__all__ = ["ZERO_TIME", "check_labels", "decode", "epoch"]
+__all__ = [
+    "MAX_AHEAD_S",
+    "ZERO_TIME",
+    "check_labels",
+    "check_times",
+    "decode",
+    "epoch",
+    "event_times",
+]
 
 T = TypeVar("T")
 
-_LABEL_NAME = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")
 ZERO_TIME = -62135596800.0
 """Go's zero time (0001-01-01T00:00:00Z) as epoch seconds: Alertmanager's "unset"."""
+MAX_AHEAD_S = 86400.0
+"""How far ahead of its arrival an alert's time may lie: clocks drift by seconds, not by
+a day; a time beyond it is a bug upstream, and would pin windows and resolve deadlines."""
 
 
 def decode(decoder: msgspec.json.Decoder[T], body: bytes, source: str) -> T:
@@ -30,6 +41,9 @@ def decode(decoder: msgspec.json.Decoder[T], body: bytes, source: str) -> T:
         raise PayloadError(message, source=source, field=path, reason="invalid_payload") from err
     except msgspec.DecodeError as err:
         raise PayloadError(f"malformed JSON: {err}", source=source, reason="invalid_json") from err
+    except RecursionError as err:  # the HTTP source checks depth first; Kafka relies on this
+        msg = "JSON nested too deeply to decode"
+        raise PayloadError(msg, source=source, reason="too_deep") from err
 
 
 def _name_the_key(body: bytes, path: str) -> str:
@@ -65,21 +79,71 @@ def epoch(value: datetime | None, default: float | None) -> float | None:
     return default if ts <= ZERO_TIME + 1 else ts
 
 
-_valid_names: set[str] = set()
-"""Label names already checked: a fleet uses a few dozen, so the regex runs once each
-(bench/test_bench_decode.py::test_decode_alertmanager_batch_of_100). Bounded below."""
+def _when(ts: float) -> str:
+    try:
+        return datetime.fromtimestamp(ts, UTC).isoformat().replace("+00:00", "Z")
+    except (ValueError, OverflowError, OSError):
+        return repr(ts)
+
+
+def check_times(
+    starts_at: float,
+    ends_at: float | None,
+    received_at: float,
+    *,
+    source: str,
+    starts_field: str,
+    ends_field: str,
+) -> None:
+    """Refuse times no clock produces: before 1970, more than a day after arrival, or an
+    end before the start. Raises PayloadError naming the field.
+
+    `received_at` 0 is `stormwatch replay` reading an archive: there is no arrival clock
+    to be ahead of, so only the other two checks apply."""
+    limit = received_at + MAX_AHEAD_S if received_at > 0 else math.inf
+    for value, field in ((starts_at, starts_field), (ends_at, ends_field)):
+        if value is not None and not 0.0 <= value <= limit:
+            why = "before 1970" if value < 0 else "more than a day after it arrived"
+            msg = f"time {_when(value)} is out of range: {why}"
+            raise PayloadError(msg, source=source, field=field)
+    if ends_at is not None and ends_at < starts_at:
+        msg = f"{_when(ends_at)} is before the start {_when(starts_at)}"
+        raise PayloadError(msg, source=source, field=ends_field)
+
+
+def event_times(
+    starts_at: float | None,
+    ends_at: float | None,
+    received_at: float,
+    *,
+    source: str,
+    at: str,
+    starts: str = "startsAt",
+    ends: str = "endsAt",
+) -> tuple[float, float | None]:
+    """An alert's (start, end), checked; `at` is the item's `$.path`.
+
+    A missing start is the arrival, or the end when that is earlier (an alert posted
+    only to resolve it), as Alertmanager's API does."""
+    if starts_at is None:
+        starts_at = received_at if ends_at is None else min(received_at, ends_at)
+    check_times(
+        starts_at,
+        ends_at,
+        received_at,
+        source=source,
+        starts_field=f"{at}.{starts}",
+        ends_field=f"{at}.{ends}",
+    )
+    return starts_at, ends_at
 
 
 def check_labels(labels: dict[str, str], source: str, path: str) -> None:
-    """Alertmanager's label rules: at least one label, names `[a-zA-Z_][a-zA-Z0-9_]*`."""
+    """Alertmanager's label rules (0.27+, UTF-8 mode): at least one label, and every name
+    non-empty. Names are any UTF-8 (`service.name`, `k8s.namespace.name`); the JSON
+    decoder has already refused invalid UTF-8, so only the empty name is left to check."""
     if not labels:
         raise PayloadError("at least one label is required", source=source, field=path)
-    valid = _valid_names
-    for name in labels:
-        if name in valid:
-            continue
-        if not _LABEL_NAME.fullmatch(name):
-            msg = f"invalid label name {name!r}: must match [a-zA-Z_][a-zA-Z0-9_]*"
-            raise PayloadError(msg, source=source, field=f"{path}.{name}")
-        if len(valid) < 10_000:
-            valid.add(name)
+    if "" in labels:
+        msg = "a label name must not be empty"
+        raise PayloadError(msg, source=source, field=f'{path}[""]')
