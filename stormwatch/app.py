@@ -23,7 +23,7 @@ from correlate import Engine
 from correlate.delta import StateDelta
 from correlate.store import MemoryStore, Store
 from correlate.suppress import Silence
-from ingest import HttpSource
+from ingest.intake import Intake, is_loopback
 from ingest.kafka_source import KafkaSource
 from ingest.ratelimit import LogLimiter
 from rules import RuleSet, load_rules, rule_files
@@ -81,9 +81,15 @@ class App:
         self.kafka_source = (
             KafkaSource(config.ingest.kafka, self.metrics) if config.ingest.kafka else None
         )
-        self.http_source = HttpSource(
-            self.pipeline.submit, self.metrics, config.ingest.max_body_bytes
+        self.intake = Intake(
+            self.pipeline.submit,
+            self.metrics,
+            limits=config.ingest.body_limits,
+            auth=config.ingest.auth,
+            rate_limit=config.ingest.rate_limit,
+            clock=clock,
         )
+        self.http_source = self.intake.http
         self._clock = clock
         self._drains: dict[str, tuple[OutboxDrain, asyncio.Task[None]]] = {}
         self._full_log = LogLimiter()
@@ -232,12 +238,22 @@ class App:
             self._watch(self.kafka_source.run(self.pipeline.submit), "kafka-source")
         if self.config.rules_watch_interval > 0:
             self._watch(self.watch_rule_files(self.config.rules_watch_interval), "rules-watch")
-        self._runner = web.AppRunner(build_web_app(self), access_log=None, handle_signals=False)
+        for source in self.intake.background:
+            self._watch(source.run(self.pipeline.submit), f"source:{source.name}")
+        self._runner = web.AppRunner(
+            build_web_app(self),
+            access_log=None,
+            handle_signals=False,
+            **self.intake.server_options,  # type: ignore[arg-type]
+        )
         await self._runner.setup()
         host, port = self.config.host_port
         site = web.TCPSite(self._runner, host, port, reuse_address=True)
         await site.start()
         self.ready = True
+        open_routes = self.intake.unprotected_routes()
+        if open_routes and not is_loopback(host):
+            log.warning("routes_unauthenticated", listen=self.config.listen, routes=open_routes)
         log.info(
             "daemon_started",
             listen=self.config.listen,

@@ -15,7 +15,10 @@ from typing import Literal
 import msgspec
 
 from correlate import EngineConfig
+from ingest.auth import AuthConfig, Authenticator
+from ingest.body import BodyLimits
 from ingest.kafka_source import KafkaSourceConfig
+from ingest.limits import RateLimitConfig
 from sinks import FileSinkConfig, SinkConfig
 from stormwatch.errors import ConfigError, split_validation_message
 from stormwatch.routing import Route, Router
@@ -36,13 +39,27 @@ DEFAULT_LISTEN = "127.0.0.1:9095"
 
 class IngestConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, frozen=True):
     max_body_bytes: int = 4 * 1024 * 1024
-    """Larger request bodies get 413 before they are read whole."""
+    """Larger request bodies get 413 before they are read whole (and after decompression)."""
+    body_timeout: Duration = Duration(10)
+    """A request body must arrive whole within this; slower or stalled ones get 408."""
+    max_json_depth: int = 64
+    """Deeper JSON nesting gets 400 before it is decoded."""
+    auth: AuthConfig = AuthConfig()
+    """Credentials per source and for the API (ingest/auth.py)."""
+    rate_limit: RateLimitConfig = RateLimitConfig()
+    """Token buckets per client address and per credential (ingest/limits.py)."""
     queue_capacity_batches: int = 1024
     """Requests waiting for the correlator; past it, senders get 429 + Retry-After."""
     max_batch_alerts: int = 1000
     """Alerts correlated in one engine call, so one call stays at a few milliseconds."""
     kafka: KafkaSourceConfig | None = None
     """Consume alerts from Kafka too (ingest/kafka_source.py)."""
+
+    @property
+    def body_limits(self) -> BodyLimits:
+        return BodyLimits(
+            max_bytes=self.max_body_bytes, timeout=self.body_timeout, max_depth=self.max_json_depth
+        )
 
 
 class OutboxConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, frozen=True):
@@ -133,7 +150,9 @@ def redacted(config: Config) -> object:
         if isinstance(node, dict):
             return {
                 k: "<secret>"
-                if v and any(s in k.lower() for s in _SECRET_KEYS) and not k.endswith("_file")
+                if v
+                and any(s in k.lower() for s in _SECRET_KEYS)
+                and not k.endswith(("_file", "_env", "_header"))
                 else walk(v)
                 for k, v in node.items()
             }
@@ -206,4 +225,8 @@ def load_config(
             message, field = split_validation_message(str(err))
             raise ConfigError(message, path="(flags/env)", field=field) from err
     _check(config, path)
+    try:  # reads the secret files and variables now, so `config check` finds a missing one
+        Authenticator(config.ingest.auth, env)
+    except ConfigError as err:
+        raise ConfigError(err.message, path=path or "(flags/env)", field=err.field) from err
     return config

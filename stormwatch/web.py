@@ -128,7 +128,9 @@ def build_web_app(app: App) -> web.Application:
             )
         return _ok(found)
 
-    web_app = web.Application(client_max_size=app.config.ingest.max_body_bytes)
+    web_app = web.Application(
+        client_max_size=app.config.ingest.max_body_bytes, middlewares=[app.intake.guard]
+    )
     web_app.add_routes(app.http_source.routes())
     web_app.add_routes(
         [
