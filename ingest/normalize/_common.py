@@ -9,22 +9,30 @@ from typing import Any, TypeVar
 
 import msgspec
 
+from ingest.fingerprint import fingerprint_labels
 from stormwatch.errors import PayloadError, split_validation_message
 
 __all__ = [
     "MAX_AHEAD_S",
+    "MAX_LABEL_VALUE",
     "ZERO_TIME",
     "check_labels",
     "check_times",
     "decode",
     "epoch",
     "event_times",
+    "label_value",
+    "parse_time",
+    "vendor_fingerprint",
 ]
 
 T = TypeVar("T")
 
 ZERO_TIME = -62135596800.0
 """Go's zero time (0001-01-01T00:00:00Z) as epoch seconds: Alertmanager's "unset"."""
+MAX_LABEL_VALUE = 1024
+"""Characters kept of a label value built from a vendor's field (a path, a user name);
+longer free text belongs in annotations."""
 MAX_AHEAD_S = 86400.0
 """How far ahead of its arrival an alert's time may lie: clocks drift by seconds, not by
 a day; a time beyond it is a bug upstream, and would pin windows and resolve deadlines."""
@@ -77,6 +85,69 @@ def epoch(value: datetime | None, default: float | None) -> float | None:
         return default
     ts = value.timestamp()
     return default if ts <= ZERO_TIME + 1 else ts
+
+
+def label_value(value: Any) -> str:
+    """A JSON value as a label value: scalars as text (`true`, `47` for 47.0), lists of
+    them joined with `,` (multi-value fields), "" for nothing or an object."""
+    if isinstance(value, str):
+        return value[:MAX_LABEL_VALUE]
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        return str(int(value)) if value.is_integer() else repr(value)
+    if isinstance(value, list):
+        return ",".join(p for p in map(label_value, value) if p)[:MAX_LABEL_VALUE]
+    return ""
+
+
+def vendor_fingerprint(key: str, vendor_id: str, labels: dict[str, str]) -> str:
+    """The fingerprint of an alert the vendor identifies itself (Elastic's alert uuid, a
+    notable's event id), stable while its labels change; else of its labels."""
+    return fingerprint_labels({key: vendor_id}) if vendor_id else fingerprint_labels(labels)
+
+
+_MS_FROM = 1e11
+"""An epoch above this is milliseconds: as seconds it would be the year 5138."""
+
+
+def parse_time(value: Any, *, source: str, field: str, unit: str = "auto") -> float | None:
+    """A vendor's time as epoch seconds: a number or numeric string (seconds, or
+    milliseconds when `unit` says so or, with `auto`, when it is too large to be
+    seconds), or an RFC 3339 string (UTC when it names no zone). None when absent.
+    Raises PayloadError."""
+    if value is None or value == "" or value == []:
+        return None
+    if isinstance(value, list) and len(value) == 1:  # Elasticsearch's `fields` arrays
+        value = value[0]
+    number: float | None = None
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        number = float(value)
+    elif isinstance(value, str) and unit != "rfc3339":
+        try:
+            number = float(value)
+        except ValueError:
+            number = None
+    if number is not None:
+        if unit == "epoch_ms" or (unit == "auto" and abs(number) >= _MS_FROM):
+            number /= 1000.0
+        return number
+    if isinstance(value, str) and unit in ("auto", "rfc3339"):
+        try:
+            when = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+        except ValueError:
+            pass
+        else:  # a time without a zone is UTC, as RFC 3339 has no local times
+            return (when if when.tzinfo else when.replace(tzinfo=UTC)).timestamp()
+    what = {
+        "epoch_s": "epoch seconds",
+        "epoch_ms": "epoch milliseconds",
+        "rfc3339": "an RFC 3339 time",
+    }
+    msg = f"not {what.get(unit, 'an epoch or an RFC 3339 time')}: {str(value)[:40]!r}"
+    raise PayloadError(msg, source=source, field=field)
 
 
 def _when(ts: float) -> str:

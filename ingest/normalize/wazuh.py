@@ -27,7 +27,7 @@ from typing import Any
 import msgspec
 
 from ingest.fingerprint import fingerprint_labels
-from ingest.normalize._common import check_times, decode
+from ingest.normalize._common import check_times, decode, label_value
 from ingest.normalize.severity import AlertSeverity
 from stormwatch.errors import PayloadError, split_validation_message
 from stormwatch.wire import Alert
@@ -38,7 +38,6 @@ SOURCE = "wazuh"
 _MAX_FIELD_LABELS = 64
 """Labels taken from `agent`, `data` and `syscheck` together; a Windows event carries a
 few dozen, anything past this is noise (the alert stays whole in `raw`)."""
-_MAX_VALUE = 1024
 _IDENTITY = ("rule_id", "agent_id", "srcip", "srcuser", "dstuser", "syscheck_path")
 _TEXT_FIELDS = {"diff", "full_log"}
 """Long free text: kept as annotations, never as labels."""
@@ -143,26 +142,14 @@ def _unwrap(doc: Any, at: str) -> list[tuple[Any, str]]:
     raise PayloadError(msg, source=SOURCE, field=f"{at}.rule")
 
 
-def _text(value: Any) -> str | None:
-    if isinstance(value, str):
-        return value[:_MAX_VALUE]
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int | float):
-        return str(value)
-    if isinstance(value, list) and all(isinstance(v, str | int | float) for v in value):
-        return ",".join(str(v) for v in value)[:_MAX_VALUE]
-    return None
-
-
 def _flatten(node: dict[str, Any], prefix: str, out: dict[str, str], room: list[int]) -> None:
     for key, value in node.items():
         name = f"{prefix}{key}"
         if isinstance(value, dict):
             _flatten(value, f"{name}_", out, room)
             continue
-        text = _text(value)
-        if text is None or text == "" or name in out or key in _TEXT_FIELDS or room[0] <= 0:
+        text = label_value(value)
+        if not text or name in out or key in _TEXT_FIELDS or room[0] <= 0:
             continue
         out[name] = text
         room[0] -= 1
