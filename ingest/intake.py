@@ -17,6 +17,7 @@ from ingest.body import BodyLimits
 from ingest.guard import API_PREFIXES, http_guard
 from ingest.http_source import HttpSource
 from ingest.limits import RateLimitConfig, RateLimiter
+from ingest.normalize import Normalizer
 from ingest.source import Source, Submit
 from stormwatch.metrics import Metrics
 
@@ -42,6 +43,7 @@ class Intake:
         limits: BodyLimits,
         auth: AuthConfig | None = None,
         rate_limit: RateLimitConfig | None = None,
+        mappings: Mapping[str, Normalizer] | None = None,
         environ: Mapping[str, str] | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
@@ -52,7 +54,13 @@ class Intake:
             else None
         )
         self.http = HttpSource(
-            submit, metrics, limits, auth=self.auth, rate_limiter=self.rate, clock=clock
+            submit,
+            metrics,
+            limits,
+            normalizers=mappings,
+            auth=self.auth,
+            rate_limiter=self.rate,
+            clock=clock,
         )
         self.guard = http_guard(self.auth, self.rate, metrics)
         self.background: list[Source] = []

@@ -87,6 +87,7 @@ class App:
             limits=config.ingest.body_limits,
             auth=config.ingest.auth,
             rate_limit=config.ingest.rate_limit,
+            mappings=config.ingest.load_mappings(),
             clock=clock,
         )
         self.http_source = self.intake.http

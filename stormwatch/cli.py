@@ -282,9 +282,11 @@ def cmd_deadletters(args: argparse.Namespace) -> int:
     import urllib.request
 
     base = args.url.rstrip("/") + f"/api/v1/deadletters/{args.sink}"
+    token = os.environ.get("STORMWATCH_API_TOKEN")  # the API's bearer token (ingest.auth.api)
     req = urllib.request.Request(
         base + ("/replay" if args.dead_command == "replay" else ""),
         method="POST" if args.dead_command == "replay" else "GET",
+        headers={"Authorization": f"Bearer {token}"} if token else {},
     )
     try:
         with urllib.request.urlopen(req, timeout=30) as resp:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import msgspec
 
@@ -19,6 +19,8 @@ from ingest.auth import AuthConfig, Authenticator
 from ingest.body import BodyLimits
 from ingest.kafka_source import KafkaSourceConfig
 from ingest.limits import RateLimitConfig
+from ingest.normalize import NORMALIZERS, Normalizer
+from ingest.normalize.mapping import load_mappings
 from sinks import FileSinkConfig, SinkConfig
 from stormwatch.errors import ConfigError, split_validation_message
 from stormwatch.routing import Route, Router
@@ -48,12 +50,21 @@ class IngestConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, fro
     """Credentials per source and for the API (ingest/auth.py)."""
     rate_limit: RateLimitConfig = RateLimitConfig()
     """Token buckets per client address and per credential (ingest/limits.py)."""
+    mappings: dict[str, dict[str, Any]] = {}
+    """JSON from any tool, by config: each is served at POST /webhook/<name>. Checked by
+    `load_mappings` (ingest/normalize/mapping.py), which names the mapping in errors."""
+    mapping_files: list[str] = []
+    """Files of more mappings ({name: mapping}), such as deploy/mappings/*.yaml."""
     queue_capacity_batches: int = 1024
     """Requests waiting for the correlator; past it, senders get 429 + Retry-After."""
     max_batch_alerts: int = 1000
     """Alerts correlated in one engine call, so one call stays at a few milliseconds."""
     kafka: KafkaSourceConfig | None = None
     """Consume alerts from Kafka too (ingest/kafka_source.py)."""
+
+    def load_mappings(self) -> dict[str, Normalizer]:
+        """The mappings' normalisers by route name. Raises ConfigError."""
+        return dict(load_mappings(self.mappings, self.mapping_files, set(NORMALIZERS)))
 
     @property
     def body_limits(self) -> BodyLimits:
@@ -225,8 +236,9 @@ def load_config(
             message, field = split_validation_message(str(err))
             raise ConfigError(message, path="(flags/env)", field=field) from err
     _check(config, path)
-    try:  # reads the secret files and variables now, so `config check` finds a missing one
+    try:  # reads secrets and mapping files now, so `config check` finds what is missing
         Authenticator(config.ingest.auth, env)
+        config.ingest.load_mappings()
     except ConfigError as err:
-        raise ConfigError(err.message, path=path or "(flags/env)", field=err.field) from err
+        raise ConfigError(err.message, path=err.path or path, field=err.field) from err
     return config
