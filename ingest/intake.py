@@ -10,15 +10,17 @@ from __future__ import annotations
 
 import ipaddress
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 
 from ingest.auth import AuthConfig, Authenticator
 from ingest.body import BodyLimits
+from ingest.file_source import FileSource, FileSourceConfig
 from ingest.guard import API_PREFIXES, http_guard
 from ingest.http_source import HttpSource
 from ingest.limits import RateLimitConfig, RateLimiter
 from ingest.normalize import Normalizer
 from ingest.source import Source, Submit
+from ingest.syslog_source import SyslogConfig, SyslogSource
 from stormwatch.metrics import Metrics
 
 __all__ = ["Intake", "is_loopback"]
@@ -44,6 +46,8 @@ class Intake:
         auth: AuthConfig | None = None,
         rate_limit: RateLimitConfig | None = None,
         mappings: Mapping[str, Normalizer] | None = None,
+        syslog: SyslogConfig | None = None,
+        files: Sequence[FileSourceConfig] = (),
         environ: Mapping[str, str] | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
@@ -63,7 +67,9 @@ class Intake:
             clock=clock,
         )
         self.guard = http_guard(self.auth, self.rate, metrics)
-        self.background: list[Source] = []
+        self.syslog = SyslogSource(syslog, metrics, clock) if syslog is not None else None
+        self.files = [FileSource(f, metrics, clock) for f in files]
+        self.background: list[Source] = [*([self.syslog] if self.syslog else []), *self.files]
         """Sources that run as tasks (syslog, file tails)."""
 
     @property

@@ -88,6 +88,8 @@ class App:
             auth=config.ingest.auth,
             rate_limit=config.ingest.rate_limit,
             mappings=config.ingest.load_mappings(),
+            syslog=config.ingest.syslog,
+            files=config.ingest.files,
             clock=clock,
         )
         self.http_source = self.intake.http

@@ -17,10 +17,12 @@ import msgspec
 from correlate import EngineConfig
 from ingest.auth import AuthConfig, Authenticator
 from ingest.body import BodyLimits
+from ingest.file_source import FileSourceConfig
 from ingest.kafka_source import KafkaSourceConfig
 from ingest.limits import RateLimitConfig
 from ingest.normalize import NORMALIZERS, Normalizer
 from ingest.normalize.mapping import load_mappings
+from ingest.syslog_source import SyslogConfig
 from sinks import FileSinkConfig, SinkConfig
 from stormwatch.errors import ConfigError, split_validation_message
 from stormwatch.routing import Route, Router
@@ -55,6 +57,10 @@ class IngestConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, fro
     `load_mappings` (ingest/normalize/mapping.py), which names the mapping in errors."""
     mapping_files: list[str] = []
     """Files of more mappings ({name: mapping}), such as deploy/mappings/*.yaml."""
+    syslog: SyslogConfig | None = None
+    """Syslog over UDP and TCP, with log patterns (ingest/syslog_source.py)."""
+    files: list[FileSourceConfig] = []
+    """Log files to tail, each with its patterns (ingest/file_source.py)."""
     queue_capacity_batches: int = 1024
     """Requests waiting for the correlator; past it, senders get 429 + Retry-After."""
     max_batch_alerts: int = 1000
