@@ -11,6 +11,7 @@
 | JSON nested deeper than `max_json_depth` | 400 | too_deep |
 | not JSON (malformed) | 400 | invalid_json |
 | JSON of the wrong shape, a time out of range | 400 | invalid_payload (`field` is the `$.path`) |
+| no such `/webhook/<format>` | 404 | unknown_format (counted under source `http`) |
 | ingest queue full | 429 + Retry-After | overloaded |
 | state store down; a bug | 503, 500 + Retry-After | store_unavailable, internal |
 
@@ -101,7 +102,7 @@ class HttpSource:
         self._rate = rate_limiter
         self._clock = clock
         self._limiter = LogLimiter()
-        for source in ("alertmanager", *self.normalizers):
+        for source in ("http", "alertmanager", *self.normalizers):
             metrics.init_source(source)
 
     @property
@@ -122,6 +123,8 @@ class HttpSource:
         fmt = request.match_info["format"]
         normalizer = self.normalizers.get(fmt)
         if normalizer is None:
+            # Counted under "http": the format named in the path is not a bounded label.
+            self._metrics.alerts_rejected.labels("http", "unknown_format").inc()
             known = ", ".join(sorted(self.normalizers))
             response = error_response(
                 404, "unknown_format", f"no webhook format {fmt!r}; known: {known}", "format"

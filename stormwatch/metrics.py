@@ -28,6 +28,7 @@ REJECT_REASONS = (
     "rate_limited",
     "store_unavailable",
     "internal",
+    "unknown_format",
 )
 LOG_LINE_OUTCOMES = ("matched", "unmatched", "dropped")
 INCIDENT_EVENTS = ("opened", "updated", "resolved")
