@@ -81,7 +81,11 @@ class HttpSource:
     here, after the signature check and under the size limit."""
 
     name = "http"
-    SERVER_OPTIONS: Mapping[str, object] = {"auto_decompress": False}
+    SERVER_OPTIONS: Mapping[str, object] = {"auto_decompress": False, "lingering_time": 2.0}
+    """`lingering_time`: after an answer sent before the body was read, aiohttp reads and
+    drops the rest for this long, so the client sees the answer rather than a reset;
+    aiohttp's 10 s kept hundreds of abandoned connections (and their buffers) alive
+    under the soak test's hostile load, 2 s is ample on any network an alert crosses."""
 
     def __init__(
         self,
@@ -116,10 +120,10 @@ class HttpSource:
             web.post("/webhook/{format}", self._webhook),
         ]
 
-    async def _alertmanager_api(self, request: web.Request) -> web.Response:
+    async def _alertmanager_api(self, request: web.Request) -> web.StreamResponse:
         return await self._handle(request, "alertmanager", normalize_alertmanager_v2)
 
-    async def _webhook(self, request: web.Request) -> web.Response:
+    async def _webhook(self, request: web.Request) -> web.StreamResponse:
         fmt = request.match_info["format"]
         normalizer = self.normalizers.get(fmt)
         if normalizer is None:
@@ -160,7 +164,7 @@ class HttpSource:
 
     async def _handle(
         self, request: web.Request, source: str, normalize: Normalizer
-    ) -> web.Response:
+    ) -> web.StreamResponse:
         m = self._metrics
         try:
             self._admit(request, source)
@@ -168,7 +172,7 @@ class HttpSource:
             alerts = normalize(body, self._clock())
             await self._submit(alerts)
         except PayloadError as err:
-            return self._reject(request, source, err)
+            return await self._reject(request, source, err)
         except Overloaded as err:
             m.alerts_rejected.labels(source, "overloaded").inc()
             retry = str(max(1, math.ceil(err.retry_after_s)))
@@ -192,7 +196,9 @@ class HttpSource:
             m.alerts_received.labels(source, "resolved").inc(len(alerts) - firing)
         return web.Response(body=b"{}", content_type="application/json")
 
-    def _reject(self, request: web.Request, source: str, err: PayloadError) -> web.Response:
+    async def _reject(
+        self, request: web.Request, source: str, err: PayloadError
+    ) -> web.StreamResponse:
         status = STATUS.get(err.reason, 400)
         self._metrics.alerts_rejected.labels(source, err.reason).inc()
         allowed, suppressed = self._limiter.allow(source, err.reason)
@@ -208,7 +214,14 @@ class HttpSource:
             )
         headers = getattr(err, "headers", None)  # Retry-After, WWW-Authenticate
         response = error_response(status, err.reason, err.message, err.field, headers)
-        if err.reason in _CLOSE:
+        if err.reason == "timeout":
+            # A stalled sender sends nothing more worth waiting for: answer, then close at
+            # once instead of lingering on the connection.
+            response.force_close()
+            await response.prepare(request)
+            await response.write_eof()
+            request.protocol.force_close()
+        elif err.reason in _CLOSE:
             response.force_close()
         else:
             _close_if_unread(request, response)
