@@ -23,7 +23,7 @@ from correlate import Engine
 from correlate.delta import StateDelta
 from correlate.store import MemoryStore, Store
 from correlate.suppress import Silence
-from ingest.intake import Intake, is_loopback
+from ingest import Intake, is_loopback
 from ingest.kafka_source import KafkaSource
 from ingest.ratelimit import LogLimiter
 from rules import RuleSet, load_rules, rule_files

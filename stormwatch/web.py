@@ -8,6 +8,9 @@
   `GET /api/v1/incidents/{key}/explain`.
 - `GET|POST /api/v1/silences`, `DELETE /api/v1/silences/{id}`.
 - `GET /api/v1/deadletters/{sink}`, `POST /api/v1/deadletters/{sink}/replay`.
+
+Every request passes `ingest.guard`'s middleware first: the API credential and rate
+limits for `/api/v1/` and `/-/`, JSON error bodies, counted 5xx, `Connection: close`.
 """
 
 from __future__ import annotations

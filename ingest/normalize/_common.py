@@ -98,8 +98,9 @@ def label_value(value: Any) -> str:
         return str(value)
     if isinstance(value, float):
         return str(int(value)) if value.is_integer() else repr(value)
-    if isinstance(value, list):
-        return ",".join(p for p in map(label_value, value) if p)[:MAX_LABEL_VALUE]
+    if isinstance(value, list):  # one level only: a list of lists is not a label value
+        parts = (label_value(v) for v in value if not isinstance(v, list | dict))
+        return ",".join(p for p in parts if p)[:MAX_LABEL_VALUE]
     return ""
 
 

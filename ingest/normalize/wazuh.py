@@ -142,11 +142,18 @@ def _unwrap(doc: Any, at: str) -> list[tuple[Any, str]]:
     raise PayloadError(msg, source=SOURCE, field=f"{at}.rule")
 
 
-def _flatten(node: dict[str, Any], prefix: str, out: dict[str, str], room: list[int]) -> None:
+_MAX_NESTING = 6
+"""How deep `data` is followed (Windows events nest 3); deeper objects are left in `raw`."""
+
+
+def _flatten(
+    node: dict[str, Any], prefix: str, out: dict[str, str], room: list[int], depth: int = 0
+) -> None:
     for key, value in node.items():
         name = f"{prefix}{key}"
         if isinstance(value, dict):
-            _flatten(value, f"{name}_", out, room)
+            if depth < _MAX_NESTING:
+                _flatten(value, f"{name}_", out, room, depth + 1)
             continue
         text = label_value(value)
         if not text or name in out or key in _TEXT_FIELDS or room[0] <= 0:
