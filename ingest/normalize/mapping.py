@@ -11,7 +11,7 @@ ingest:
         host: target.host
         service: {path: title, regex: '^\\[(\\w+)\\]'}   # the first group of a regex
       static_labels: {team: platform}
-      annotations: {summary: message, runbook: links[0].href}
+      annotations: {summary: message, runbook: 'links[0].href'}   # quote [ in YAML
       status: {path: state, map: {OK: resolved, CRITICAL: firing}, default: firing}
       severity: {path: level, map: {"5": critical, "4": high}}   # then the shared table
       starts_at: {path: time, format: epoch_ms}   # auto, epoch_s, epoch_ms, rfc3339
