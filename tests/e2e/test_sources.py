@@ -278,3 +278,25 @@ def test_every_source_is_counted_in_metrics(sources: Sources) -> None:
         )
     assert 'stormwatch_log_lines_total{outcome="matched",source="syslog"} 6.0' in metrics
     assert 'stormwatch_log_lines_total{outcome="matched",source="file"} 3.0' in metrics
+
+
+def test_utf8_label_names_in_and_a_silence_on_one(sources: Sources) -> None:
+    status, body, _ = sources.daemon.post(
+        "/api/v1/silences",
+        json.dumps(
+            {"matchers": ['"service.name"="muted"'], "duration": "1h", "created_by": "e2e"}
+        ).encode(),
+    )
+    assert status == 201, body
+    muted = {"alertname": "OtelMuted", "service.name": "muted"}
+    heard = {"alertname": "OtelHeard", "service.name": "checkout", "k8s.namespace.name": "shop"}
+    post(sources, "/api/v2/alerts", [{"labels": muted}])
+    post(sources, "/api/v2/alerts", [{"labels": heard}])  # processed after the muted one
+    event = sources.opened(lambda a: a["labels"].get("alertname") == "OtelHeard")
+    assert event["incident"]["alerts"][0]["labels"] == heard
+    opened = [json.loads(line) for line in sources.daemon.jsonl.read_text().splitlines()]
+    assert not [
+        e
+        for e in opened
+        if any(a["labels"].get("alertname") == "OtelMuted" for a in e["incident"]["alerts"])
+    ]
