@@ -18,7 +18,7 @@ from collections.abc import Sequence
 
 import msgspec
 
-from stormwatch.config import DEFAULT_LISTEN, load_config, redacted
+from stormwatch.config import DEFAULT_LISTEN, check_secrets, load_config, redacted
 from stormwatch.errors import ConfigError, RuleError, StormwatchError
 
 __all__ = ["main"]
@@ -184,6 +184,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 def cmd_config_check(args: argparse.Namespace) -> int:
     try:
         config = _load(args)
+        check_secrets(config, args.config or os.environ.get("STORMWATCH_CONFIG", ""))
     except ConfigError as err:
         print(f"stormwatch: config error: {err}", file=sys.stderr)
         return EXIT_INVALID

@@ -34,6 +34,7 @@ __all__ = [
     "IngestConfig",
     "OutboxConfig",
     "StateConfig",
+    "check_secrets",
     "load_config",
     "redacted",
 ]
@@ -242,9 +243,17 @@ def load_config(
             message, field = split_validation_message(str(err))
             raise ConfigError(message, path="(flags/env)", field=field) from err
     _check(config, path)
-    try:  # reads secrets and mapping files now, so `config check` finds what is missing
-        Authenticator(config.ingest.auth, env)
+    try:  # the mapping files are part of the config: a bad one is a config error now
         config.ingest.load_mappings()
     except ConfigError as err:
         raise ConfigError(err.message, path=err.path or path, field=err.field) from err
     return config
+
+
+def check_secrets(config: Config, path: str = "", env: Mapping[str, str] | None = None) -> None:
+    """Read every secret the config names (`*_file`, `*_env`), as the daemon will at start,
+    so `config check` reports a missing one. Raises ConfigError naming the key."""
+    try:
+        Authenticator(config.ingest.auth, env)
+    except ConfigError as err:
+        raise ConfigError(err.message, path=path, field=err.field) from err

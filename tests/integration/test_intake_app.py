@@ -8,7 +8,7 @@ import pytest
 from structlog.testing import capture_logs
 
 from stormwatch.app import App
-from stormwatch.config import load_config, redacted
+from stormwatch.config import check_secrets, load_config, redacted
 from stormwatch.errors import ConfigError
 from tests.conftest import pick_free_port
 
@@ -67,10 +67,31 @@ ingest:
     api: {type: basic, username: ops, password_env: API_PW}
 """,
     )
+    config = load_config(path, env={})  # replay reads configs like this: no secrets needed
     with pytest.raises(ConfigError) as info:
-        load_config(path, env={"API_PW": "x"})
+        check_secrets(config, str(path), env={"API_PW": "x"})
     assert str(path) in str(info.value) and "GRAFANA_HMAC" in str(info.value)
-    config = load_config(path, env={"API_PW": "pw-value", "GRAFANA_HMAC": "hmac-value"})
+    check_secrets(config, str(path), env={"API_PW": "pw-value", "GRAFANA_HMAC": "hmac-value"})
+    with pytest.raises(ConfigError, match="GRAFANA_HMAC"):
+        App(config)  # the daemon reads them at start, from its environment
     shown = str(redacted(config))
     assert "pw-value" not in shown and "hmac-value" not in shown
     assert "GRAFANA_HMAC" in shown and "API_PW" in shown  # where the secret is, not what
+
+
+def test_config_check_command_names_a_missing_secret(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from stormwatch.cli import main
+
+    path = _config(
+        tmp_path, "ingest:\n  auth:\n    api: {type: bearer, token_env: TEST_API_TOKEN_X}\n"
+    )
+    monkeypatch.delenv("TEST_API_TOKEN_X", raising=False)
+    assert main(["config", "check", "--config", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert str(path) in err and "$.ingest.auth.api.token_env" in err and "TEST_API_TOKEN_X" in err
+    monkeypatch.setenv("TEST_API_TOKEN_X", "the-token-value")
+    assert main(["config", "check", "--config", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "TEST_API_TOKEN_X" in out and "the-token-value" not in out
