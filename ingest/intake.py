@@ -8,6 +8,7 @@ loopback.
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -87,3 +88,20 @@ class Intake:
         if not self.auth.protects_api:
             out.extend(f"{p}..." for p in API_PREFIXES)
         return out
+
+    @staticmethod
+    async def wait_listening(
+        source: Source, task: asyncio.Task[None], timeout: float = 10.0
+    ) -> None:
+        """Return once a listening source (syslog) has bound its sockets; raise what made
+        it fail instead (an address in use), so the daemon does not start without it."""
+        listening = getattr(source, "listening", None)
+        if not isinstance(listening, asyncio.Event):
+            return
+        waiter = asyncio.ensure_future(listening.wait())
+        try:
+            await asyncio.wait({waiter, task}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            waiter.cancel()
+        if task.done() and not task.cancelled() and task.exception() is not None:
+            raise task.exception()  # type: ignore[misc]

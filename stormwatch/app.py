@@ -242,7 +242,8 @@ class App:
         if self.config.rules_watch_interval > 0:
             self._watch(self.watch_rule_files(self.config.rules_watch_interval), "rules-watch")
         for source in self.intake.background:
-            self._watch(source.run(self.pipeline.submit), f"source:{source.name}")
+            task = self._watch(source.run(self.pipeline.submit), f"source:{source.name}")
+            await self.intake.wait_listening(source, task)
         self._runner = web.AppRunner(
             build_web_app(self),
             access_log=None,

@@ -95,3 +95,26 @@ def test_config_check_command_names_a_missing_secret(
     assert main(["config", "check", "--config", str(path)]) == 0
     out = capsys.readouterr().out
     assert "TEST_API_TOKEN_X" in out and "the-token-value" not in out
+
+
+async def test_a_syslog_address_in_use_stops_the_start(tmp_path: Path) -> None:
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        path = _config(
+            tmp_path,
+            f"ingest:\n  syslog:\n    tcp: 127.0.0.1:{port}\n    patterns: [{{alertname: A, regex: x}}]\n",
+        )
+        config = load_config(
+            path,
+            env={},
+            listen=f"127.0.0.1:{pick_free_port()}",
+            incidents_jsonl=str(tmp_path / "i"),
+        )
+        app = App(config)
+        with pytest.raises(OSError, match=str(port)):
+            await app.start()
+        await app.stop()
