@@ -12,7 +12,9 @@ import sys
 import orjson
 import structlog
 
-__all__ = ["configure_logging", "stdlib_formatter"]
+from ingest.ratelimit import LogLimiter
+
+__all__ = ["HeldBack", "configure_logging", "stdlib_formatter"]
 
 _LEVELS = {
     "debug": logging.DEBUG,
@@ -56,9 +58,28 @@ def configure_logging(level: str = "info", *, json: bool | None = None) -> None:
     )
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(stdlib_formatter(json=use_json))
+    handler.addFilter(HeldBack())
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(max(lvl, logging.WARNING) if lvl < logging.WARNING else lvl)
+
+
+class HeldBack(logging.Filter):
+    """aiohttp logs every malformed request it refuses, with a traceback: a client that
+    sends garbage in a loop would fill the disk. At most one line per logger and message
+    per interval gets through; it carries `suppressed`, how many were held back."""
+
+    def __init__(self, interval: float = 10.0) -> None:
+        super().__init__()
+        self._limiter = LogLimiter(interval)
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not record.name.startswith("aiohttp"):
+            return True
+        allowed, held = self._limiter.allow(record.name, str(record.msg))
+        if allowed and held:
+            record.suppressed = held
+        return allowed
 
 
 def _orjson_text(obj: object, **_: object) -> str:
@@ -86,6 +107,7 @@ def stdlib_formatter(*, json: bool) -> logging.Formatter:
             renderer,
         ],
         foreign_pre_chain=[
+            structlog.stdlib.ExtraAdder(["suppressed"]),
             structlog.stdlib.add_logger_name,
             structlog.stdlib.add_log_level,
             structlog.processors.TimeStamper(fmt="iso", utc=True),

@@ -52,9 +52,11 @@ def test_hostile_http_gets_clear_answers_and_json_logs(daemon_factory: Any) -> N
     status, body, _ = daemon.post("/api/v2/alerts", deep)
     assert status == 400 and json.loads(body)["error"] == "too_deep"
 
-    # Broken HTTP is aiohttp's to answer; its error log must still be one of our lines.
-    bad = _exchange(daemon, b"GET / HTTP/1.1\r\nHost: x\r\nContent-Length: abc\r\n\r\n")
-    assert bad.startswith(b"HTTP/1.") and b" 400 " in bad.split(b"\r\n")[0]
+    # Broken HTTP is aiohttp's to answer; its error log must still be one of our lines,
+    # and a client repeating it must not repeat the line (one per 10 s gets through).
+    for _ in range(5):
+        bad = _exchange(daemon, b"GET / HTTP/1.1\r\nHost: x\r\nContent-Length: abc\r\n\r\n")
+        assert bad.startswith(b"HTTP/1.") and b" 400 " in bad.split(b"\r\n")[0]
     assert daemon.post("/api/v2/alerts", b'[{"labels": {"alertname": "after"}}]')[0] == 200
 
     _, metrics = daemon.get("/metrics")
