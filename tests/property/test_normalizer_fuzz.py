@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
-from pathlib import Path
 
 from ingest.normalize import NORMALIZERS
 from ingest.normalize.alertmanager import normalize_alertmanager_v2
