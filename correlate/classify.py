@@ -15,7 +15,7 @@ from stormwatch.wire import Alert, Severity
 
 __all__ = ["Classification", "Classifier", "itil_priority"]
 
-# Alert `severity` label values, most severe first; unknown values rank lowest.
+# Normalised alert severities (Alert.severity), most severe first; unknown values rank lowest.
 _ALERT_SEVERITY_RANK = {
     "critical": 0,
     "page": 0,
@@ -40,7 +40,7 @@ def itil_priority(impact: int, urgency: int) -> int:
 def highest_alert_severity(alerts: Sequence[Alert]) -> str:
     best, rank = "", 99
     for a in alerts:
-        value = a.labels.get("severity", "")
+        value = a.severity
         r = _ALERT_SEVERITY_RANK.get(value.lower(), 6)
         if r < rank:
             best, rank = value, r

@@ -53,6 +53,8 @@ _SEP = "\x1e"
 _GC_EVERY = 60.0
 """Seconds of arrival clock between sweeps of forgotten state (unobservable in events)."""
 _MATCH_CACHE_MAX = 50_000
+_MatchCache = dict[str, tuple[str, str, tuple[CompiledRule, ...]]]
+"""fingerprint -> (source, severity, the rules it matches)."""
 
 
 class EngineConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, frozen=True):
@@ -111,16 +113,16 @@ def _order(a: Alert) -> tuple[float, float, str, str, float]:
     return (a.received_at, a.starts_at, a.fingerprint, a.status, a.ends_at or 0.0)
 
 
-def _memo(
-    cache: dict[str, tuple[str, tuple[CompiledRule, ...]]], matcher: RuleMatcher, alert: Alert
-) -> tuple[CompiledRule, ...]:
+def _memo(cache: _MatchCache, matcher: RuleMatcher, alert: Alert) -> tuple[CompiledRule, ...]:
+    """A match depends on the labels (the fingerprint), the source and the normalised
+    severity only; the cache is dropped on reload."""
     hit = cache.get(alert.fingerprint)
-    if hit is not None and hit[0] == alert.source:
-        return hit[1]
+    if hit is not None and hit[0] == alert.source and hit[1] == alert.severity:
+        return hit[2]
     found = tuple(matcher.candidates(alert))
     if len(cache) >= _MATCH_CACHE_MAX:
         cache.clear()  # bounded: dropped whole, no LRU bookkeeping on the hot path
-    cache[alert.fingerprint] = (alert.source, found)
+    cache[alert.fingerprint] = (alert.source, alert.severity, found)
     return found
 
 
@@ -152,8 +154,8 @@ class Engine:
         ]
         self._muted: dict[str, set[str]] = {}
         """silence id -> fingerprints it kept from the rules (derived from `Tracked.muted`)."""
-        self._match_cache: dict[str, tuple[str, tuple[CompiledRule, ...]]] = {}
-        self._heartbeat_cache: dict[str, tuple[str, tuple[CompiledRule, ...]]] = {}
+        self._match_cache: _MatchCache = {}
+        self._heartbeat_cache: _MatchCache = {}
         self._install(rules)
         self._schedule_from_state()
 

@@ -21,7 +21,7 @@ __all__ = ["CompiledRule", "RuleMatcher"]
 class CompiledRule:
     """A rule with its matchers compiled; `index` is its position in the rule set."""
 
-    __slots__ = ("index", "matchers", "name", "rest", "rule", "sources")
+    __slots__ = ("index", "matchers", "name", "rest", "rule", "severities", "sources")
 
     def __init__(self, index: int, rule: Rule) -> None:
         self.index = index
@@ -29,11 +29,14 @@ class CompiledRule:
         self.name = rule.name
         self.matchers: tuple[Matcher, ...] = tuple(parse_matchers(rule.match))
         self.sources = frozenset(rule.source)
+        self.severities = frozenset(rule.alert_severity)
         self.rest = self.matchers
         """The matchers the index does not already guarantee."""
 
     def matches(self, alert: Alert) -> bool:
         if self.sources and alert.source not in self.sources:
+            return False
+        if self.severities and alert.severity not in self.severities:
             return False
         labels = alert.labels
         return all(m.matches(labels) for m in self.rest)

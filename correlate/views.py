@@ -17,6 +17,7 @@ from collections.abc import Mapping
 from correlate.classify import Classification
 from correlate.rulebook import LiveRule
 from correlate.state import IncidentState, State, Tracked
+from rules import fill_placeholders
 from stormwatch.wire import Alert, Incident, IncidentAlert, TimelineEntry
 
 __all__ = [
@@ -31,19 +32,10 @@ __all__ = [
 ]
 
 
-class _Placeholders(dict[str, str]):
-    def __missing__(self, key: str) -> str:
-        return "{" + key + "}"
-
-
 def render_template(template: str, values: Mapping[str, str]) -> str:
-    """Fill `{label}` placeholders; an unknown placeholder stays as written."""
-    if "{" not in template:
-        return template
-    try:
-        return template.format_map(_Placeholders(values))
-    except (ValueError, IndexError, KeyError, AttributeError):
-        return template
+    """Fill `{label}` placeholders (UTF-8 names too: `{service.name}`); an unknown
+    placeholder stays as written."""
+    return fill_placeholders(template, values)
 
 
 def common_labels(alerts: list[Alert]) -> dict[str, str]:
@@ -76,6 +68,7 @@ def alert_view(t: Tracked) -> IncidentAlert:
         duplicates=t.duplicates,
         source=a.source,
         generator_url=a.generator_url,
+        severity=a.severity,
     )
 
 

@@ -2,7 +2,17 @@
 
 from ingest.fingerprint import fingerprint_labels
 from ingest.http_source import HttpSource
+from ingest.intake import Intake, is_loopback
 from ingest.normalize import NORMALIZERS, Normalizer
 from ingest.source import Source, Submit
 
-__all__ = ["NORMALIZERS", "HttpSource", "Normalizer", "Source", "Submit", "fingerprint_labels"]
+__all__ = [
+    "NORMALIZERS",
+    "HttpSource",
+    "Intake",
+    "Normalizer",
+    "Source",
+    "Submit",
+    "fingerprint_labels",
+    "is_loopback",
+]

@@ -1,6 +1,7 @@
 """The rule language: schema, matchers, loading and checking rule files."""
 
 from rules.check import CheckReport, RuleWarning, check_rules, format_report
+from rules.labels import fill_placeholders
 from rules.loader import RuleErrors, collect_rules, load_rules, rule_files, rule_test_files
 from rules.matchers import Matcher, MatcherError, parse_matcher, parse_matchers
 from rules.ruleset import Origin, RuleSet, rule_fingerprint
@@ -17,6 +18,7 @@ __all__ = [
     "RuleWarning",
     "check_rules",
     "collect_rules",
+    "fill_placeholders",
     "format_report",
     "load_rules",
     "parse_matcher",

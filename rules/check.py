@@ -194,6 +194,7 @@ def rule_warnings(ruleset: RuleSet, partial: frozenset[str] = frozenset()) -> li
             not matchers
             and rule.name not in partial
             and not rule.source
+            and not rule.alert_severity
             and not listens
             and (corr is not None or rule.name in joined)
         ):

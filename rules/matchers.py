@@ -2,7 +2,9 @@
 
 Regexes are anchored at both ends, as in Alertmanager (`=~"crit.*"` matches the whole
 value). A missing label matches as the empty string, also as in Alertmanager, so
-`team!=""` means "has a team".
+`team!=""` means "has a team". Label names are UTF-8, as in Alertmanager 0.27+: a name
+other than `[a-zA-Z_][a-zA-Z0-9_]*` is written in double quotes (`"service.name"="checkout"`);
+an unquoted name may hold anything but spaces and `{}!=~,"'` (`service.name="checkout"`).
 """
 
 from __future__ import annotations
@@ -11,16 +13,18 @@ import re
 from dataclasses import dataclass, field
 from typing import Literal, TypeAlias
 
+from rules.labels import is_classic_name, quote, unquote
+
 __all__ = ["Matcher", "MatcherError", "Op", "parse_matcher", "parse_matchers"]
 
 Op: TypeAlias = Literal["=", "!=", "=~", "!~"]
 
 _MATCHER = re.compile(
-    r"""^\s*(?P<name>[A-Za-z_][A-Za-z0-9_.:/-]*)\s*(?P<op>=~|!~|!=|=)\s*
+    r"""^\s*(?:"(?P<qname>(?:[^"\\]|\\.)*)"|(?P<name>[^\s{}!=~,"'`\\]+))\s*
+        (?P<op>=~|!~|!=|=)\s*
         (?:"(?P<quoted>(?:[^"\\]|\\.)*)"|(?P<bare>[^\s"',{}]*))\s*$""",
     re.VERBOSE,
 )
-_ESCAPES = {"n": "\n", "t": "\t", '"': '"', "\\": "\\"}
 
 
 class MatcherError(ValueError):
@@ -62,8 +66,8 @@ class Matcher:
         return hit if self.op == "=~" else not hit
 
     def __str__(self) -> str:
-        escaped = self.value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
-        return f'{self.name}{self.op}"{escaped}"'
+        name = self.name if is_classic_name(self.name) else quote(self.name)
+        return f"{name}{self.op}{quote(self.value)}"
 
 
 def _regex_message(value: str, err: re.error) -> str:
@@ -77,8 +81,6 @@ def _regex_message(value: str, err: re.error) -> str:
     )
 
 
-def _unescape(text: str) -> str:
-    return re.sub(r"\\(.)", lambda m: _ESCAPES.get(m.group(1), "\\" + m.group(1)), text)
 
 
 def parse_matcher(text: str) -> Matcher:
@@ -91,9 +93,13 @@ def parse_matcher(text: str) -> Matcher:
     if m is None:
         msg = f'invalid matcher {text!r}: expected name, one of = != =~ !~, and a value, e.g. severity="critical"'
         raise MatcherError(msg)
-    quoted = m.group("quoted")
-    value = _unescape(quoted) if quoted is not None else m.group("bare")
-    return Matcher(name=m.group("name"), op=m.group("op"), value=value)  # type: ignore[arg-type]
+    qname, quoted = m.group("qname"), m.group("quoted")
+    name = unquote(qname) if qname is not None else m.group("name")
+    if not name:
+        msg = f"invalid matcher {text!r}: the label name is empty"
+        raise MatcherError(msg)
+    value = unquote(quoted) if quoted is not None else m.group("bare")
+    return Matcher(name=name, op=m.group("op"), value=value)  # type: ignore[arg-type]
 
 
 def _split_braces(text: str) -> list[str]:

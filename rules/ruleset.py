@@ -45,5 +45,8 @@ def rule_fingerprint(rule: Rule) -> str:
     per unchanged file; we do it per rule). Title, severity and classification are not
     part of it: changing how an incident is described must not reset a window.
     """
-    body = _encoder.encode([rule.name, rule.match, rule.source, rule.correlation, rule.resolve])
+    parts: list[object] = [rule.name, rule.match, rule.source, rule.correlation, rule.resolve]
+    if rule.alert_severity:  # only when set, so rules without it keep their hash (and windows)
+        parts.append(rule.alert_severity)
+    body = _encoder.encode(parts)
     return hashlib.blake2b(body, digest_size=8).hexdigest()

@@ -48,6 +48,8 @@ __all__ = [
 ]
 
 GroupBy = Annotated[list[str], msgspec.Meta(description="label names the rule groups by")]
+AlertSeverityName: TypeAlias = Literal["critical", "high", "warning", "info"]
+"""The normalised alert severity every source sets (`Alert.severity`)."""
 Level = Annotated[int, msgspec.Meta(ge=1, le=3)]
 
 
@@ -192,8 +194,8 @@ class IncidentSpec(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, fro
 class ClassifyWhen(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, frozen=True):
     """Conditions on what an incident holds; all that are set must hold."""
 
-    alert_severity: list[str] = []
-    """The highest `severity` label among its alerts is one of these."""
+    alert_severity: list[AlertSeverityName] = []
+    """The highest normalised severity (`Alert.severity`) among its alerts is one of these."""
     min_alerts: int | None = None
     min_distinct: dict[str, int] = {}
     """label -> at least this many distinct values across its alerts (services, hosts)."""
@@ -232,6 +234,8 @@ class Rule(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, frozen=True
     description: str = ""
     match: list[str] = []
     source: list[str] = []
+    alert_severity: list[AlertSeverityName] = []
+    """Only alerts whose normalised severity is one of these (any source)."""
     correlation: Correlation | None = None
     incident: IncidentSpec = IncidentSpec()
     classify: list[ClassifyCase] = []

@@ -23,7 +23,7 @@ from correlate import Engine
 from correlate.delta import StateDelta
 from correlate.store import MemoryStore, Store
 from correlate.suppress import Silence, active_silence
-from ingest import HttpSource
+from ingest import Intake, is_loopback
 from ingest.kafka_source import KafkaSource
 from rules import RuleSet, load_rules, rule_files
 from stormwatch.archive import AlertArchive
@@ -95,9 +95,18 @@ class App:
         self.kafka_source = (
             KafkaSource(config.ingest.kafka, self.metrics) if config.ingest.kafka else None
         )
-        self.http_source = HttpSource(
-            self.submit, self.metrics, config.ingest.max_body_bytes, clock=self.pipeline.stamp
+        self.intake = Intake(
+            self.submit,
+            self.metrics,
+            limits=config.ingest.body_limits,
+            auth=config.ingest.auth,
+            rate_limit=config.ingest.rate_limit,
+            mappings=config.ingest.load_mappings(),
+            syslog=config.ingest.syslog,
+            files=config.ingest.files,
+            clock=self.pipeline.stamp,
         )
+        self.http_source = self.intake.http
         self._clock = clock
         self._tasks: list[asyncio.Task[None]] = []
         self._runner: web.AppRunner | None = None
@@ -301,12 +310,23 @@ class App:
         if self.config.rules_watch_interval > 0:
             self._watch(self.watch_rule_files(self.config.rules_watch_interval), "rules-watch")
         log_rules_loaded(self.ruleset, self.rule_paths, DEFAULT_RULES)
-        self._runner = web.AppRunner(build_web_app(self), access_log=None, handle_signals=False)
+        for source in self.intake.background:
+            task = self._watch(source.run(self.submit), f"source:{source.name}")
+            await self.intake.wait_listening(source, task)
+        self._runner = web.AppRunner(
+            build_web_app(self),
+            access_log=None,
+            handle_signals=False,
+            **self.intake.server_options,  # type: ignore[arg-type]
+        )
         await self._runner.setup()
         host, port = self.config.host_port
         site = web.TCPSite(self._runner, host, port, reuse_address=True)
         await site.start()
         self.ready = True
+        open_routes = self.intake.unprotected_routes()
+        if open_routes and not is_loopback(host):
+            log.warning("routes_unauthenticated", listen=self.config.listen, routes=open_routes)
         log.info(
             "daemon_started",
             listen=self.config.listen,

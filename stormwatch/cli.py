@@ -20,7 +20,7 @@ from collections.abc import Sequence
 import msgspec
 
 from stormwatch.client_cli import CLIENT_COMMANDS, add_client_commands, run_client_command
-from stormwatch.config import DEFAULT_LISTEN, load_config, redacted
+from stormwatch.config import DEFAULT_LISTEN, check_secrets, load_config, redacted
 from stormwatch.errors import ConfigError, RuleError, StormwatchError
 from stormwatch.version import version
 
@@ -220,6 +220,7 @@ def cmd_config_check(args: argparse.Namespace) -> int:
 
     try:
         config = _load(args)
+        check_secrets(config, args.config or os.environ.get("STORMWATCH_CONFIG", ""))
     except ConfigError as err:
         print(f"stormwatch: config error: {err}", file=sys.stderr)
         return EXIT_INVALID
@@ -342,9 +343,11 @@ def cmd_deadletters(args: argparse.Namespace) -> int:
     import urllib.request
 
     base = args.url.rstrip("/") + f"/api/v1/deadletters/{args.sink}"
+    token = os.environ.get("STORMWATCH_API_TOKEN")  # the API's bearer token (ingest.auth.api)
     req = urllib.request.Request(
         base + ("/replay" if args.dead_command == "replay" else ""),
         method="POST" if args.dead_command == "replay" else "GET",
+        headers={"Authorization": f"Bearer {token}"} if token else {},
     )
     try:
         with urllib.request.urlopen(req, timeout=30) as resp:

@@ -10,12 +10,19 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import msgspec
 
 from correlate import EngineConfig
+from ingest.auth import AuthConfig, Authenticator
+from ingest.body import BodyLimits
+from ingest.file_source import FileSourceConfig
 from ingest.kafka_source import KafkaSourceConfig
+from ingest.limits import RateLimitConfig
+from ingest.normalize import NORMALIZERS, Normalizer
+from ingest.normalize.mapping import load_mappings
+from ingest.syslog_source import SyslogConfig
 from sinks import FileSinkConfig, SinkConfig
 from stormwatch.archive import ArchiveConfig
 from stormwatch.errors import ConfigError, split_validation_message
@@ -28,6 +35,7 @@ __all__ = [
     "IngestConfig",
     "OutboxConfig",
     "StateConfig",
+    "check_secrets",
     "load_config",
     "redacted",
 ]
@@ -37,7 +45,24 @@ DEFAULT_LISTEN = "127.0.0.1:9095"
 
 class IngestConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, frozen=True):
     max_body_bytes: int = 4 * 1024 * 1024
-    """Larger request bodies get 413 before they are read whole."""
+    """Larger request bodies get 413 before they are read whole (and after decompression)."""
+    body_timeout: Duration = Duration(10)
+    """A request body must arrive whole within this; slower or stalled ones get 408."""
+    max_json_depth: int = 64
+    """Deeper JSON nesting gets 400 before it is decoded."""
+    auth: AuthConfig = AuthConfig()
+    """Credentials per source and for the API (ingest/auth.py)."""
+    rate_limit: RateLimitConfig = RateLimitConfig()
+    """Token buckets per client address and per credential (ingest/limits.py)."""
+    mappings: dict[str, dict[str, Any]] = {}
+    """JSON from any tool, by config: each is served at POST /webhook/<name>. Checked by
+    `load_mappings` (ingest/normalize/mapping.py), which names the mapping in errors."""
+    mapping_files: list[str] = []
+    """Files of more mappings ({name: mapping}), such as deploy/mappings/*.yaml."""
+    syslog: SyslogConfig | None = None
+    """Syslog over UDP and TCP, with log patterns (ingest/syslog_source.py)."""
+    files: list[FileSourceConfig] = []
+    """Log files to tail, each with its patterns (ingest/file_source.py)."""
     queue_capacity_batches: int = 1024
     """Requests waiting for the correlator; past it, senders get 429 + Retry-After."""
     max_batch_alerts: int = 1000
@@ -47,6 +72,16 @@ class IngestConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, fro
     archive: ArchiveConfig | None = None
     """Write every accepted alert, as correlated, to a rotating JSONL file for
     `stormwatch replay` (stormwatch/archive.py)."""
+
+    def load_mappings(self) -> dict[str, Normalizer]:
+        """The mappings' normalisers by route name. Raises ConfigError."""
+        return dict(load_mappings(self.mappings, self.mapping_files, set(NORMALIZERS)))
+
+    @property
+    def body_limits(self) -> BodyLimits:
+        return BodyLimits(
+            max_bytes=self.max_body_bytes, timeout=self.body_timeout, max_depth=self.max_json_depth
+        )
 
 
 class OutboxConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, frozen=True):
@@ -143,7 +178,9 @@ def redacted(config: Config) -> object:
         if isinstance(node, dict):
             return {
                 k: "<secret>"
-                if v and any(s in k.lower() for s in _SECRET_KEYS) and not k.endswith("_file")
+                if v
+                and any(s in k.lower() for s in _SECRET_KEYS)
+                and not k.endswith(("_file", "_env", "_header"))
                 else walk(v)
                 for k, v in node.items()
             }
@@ -216,4 +253,17 @@ def load_config(
             message, field = split_validation_message(str(err))
             raise ConfigError(message, path="(flags/env)", field=field) from err
     _check(config, path)
+    try:  # the mapping files are part of the config: a bad one is a config error now
+        config.ingest.load_mappings()
+    except ConfigError as err:
+        raise ConfigError(err.message, path=err.path or path, field=err.field) from err
     return config
+
+
+def check_secrets(config: Config, path: str = "", env: Mapping[str, str] | None = None) -> None:
+    """Read every secret the config names (`*_file`, `*_env`), as the daemon will at start,
+    so `config check` reports a missing one. Raises ConfigError naming the key."""
+    try:
+        Authenticator(config.ingest.auth, env)
+    except ConfigError as err:
+        raise ConfigError(err.message, path=path, field=err.field) from err

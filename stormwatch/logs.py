@@ -12,7 +12,9 @@ import sys
 import orjson
 import structlog
 
-__all__ = ["configure_logging"]
+from ingest.ratelimit import LogLimiter
+
+__all__ = ["HeldBack", "configure_logging", "stdlib_formatter"]
 
 _LEVELS = {
     "debug": logging.DEBUG,
@@ -20,6 +22,12 @@ _LEVELS = {
     "warning": logging.WARNING,
     "error": logging.ERROR,
 }
+
+
+_TRACEBACKS = structlog.processors.ExceptionRenderer(
+    structlog.tracebacks.ExceptionDictTransformer(show_locals=False)
+)
+"""Tracebacks as structured fields, without frame locals: a local may hold a secret."""
 
 
 def configure_logging(level: str = "info", *, json: bool | None = None) -> None:
@@ -35,7 +43,7 @@ def configure_logging(level: str = "info", *, json: bool | None = None) -> None:
     if use_json:
         processors = [
             *shared,
-            structlog.processors.dict_tracebacks,
+            _TRACEBACKS,
             structlog.processors.JSONRenderer(serializer=orjson.dumps),
         ]
         factory: structlog.typing.WrappedLogger = structlog.BytesLoggerFactory(sys.stderr.buffer)
@@ -48,23 +56,60 @@ def configure_logging(level: str = "info", *, json: bool | None = None) -> None:
         logger_factory=factory,
         cache_logger_on_first_use=True,
     )
-    # aiohttp and aiokafka log through the standard library; send them through the same
-    # renderer so every line of the daemon is one format.
-    renderer = (
-        structlog.processors.JSONRenderer(serializer=lambda o, **_: orjson.dumps(o).decode())
-        if use_json
-        else structlog.dev.ConsoleRenderer()
-    )
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(
-        structlog.stdlib.ProcessorFormatter(
-            processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, renderer],
-            foreign_pre_chain=[
-                structlog.stdlib.add_log_level,
-                structlog.processors.TimeStamper(fmt="iso", utc=True),
-            ],
-        )
-    )
+    handler.setFormatter(stdlib_formatter(json=use_json))
+    handler.addFilter(HeldBack())
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(max(lvl, logging.WARNING) if lvl < logging.WARNING else lvl)
+
+
+class HeldBack(logging.Filter):
+    """aiohttp logs every malformed request it refuses, with a traceback: a client that
+    sends garbage in a loop would fill the disk. At most one line per logger and message
+    per interval gets through; it carries `suppressed`, how many were held back."""
+
+    def __init__(self, interval: float = 10.0) -> None:
+        super().__init__()
+        self._limiter = LogLimiter(interval)
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not record.name.startswith("aiohttp"):
+            return True
+        allowed, held = self._limiter.allow(record.name, str(record.msg))
+        if allowed and held:
+            record.suppressed = held
+        return allowed
+
+
+def _orjson_text(obj: object, **_: object) -> str:
+    # `default=str`: a stdlib record may carry anything (a request, an exception type);
+    # one odd value must not turn the line into a logging error and a bare traceback.
+    return orjson.dumps(obj, default=str).decode()
+
+
+def stdlib_formatter(*, json: bool) -> logging.Formatter:
+    """aiohttp and aiokafka log through the standard library; this renders their records
+    as our lines: JSON with the logger's name, level and time, a traceback as a
+    structured `exception` field rather than loose text."""
+    renderer: structlog.typing.Processor = (
+        structlog.processors.JSONRenderer(serializer=_orjson_text)
+        if json
+        else structlog.dev.ConsoleRenderer()
+    )
+    tracebacks: structlog.typing.Processor = (
+        _TRACEBACKS if json else structlog.processors.format_exc_info
+    )
+    return structlog.stdlib.ProcessorFormatter(
+        processors=[
+            structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+            tracebacks,
+            renderer,
+        ],
+        foreign_pre_chain=[
+            structlog.stdlib.ExtraAdder(["suppressed"]),
+            structlog.stdlib.add_logger_name,
+            structlog.stdlib.add_log_level,
+            structlog.processors.TimeStamper(fmt="iso", utc=True),
+        ],
+    )

@@ -12,7 +12,14 @@ from collections.abc import Iterable
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
-__all__ = ["BREAKER_STATES", "DEAD_LETTER_REASONS", "REJECT_REASONS", "SINK_OUTCOMES", "Metrics"]
+__all__ = [
+    "BREAKER_STATES",
+    "DEAD_LETTER_REASONS",
+    "LOG_LINE_OUTCOMES",
+    "REJECT_REASONS",
+    "SINK_OUTCOMES",
+    "Metrics",
+]
 
 REJECT_REASONS = (
     "invalid_json",
@@ -20,7 +27,17 @@ REJECT_REASONS = (
     "too_large",
     "unsupported_media_type",
     "overloaded",
+    "too_deep",
+    "invalid_encoding",
+    "incomplete_body",
+    "timeout",
+    "unauthorized",
+    "rate_limited",
+    "store_unavailable",
+    "internal",
+    "unknown_format",
 )
+LOG_LINE_OUTCOMES = ("matched", "unmatched", "dropped")
 INCIDENT_EVENTS = ("opened", "updated", "resolved")
 SINK_OUTCOMES = ("ok", "retryable", "permanent")
 DEAD_LETTER_REASONS = ("permanent", "expired", "error")
@@ -181,6 +198,25 @@ class Metrics:
         self.rules_reloads = Counter(
             "stormwatch_rules_reloads", "Rule reload attempts, by outcome.", ["outcome"], registry=r
         )
+        self.http_server_errors = Counter(
+            "stormwatch_http_server_errors",
+            "HTTP answers with a 5xx status, by status, wherever they came from.",
+            ["status"],
+            registry=r,
+        )
+        self.log_lines = Counter(
+            "stormwatch_log_lines",
+            "Log lines read by the syslog and file sources: matched a pattern, matched none, "
+            "or dropped (UDP, when the pipeline had no room).",
+            ["source", "outcome"],
+            registry=r,
+        )
+        self.log_lines_truncated = Counter(
+            "stormwatch_log_lines_truncated",
+            "Log lines cut at the line limit (the rest of the line is discarded).",
+            ["source"],
+            registry=r,
+        )
         self.build_info = Gauge(
             "stormwatch_build_info", "Build information.", ["version", "python"], registry=r
         )
@@ -191,6 +227,8 @@ class Metrics:
         for severity in SEVERITIES:
             for h in (self.time_to_acknowledge, self.time_to_resolve):
                 h.labels(severity)
+        for status in ("500", "503"):
+            self.http_server_errors.labels(status)
 
     def init_source(self, source: str) -> None:
         """Create a source's series at zero."""
@@ -199,6 +237,13 @@ class Metrics:
         for reason in REJECT_REASONS:
             self.alerts_rejected.labels(source, reason)
         self.alerts_deduplicated.labels(source)
+
+    def init_log_source(self, source: str) -> None:
+        """Create a log source's series at zero (plus its alert series)."""
+        self.init_source(source)
+        for outcome in LOG_LINE_OUTCOMES:
+            self.log_lines.labels(source, outcome)
+        self.log_lines_truncated.labels(source)
 
     def init_rules(self, names: Iterable[str]) -> None:
         """Create each rule's series at zero."""

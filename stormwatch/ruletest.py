@@ -28,7 +28,9 @@ import msgspec
 
 from correlate import Engine, EngineConfig
 from ingest.fingerprint import fingerprint_labels
+from ingest.normalize.severity import normalize_severity
 from rules import load_rules
+from rules.schema import AlertSeverityName
 from stormwatch.errors import RuleError
 from stormwatch.wire import Alert, Duration, IncidentEvent, decode_hook, encode_hook
 
@@ -44,6 +46,8 @@ class TestAlert(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     annotations: dict[str, str] = {}
     status: Literal["firing", "resolved"] = "firing"
     source: str = "alertmanager"
+    severity: AlertSeverityName | None = None
+    """Normalised severity; default: read from the `severity` label, as the normalisers do."""
     starts_at: Duration | None = None
     """Event time if not `at` (an alert that arrives late)."""
 
@@ -139,6 +143,7 @@ def _run(test: RuleTest, rules: Any) -> list[IncidentEvent]:
                     starts_at=EPOCH + starts,
                     ends_at=EPOCH + a.at if a.status == "resolved" else None,
                     received_at=EPOCH + a.at,
+                    severity=a.severity or normalize_severity(a.labels.get("severity")),
                 )
             )
             i += 1

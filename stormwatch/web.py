@@ -9,6 +9,9 @@
 - `GET|POST /api/v1/silences`, `DELETE /api/v1/silences/{id}`.
 - `GET /api/v1/deadletters/{sink}`, `POST /api/v1/deadletters/{sink}/replay`.
 - acknowledgements and sink health: stormwatch/ack_routes.py.
+
+Every request passes `ingest.guard`'s middleware first: the API credential and rate
+limits for `/api/v1/` and `/-/`, JSON error bodies, counted 5xx, `Connection: close`.
 """
 
 from __future__ import annotations
@@ -130,7 +133,9 @@ def build_web_app(app: App) -> web.Application:
             )
         return _ok(found)
 
-    web_app = web.Application(client_max_size=app.config.ingest.max_body_bytes)
+    web_app = web.Application(
+        client_max_size=app.config.ingest.max_body_bytes, middlewares=[app.intake.guard]
+    )
     web_app.add_routes(app.http_source.routes())
     web_app.add_routes(am_routes(app))  # Alertmanager's API v2 (stormwatch/amapi.py)
     web_app.add_routes(status_routes(app))  # the status page (stormwatch/status/)

@@ -139,6 +139,9 @@ class Alert(msgspec.Struct, kw_only=True, frozen=True, gc=False):
     generator_url: str = ""
     raw: msgspec.Raw | None = None
     """The payload item as it arrived, kept for evidence (explain, dead letters)."""
+    severity: str = "warning"
+    """Normalised severity, one of critical, high, warning, info (ingest.normalize.severity),
+    so rules match and classify on one scale whatever the source called it."""
 
 
 class IncidentAlert(msgspec.Struct, kw_only=True, gc=False):
@@ -155,6 +158,8 @@ class IncidentAlert(msgspec.Struct, kw_only=True, gc=False):
     """How many times the same firing alert was re-sent after the first."""
     source: str = ""
     generator_url: str = ""
+    severity: str = "warning"
+    """The alert's normalised severity (`Alert.severity`)."""
 
 
 class TimelineEntry(msgspec.Struct, kw_only=True, frozen=True, gc=False):

@@ -6,6 +6,7 @@ from collections.abc import Iterable, Sequence
 
 from correlate import Engine, EngineConfig
 from ingest.fingerprint import fingerprint_labels
+from ingest.normalize.severity import normalize_severity
 from rules import RuleSet
 from rules.schema import Condition, EventCount, IncidentSpec, ResolveSpec, Rule
 from stormwatch.wire import Alert, Duration, IncidentEvent
@@ -33,6 +34,7 @@ def alert(
         starts_at=T0 + t,
         ends_at=None if ends_at is None else T0 + ends_at,
         received_at=T0 + t,
+        severity=normalize_severity(all_labels.get("severity")),
     )
 
 

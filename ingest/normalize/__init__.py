@@ -9,8 +9,10 @@ from collections.abc import Callable
 from typing import TypeAlias
 
 from ingest.normalize.alertmanager import normalize_alertmanager_v2, normalize_alertmanager_webhook
+from ingest.normalize.elastic import normalize_elastic
 from ingest.normalize.generic import normalize_generic
 from ingest.normalize.grafana import normalize_grafana
+from ingest.normalize.splunk import normalize_splunk
 from ingest.normalize.wazuh import normalize_wazuh
 from stormwatch.wire import Alert
 
@@ -23,5 +25,7 @@ NORMALIZERS: dict[str, Normalizer] = {
     "alertmanager": normalize_alertmanager_webhook,
     "grafana": normalize_grafana,
     "wazuh": normalize_wazuh,
+    "elastic": normalize_elastic,
+    "splunk": normalize_splunk,
     "generic": normalize_generic,
 }

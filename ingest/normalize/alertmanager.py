@@ -20,10 +20,11 @@ from typing import Literal
 import msgspec
 
 from ingest.fingerprint import fingerprint_labels
-from ingest.normalize._common import check_labels, decode, epoch
+from ingest.normalize._common import check_labels, decode, epoch, event_times
+from ingest.normalize.severity import normalize_severity
 from stormwatch.wire import Alert
 
-__all__ = ["normalize_alertmanager_v2", "normalize_alertmanager_webhook"]
+__all__ = ["normalize_alertmanager_v2", "normalize_alertmanager_webhook", "webhook_alert"]
 
 SOURCE = "alertmanager"
 
@@ -65,16 +66,22 @@ def normalize_alertmanager_v2(body: bytes, received_at: float) -> list[Alert]:
     for i, item in enumerate(items):
         labels = item.labels
         check_labels(labels, SOURCE, f"$[{i}].labels")
-        starts_at = epoch(item.starts_at, received_at)
-        ends_at = epoch(item.ends_at, None)
+        starts_at, ends_at = event_times(
+            epoch(item.starts_at, None),
+            epoch(item.ends_at, None),
+            received_at,
+            source=SOURCE,
+            at=f"$[{i}]",
+        )
         out.append(
             Alert(
                 source=SOURCE,
                 fingerprint=fingerprint_labels(labels),
                 status="resolved" if ends_at is not None and ends_at <= received_at else "firing",
                 labels=labels,
+                severity=normalize_severity(labels.get("severity")),
                 annotations=item.annotations,
-                starts_at=starts_at,  # type: ignore[arg-type]
+                starts_at=starts_at,
                 ends_at=ends_at,
                 received_at=received_at,
                 generator_url=item.generator_url,
@@ -83,26 +90,41 @@ def normalize_alertmanager_v2(body: bytes, received_at: float) -> list[Alert]:
     return out
 
 
+def webhook_alert(
+    item: WebhookAlert,
+    at: str,
+    received_at: float,
+    source: str = SOURCE,
+    annotations: dict[str, str] | None = None,
+) -> Alert:
+    """One alert of a webhook payload (Alertmanager's, or Grafana's that extends it);
+    `at` is its `$.path`."""
+    check_labels(item.labels, source, f"{at}.labels")
+    # Firing alerts carry the sender's own resolve deadline; we apply ours.
+    starts_at, ends_at = event_times(
+        epoch(item.starts_at, None),
+        epoch(item.ends_at, None) if item.status == "resolved" else None,
+        received_at,
+        source=source,
+        at=at,
+    )
+    return Alert(
+        source=source,
+        fingerprint=fingerprint_labels(item.labels),
+        status=item.status,
+        labels=item.labels,
+        severity=normalize_severity(item.labels.get("severity")),
+        annotations=item.annotations if annotations is None else annotations,
+        starts_at=starts_at,
+        ends_at=ends_at,
+        received_at=received_at,
+        generator_url=item.generator_url,
+    )
+
+
 def normalize_alertmanager_webhook(body: bytes, received_at: float) -> list[Alert]:
     """An Alertmanager webhook (version 4) body -> alerts. Raises PayloadError."""
     payload = decode(_webhook, body, SOURCE)
-    out = []
-    for i, item in enumerate(payload.alerts):
-        labels = item.labels
-        check_labels(labels, SOURCE, f"$.alerts[{i}].labels")
-        ends_at = epoch(item.ends_at, None)
-        out.append(
-            Alert(
-                source=SOURCE,
-                fingerprint=fingerprint_labels(labels),
-                status=item.status,
-                labels=labels,
-                annotations=item.annotations,
-                starts_at=epoch(item.starts_at, received_at),  # type: ignore[arg-type]
-                # Firing alerts carry Alertmanager's own resolve deadline; we apply ours.
-                ends_at=ends_at if item.status == "resolved" else None,
-                received_at=received_at,
-                generator_url=item.generator_url,
-            )
-        )
-    return out
+    return [
+        webhook_alert(item, f"$.alerts[{i}]", received_at) for i, item in enumerate(payload.alerts)
+    ]

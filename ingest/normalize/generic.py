@@ -14,7 +14,8 @@ from typing import Literal
 import msgspec
 
 from ingest.fingerprint import fingerprint_labels
-from ingest.normalize._common import check_labels, decode, epoch
+from ingest.normalize._common import check_labels, decode, epoch, event_times
+from ingest.normalize.severity import normalize_severity
 from stormwatch.wire import Alert
 
 __all__ = ["normalize_generic"]
@@ -48,10 +49,18 @@ def normalize_generic(body: bytes, received_at: float) -> list[Alert]:
     items = decoded if isinstance(decoded, list) else [decoded]
     out = []
     for i, item in enumerate(items):
-        check_labels(
-            item.labels, SOURCE, f"$[{i}].labels" if isinstance(decoded, list) else "$.labels"
+        at = f"$[{i}]" if isinstance(decoded, list) else "$"
+        check_labels(item.labels, SOURCE, f"{at}.labels")
+        snake = item.starts_at is not None or item.ends_at is not None
+        starts_at, ends_at = event_times(
+            _ts(item.starts_at if item.starts_at is not None else item.startsAt, None),
+            _ts(item.ends_at if item.ends_at is not None else item.endsAt, None),
+            received_at,
+            source=SOURCE,
+            at=at,
+            starts="starts_at" if snake else "startsAt",
+            ends="ends_at" if snake else "endsAt",
         )
-        ends_at = _ts(item.ends_at if item.ends_at is not None else item.endsAt, None)
         status: Literal["firing", "resolved"] = item.status or (
             "resolved" if ends_at is not None and ends_at <= received_at else "firing"
         )
@@ -61,10 +70,9 @@ def normalize_generic(body: bytes, received_at: float) -> list[Alert]:
                 fingerprint=fingerprint_labels(item.labels),
                 status=status,
                 labels=item.labels,
+                severity=normalize_severity(item.labels.get("severity")),
                 annotations=item.annotations,
-                starts_at=_ts(
-                    item.starts_at if item.starts_at is not None else item.startsAt, received_at
-                ),  # type: ignore[arg-type]
+                starts_at=starts_at,
                 ends_at=ends_at,
                 received_at=received_at,
             )

@@ -11,9 +11,8 @@ from __future__ import annotations
 
 import msgspec
 
-from ingest.fingerprint import fingerprint_labels
-from ingest.normalize._common import check_labels, decode, epoch
-from ingest.normalize.alertmanager import WebhookAlert
+from ingest.normalize._common import decode
+from ingest.normalize.alertmanager import WebhookAlert, webhook_alert
 from stormwatch.wire import Alert
 
 __all__ = ["normalize_grafana"]
@@ -40,23 +39,9 @@ def normalize_grafana(body: bytes, received_at: float) -> list[Alert]:
     payload = decode(_decoder, body, SOURCE)
     out = []
     for i, item in enumerate(payload.alerts):
-        check_labels(item.labels, SOURCE, f"$.alerts[{i}].labels")
         annotations = dict(item.annotations)
         for key, url in (("dashboard_url", item.dashboard_url), ("panel_url", item.panel_url)):
             if url:
                 annotations.setdefault(key, url)
-        ends_at = epoch(item.ends_at, None)
-        out.append(
-            Alert(
-                source=SOURCE,
-                fingerprint=fingerprint_labels(item.labels),
-                status=item.status,
-                labels=item.labels,
-                annotations=annotations,
-                starts_at=epoch(item.starts_at, received_at),  # type: ignore[arg-type]
-                ends_at=ends_at if item.status == "resolved" else None,
-                received_at=received_at,
-                generator_url=item.generator_url,
-            )
-        )
+        out.append(webhook_alert(item, f"$.alerts[{i}]", received_at, SOURCE, annotations))
     return out

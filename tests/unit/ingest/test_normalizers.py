@@ -91,29 +91,6 @@ def test_grafana_contact_point() -> None:
     assert a.starts_at == ts("2021-10-12T09:51:03.157076+02:00")
 
 
-def test_wazuh_identity_is_rule_agent_and_source_ip_not_the_unique_id() -> None:
-    raw = json.loads((PAYLOADS / "wazuh/alert.json").read_text())
-    (a,) = NORMALIZERS["wazuh"](json.dumps(raw).encode(), NOW)
-    assert (
-        a.labels["rule_id"] == "5710"
-        and a.labels["agent_id"] == "002"
-        and a.labels["srcip"] == "198.51.100.7"
-    )
-    assert a.labels["severity"] == "info"  # level 5
-    assert a.annotations["mitre"] == "T1110.001,T1021.004"
-    assert a.raw is not None and json.loads(bytes(a.raw))["id"] == "1786248466.704409"
-    raw["id"] = "1786248999.1"
-    raw["timestamp"] = "2026-08-09T04:09:00.000+0000"
-    (b,) = NORMALIZERS["wazuh"](json.dumps(raw).encode(), NOW)
-    assert b.fingerprint == a.fingerprint  # same detection, same agent, same source: a repeat
-
-
-def test_wazuh_json_lines() -> None:
-    line = (PAYLOADS / "wazuh/alert.json").read_text().replace("\n", "")
-    alerts = NORMALIZERS["wazuh"]((line + "\n" + line + "\n").encode(), NOW)
-    assert len(alerts) == 2
-
-
 def test_generic_accepts_epoch_and_rfc3339() -> None:
     alerts = NORMALIZERS["generic"](
         b'[{"labels": {"a": "b"}, "starts_at": 1000, "status": "resolved"},'
@@ -134,7 +111,7 @@ def test_generic_accepts_epoch_and_rfc3339() -> None:
         (b'[{"annotations": {}}]', "invalid_payload", "$[0]"),
         (b'[{"labels": {"alertname": 5}}]', "invalid_payload", "$[0].labels.alertname"),
         (b'[{"labels": {}}]', "invalid_payload", "$[0].labels"),
-        (b'[{"labels": {"bad-name": "x"}}]', "invalid_payload", "$[0].labels.bad-name"),
+        (b'[{"labels": {"": "x"}}]', "invalid_payload", '$[0].labels[""]'),
         (
             b'[{"labels": {"a": "b"}}, {"labels": {"a": "b"}, "startsAt": "yesterday"}]',
             "invalid_payload",
