@@ -11,6 +11,7 @@ its start and that arrival), or when its `ends_at` (its `endsAt`, or arrival +
 
 from __future__ import annotations
 
+from collections import deque
 from enum import IntEnum
 
 import msgspec
@@ -41,12 +42,19 @@ class DedupTable:
         self.ctx = ctx
         self.tracked = ctx.state.tracked
         self.resolve_timeout = float(ctx.config.resolve_timeout)
+        self._gone: deque[tuple[float, str]] = deque()
+        """(arrival clock it resolved at, fingerprint), in clock order: what `forget`
+        looks at, oldest first, so forgetting costs O(1) per alert, not a scan."""
 
     def schedule_from_state(self) -> None:
         timers = self.ctx.timers
+        gone = []
         for fp, t in self.tracked.items():
             if t.status == "firing":
                 timers.at(t.ends_at, Timer.EXPIRE, fp)
+            else:
+                gone.append((t.last_seen, fp))
+        self._gone = deque(sorted(gone))
 
     def admit(self, alert: Alert, a: float) -> tuple[Admission, Tracked | None]:
         fp = alert.fingerprint
@@ -58,6 +66,7 @@ class DedupTable:
             t.status = "resolved"
             t.last_seen = a
             t.resolved_at = t.ends_at = min(max(end, t.event_time), a)
+            self._gone.append((a, fp))
             if alert.annotations != t.alert.annotations:
                 t.alert = msgspec.structs.replace(t.alert, annotations=alert.annotations)
             self.ctx.changes.tracked.add(fp)
@@ -68,13 +77,7 @@ class DedupTable:
             t.duplicates += 1
             old = t.alert
             if alert.annotations != old.annotations or alert.starts_at < old.starts_at:
-                # Keep the first copy's label dict (shared by every re-send) and the
-                # earliest start, as Alertmanager's merge does.
-                t.alert = msgspec.structs.replace(
-                    old,
-                    annotations=alert.annotations,
-                    starts_at=min(old.starts_at, alert.starts_at),
-                )
+                t.alert = self.merged(old, alert)
             if ends_at < t.ends_at:
                 self.ctx.timers.at(ends_at, Timer.EXPIRE, fp)
             # A later deadline needs no push: the queued entry re-queues itself when it
@@ -107,6 +110,14 @@ class DedupTable:
         self.ctx.changes.tracked.add(fp)
         return Admission.NEW, t
 
+    @staticmethod
+    def merged(old: Alert, resent: Alert) -> Alert:
+        """The alert a re-send leaves: the first copy's label dict (shared by every
+        re-send), the newest annotations, the earliest start (Alertmanager's merge)."""
+        return msgspec.structs.replace(
+            old, annotations=resent.annotations, starts_at=min(old.starts_at, resent.starts_at)
+        )
+
     def expire(self, fp: str, due: float) -> Tracked | None:
         """An EXPIRE entry came up: resolve the alert if its deadline really is `due`."""
         t = self.tracked.get(fp)
@@ -120,6 +131,7 @@ class DedupTable:
         t.status = "resolved"
         t.resolved_at = max(due, t.event_time)
         self.ctx.changes.tracked.add(fp)
+        self._gone.append((self.ctx.state.clock, fp))
         return t
 
     def forget(self, clock: float, horizon: float) -> int:
@@ -131,22 +143,21 @@ class DedupTable:
         conditions make forgetting invisible in the incident events, so when it runs
         cannot matter."""
         cutoff = clock - self.ctx.config.retention
-        incidents = self.ctx.state.incidents
-
-        def held_open(t: Tracked) -> bool:
-            return any(
+        incidents, tracked, gone = self.ctx.state.incidents, self.tracked, self._gone
+        dropped, kept = 0, []
+        while gone and gone[0][0] < cutoff:
+            _, fp = gone.popleft()
+            t = tracked.get(fp)
+            if t is None or t.status != "resolved":
+                continue  # forgotten already, or firing again (its next resolve queues it)
+            held = any(
                 (i := incidents.get(k)) is not None and i.status == "open" for k in t.incidents
             )
-
-        stale = [
-            fp
-            for fp, t in self.tracked.items()
-            if t.status == "resolved"
-            and t.last_seen < cutoff
-            and t.event_time < horizon
-            and not held_open(t)
-        ]
-        for fp in stale:
-            del self.tracked[fp]
+            if held or t.fed_at >= horizon:
+                kept.append((clock, fp))  # look again a retention later
+                continue
+            del tracked[fp]
             self.ctx.changes.tracked.add(fp)
-        return len(stale)
+            dropped += 1
+        gone.extend(kept)
+        return dropped

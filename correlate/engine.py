@@ -30,6 +30,7 @@ the same calls and predicts the live daemon.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from operator import attrgetter
 
 import msgspec
 
@@ -38,7 +39,6 @@ from correlate.context import Context
 from correlate.dedup import Admission, DedupTable
 from correlate.delta import Changes, StateDelta, build_delta
 from correlate.incidents import IncidentBook
-from correlate.match import CompiledRule, RuleMatcher
 from correlate.rulebook import LiveRule, Rulebook
 from correlate.state import IncidentState, State, Tracked, decode_state, encode_state
 from correlate.suppress import InhibitRule, Silence, active_silence
@@ -52,9 +52,13 @@ __all__ = ["Counts", "Effects", "Engine", "EngineConfig"]
 _SEP = "\x1e"
 _GC_EVERY = 60.0
 """Seconds of arrival clock between sweeps of forgotten state (unobservable in events)."""
+_SWEEP_EVERY = 600.0
+"""Seconds of arrival clock between sweeps of every window for idle groups' old events."""
 _MATCH_CACHE_MAX = 50_000
-_MatchCache = dict[str, tuple[str, str, tuple[CompiledRule, ...]]]
-"""fingerprint -> (source, severity, the rules it matches)."""
+_Feeds = tuple[tuple[Callable[..., None], Callable[[dict[str, str], str], str], str], ...]
+"""(an aggregator's feed or heartbeat, its group-key function, the rule matched via)."""
+_MatchCache = dict[str, tuple[str, str, _Feeds]]
+"""fingerprint -> (source, severity, what the alert feeds)."""
 
 
 class EngineConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, frozen=True):
@@ -113,13 +117,40 @@ def _order(a: Alert) -> tuple[float, float, str, str, float]:
     return (a.received_at, a.starts_at, a.fingerprint, a.status, a.ends_at or 0.0)
 
 
-def _memo(cache: _MatchCache, matcher: RuleMatcher, alert: Alert) -> tuple[CompiledRule, ...]:
+_by_arrival_time_fp = attrgetter("received_at", "starts_at", "fingerprint")
+
+
+def _in_order(alerts: Sequence[Alert]) -> Sequence[Alert]:
+    """Records in arrival order, those of one instant by (event time, fingerprint,
+    status, endsAt). A key of three attributes sorts in C; only when one alert comes
+    twice in one instant (rare) do status and endsAt need the full key."""
+    if len(alerts) < 2:
+        return alerts
+    out = sorted(alerts, key=_by_arrival_time_fp)
+    i, n = 1, len(out)
+    while i < n:
+        a, prev = out[i], out[i - 1]
+        if (
+            a.fingerprint == prev.fingerprint
+            and a.received_at == prev.received_at
+            and a.starts_at == prev.starts_at
+        ):
+            j = i + 1
+            while j < n and _by_arrival_time_fp(out[j]) == _by_arrival_time_fp(prev):
+                j += 1
+            out[i - 1 : j] = sorted(out[i - 1 : j], key=_order)
+            i = j
+        i += 1
+    return out
+
+
+def _memo(cache: _MatchCache, compute: Callable[[Alert], _Feeds], alert: Alert) -> _Feeds:
     """A match depends on the labels (the fingerprint), the source and the normalised
     severity only; the cache is dropped on reload."""
     hit = cache.get(alert.fingerprint)
     if hit is not None and hit[0] == alert.source and hit[1] == alert.severity:
         return hit[2]
-    found = tuple(matcher.candidates(alert))
+    found = compute(alert)
     if len(cache) >= _MATCH_CACHE_MAX:
         cache.clear()  # bounded: dropped whole, no LRU bookkeeping on the hot path
     cache[alert.fingerprint] = (alert.source, alert.severity, found)
@@ -156,6 +187,9 @@ class Engine:
         """silence id -> fingerprints it kept from the rules (derived from `Tracked.muted`)."""
         self._match_cache: _MatchCache = {}
         self._heartbeat_cache: _MatchCache = {}
+        self._since_sweep = 0
+        """Records taken since the windows were last swept (see `_gc`)."""
+        self._last_sweep = self.state.clock
         self._install(rules)
         self._schedule_from_state()
 
@@ -211,11 +245,58 @@ class Engine:
         """Take a batch of records (whole arrival instants) at processing time `now`."""
         counts, events = self._begin(now, len(alerts))
         state = self.state
-        for alert in sorted(alerts, key=_order) if len(alerts) > 1 else alerts:
+        self._since_sweep += len(alerts)
+        tracked_by_fp = state.tracked
+        marks = self.changes.tracked
+        timeout = self._dedup.resolve_timeout
+        at = self.timers.at
+        book = self.book
+        heartbeats = self._book.heartbeats is not None
+        beat_cache = self._heartbeat_cache
+        by_source: dict[str, int] = {}
+        duplicates = 0
+        for alert in _in_order(alerts):
             a = alert.received_at
             if a > state.clock:
                 self._advance(a)
-            self._take(alert, counts)
+            fp = alert.fingerprint
+            t = tracked_by_fp.get(fp)
+            if t is None or t.status != "firing" or alert.status != "firing":
+                self._take(alert, counts)
+                continue
+            # A re-send of a firing alert (80 % of what Prometheus sends): a heartbeat,
+            # inlined, since it is most of the hot path (bench/test_bench_core.py).
+            a = state.clock
+            t.last_seen = a
+            t.duplicates += 1
+            old = t.alert
+            if alert.annotations != old.annotations or alert.starts_at < old.starts_at:
+                t.alert = self._dedup.merged(old, alert)
+            ends = alert.ends_at
+            if ends is None:
+                ends = a + timeout
+            if ends < t.ends_at:
+                at(ends, Timer.EXPIRE, fp)
+            t.ends_at = ends
+            marks.add(fp)
+            duplicates += 1
+            src = alert.source
+            by_source[src] = by_source.get(src, 0) + 1
+            if t.incidents:
+                book.saw_duplicate(t)
+            if heartbeats and not t.muted:
+                beats = beat_cache.get(fp)
+                if beats is None or beats[0] != alert.source or beats[1] != alert.severity:
+                    beats = (
+                        alert.source,
+                        alert.severity,
+                        _memo(beat_cache, self._beats_for, alert),
+                    )
+                for beat, gkey, via in beats[2]:
+                    beat(gkey(alert.labels, via), t)
+        if duplicates:
+            counts.duplicates += duplicates
+            counts.duplicates_by_source = by_source
         if state.clock - state.last_gc >= _GC_EVERY:
             self._gc()
         return Effects(events=events, counts=counts)
@@ -234,19 +315,8 @@ class Engine:
             self._fire(due, entry[1], entry[2])
 
     def _take(self, alert: Alert, counts: Counts) -> None:
+        """A record that is not a re-send of a firing alert (`process` takes those)."""
         admission, tracked = self._dedup.admit(alert, self.state.clock)
-        if admission is Admission.DUPLICATE:
-            assert tracked is not None
-            counts.duplicates += 1
-            src = alert.source
-            counts.duplicates_by_source[src] = counts.duplicates_by_source.get(src, 0) + 1
-            if tracked.incidents:
-                self.book.saw_duplicate(tracked)
-            if self._book.heartbeats is not None and not tracked.muted:
-                for c in self._heartbeats(alert):
-                    lr = self._live[c.name]
-                    lr.agg.heartbeat(lr.gkey(alert.labels, c.name), tracked)
-            return
         if admission is Admission.RESOLVED:
             assert tracked is not None and tracked.resolved_at is not None
             counts.resolved += 1
@@ -272,28 +342,39 @@ class Engine:
         state = self.state
         if t > state.watermark:
             state.watermark = t
+        if t > tracked.fed_at:
+            tracked.fed_at = t
         alert = tracked.alert
-        matched = self._matches(alert)
-        if not matched:
+        feeds = _memo(self._match_cache, self._feeds_for, alert)
+        if not feeds:
             counts.unmatched += 1
             return
-        live, listeners = self._live, self._book.listeners
         labels = alert.labels
-        for c in matched:
+        for feed, gkey, via in feeds:
+            feed(gkey(labels, via), tracked, t, via)
+
+    def _feeds_for(self, alert: Alert) -> _Feeds:
+        """What a new alert feeds: each window it enters, with how to key its group. A
+        rule's own matches feed it; a temporal rule hears the rules it joins."""
+        live, listeners = self._live, self._book.listeners
+        out = []
+        for c in self._book.matcher.candidates(alert):
             lr = live.get(c.name)
-            if lr is not None and not lr.steps:  # temporal rules only hear their rules
-                lr.agg.feed(lr.gkey(labels, c.name), tracked, t, c.name)
+            if lr is not None and not lr.steps:
+                out.append((lr.agg.feed, lr.gkey, c.name))
             for temporal in listeners.get(c.name, ()):
-                temporal.agg.feed(temporal.gkey(labels, c.name), tracked, t, c.name)
+                out.append((temporal.agg.feed, temporal.gkey, c.name))
+        return tuple(out)
 
-    def _matches(self, alert: Alert) -> tuple[CompiledRule, ...]:
-        """The rules an alert matches, memoised per label set (its fingerprint) and
-        source: a refiring alert is matched once."""
-        return _memo(self._match_cache, self._book.matcher, alert)
-
-    def _heartbeats(self, alert: Alert) -> tuple[CompiledRule, ...]:
-        """The heartbeat rules a re-send matches, memoised: every re-send asks."""
-        return _memo(self._heartbeat_cache, self._book.heartbeats, alert)  # type: ignore[arg-type]
+    def _beats_for(self, alert: Alert) -> _Feeds:
+        """What a re-send beats: the absence rules it matches."""
+        matcher = self._book.heartbeats
+        assert matcher is not None
+        return tuple(
+            (lr.agg.heartbeat, lr.gkey, c.name)
+            for c in matcher.candidates(alert)
+            if (lr := self._live.get(c.name)) is not None
+        )
 
     # -- timers -------------------------------------------------------------------------
 
@@ -340,16 +421,21 @@ class Engine:
         spans = [lr.timespan for lr in self._live.values() if lr.agg.lists_window]
         self._dedup.forget(state.clock, horizon - max(spans, default=0.0))
         cutoff = state.clock - self.config.retention
-        incidents = state.incidents
-        for key in [
-            k
-            for k, i in incidents.items()
-            if i.status == "resolved" and (i.resolved_at or 0) < cutoff and i.opened_clock < cutoff
-        ]:
-            del incidents[key]
-            self.changes.incidents.add(key)
-        for lr in self._live.values():
-            lr.agg.gc(horizon)
+        incidents, closed = state.incidents, self.book.closed
+        while closed and closed[0][0] < cutoff:
+            _, key = closed.popleft()
+            inc = incidents.get(key)
+            if inc is not None and inc.status == "resolved":
+                del incidents[key]
+                self.changes.incidents.add(key)
+        # Sweeping every window costs O(groups): only once as many records have come
+        # (amortised O(1) a record); feeds evict their own group's head meanwhile.
+        if state.clock - self._last_sweep >= _SWEEP_EVERY and self._since_sweep >= sum(
+            len(lr.state.groups) for lr in self._live.values()
+        ):
+            self._since_sweep, self._last_sweep = 0, state.clock
+            for lr in self._live.values():
+                lr.agg.gc(horizon)
 
     # -- silences -----------------------------------------------------------------------
 

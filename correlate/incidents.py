@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 from bisect import bisect_right
+from collections import deque
 
 from correlate.announce import Announcer
 from correlate.context import Context
@@ -57,6 +58,9 @@ class IncidentBook:
         """incident key -> due time of its queued FLUSH (derived from the state)."""
         self._hysteresis_due: dict[str, float] = {}
         """incident key -> due time of its queued HYSTERESIS check (derived)."""
+        self.closed: deque[tuple[float, str]] = deque()
+        """(arrival clock it resolved at, key), in clock order: what the engine forgets
+        after `retention`, oldest first."""
 
     # -- marks and the timeline ----------------------------------------------------------
 
@@ -171,7 +175,7 @@ class IncidentBook:
             if log:
                 self._log_alert(inc, at, "alert_refired", fp)
             return
-        tracked.incidents.append(inc.key)
+        tracked.incidents += (inc.key,)
         changes.tracked.add(fp)
         inc.alert_count += 1
         inc.firing += firing
@@ -228,18 +232,18 @@ class IncidentBook:
         """Members beyond the listed ones are not unlinked when their incident resolves
         (that would mean keeping every member's fingerprint); they unlink here."""
         incidents = self.state.incidents
-        tracked.incidents = [
+        tracked.incidents = tuple(
             k
             for k in tracked.incidents
             if (i := incidents.get(k)) is not None and i.status == "open"
-        ]
+        )
         self.ctx.changes.tracked.add(tracked.alert.fingerprint)
 
     def alert_resolved(self, tracked: Tracked, at: float) -> None:
         """A member resolved at event time `at`."""
         fp = tracked.alert.fingerprint
         stale = False
-        for key in list(tracked.incidents):
+        for key in tracked.incidents:
             inc = self.state.incidents.get(key)
             if inc is None or inc.status != "open":
                 stale = True
@@ -270,8 +274,9 @@ class IncidentBook:
         for fp in inc.exemplars:
             tracked = self.state.tracked.get(fp)
             if tracked is not None and inc.key in tracked.incidents:
-                tracked.incidents.remove(inc.key)
+                tracked.incidents = tuple(k for k in tracked.incidents if k != inc.key)
                 changes.tracked.add(fp)
+        self.closed.append((self.state.clock, inc.key))
         self.announcer.resolved(inc, self.ctx.live[inc.rule])
         self._flush_due.pop(inc.key, None)
         self._hysteresis_due.pop(inc.key, None)
@@ -350,6 +355,13 @@ class IncidentBook:
         self._flush_due.clear()
         self._hysteresis_due.clear()
         timers = self.ctx.timers
+        self.closed = deque(
+            sorted(
+                (inc.resolved_at or inc.opened_clock, key)
+                for key, inc in self.state.incidents.items()
+                if inc.status != "open"
+            )
+        )
         for key, inc in self.state.incidents.items():
             if inc.status != "open":
                 continue

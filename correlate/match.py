@@ -21,7 +21,7 @@ __all__ = ["CompiledRule", "RuleMatcher"]
 class CompiledRule:
     """A rule with its matchers compiled; `index` is its position in the rule set."""
 
-    __slots__ = ("index", "matchers", "name", "rest", "rule", "severities", "sources")
+    __slots__ = ("always", "index", "matchers", "name", "rest", "rule", "severities", "sources")
 
     def __init__(self, index: int, rule: Rule) -> None:
         self.index = index
@@ -32,6 +32,8 @@ class CompiledRule:
         self.severities = frozenset(rule.alert_severity)
         self.rest = self.matchers
         """The matchers the index does not already guarantee."""
+        self.always = False
+        """Whether finding it in its index bucket is enough (nothing else to check)."""
 
     def matches(self, alert: Alert) -> bool:
         if self.sources and alert.source not in self.sources:
@@ -70,22 +72,27 @@ class RuleMatcher:
                 continue
             names, values = key
             c.rest = tuple(m for m in c.matchers if not (m.is_equality and m.name in names))
+            c.always = not c.rest and not c.sources and not c.severities
             tables.setdefault(names, {}).setdefault(values, []).append(c)
         self._tables = list(tables.items())
 
     def candidates(self, alert: Alert) -> list[CompiledRule]:
         """The rules this alert matches, in the order the rule files list them."""
         labels = alert.labels
-        found = [c for c in self._scan if c.matches(alert)]
+        found = [c for c in self._scan if c.matches(alert)] if self._scan else []
         get = labels.get
         for names, table in self._tables:
-            if len(names) == 1:
-                value = get(names[0])
-                bucket = table.get((value,)) if value is not None else None
+            n = len(names)
+            if n == 1:
+                bucket = table.get((get(names[0], "\x00"),))  # \x00: no such label
+            elif n == 2:
+                bucket = table.get((get(names[0], "\x00"), get(names[1], "\x00")))
             else:
-                bucket = table.get(tuple(get(n, "\x00") for n in names))  # \x00: no such label
+                bucket = table.get(tuple([get(name, "\x00") for name in names]))
             if bucket:
-                found.extend(c for c in bucket if c.matches(alert))
+                for c in bucket:
+                    if c.always or c.matches(alert):
+                        found.append(c)
         if len(found) > 1:
             found.sort(key=_by_index)
         return found

@@ -37,6 +37,9 @@ class Tracked(msgspec.Struct, kw_only=True, gc=False):
     status: str
     event_time: float
     """When it fired, in event time: its `startsAt` clamped to its first arrival."""
+    fed_at: float = -1e18
+    """The latest event time it entered a window at (any occurrence): a window may list
+    it until that time falls behind the watermark, so it is not forgotten before."""
     first_seen: float
     """Arrival time of its first record (of this occurrence)."""
     last_seen: float
@@ -46,8 +49,10 @@ class Tracked(msgspec.Struct, kw_only=True, gc=False):
     duplicates: int = 0
     resolved_at: float | None = None
     """Event time it resolved: its `endsAt`, or the due time of its expiry."""
-    incidents: list[str] = []
-    """Keys of the open incidents that hold this alert."""
+    incidents: tuple[str, ...] = ()
+    """Keys of the open incidents that hold this alert. A tuple: most alerts are in none,
+    and the shared empty tuple costs nothing, where an empty list per alert cost 56 bytes
+    and a object for the cyclic GC to walk (bench/README.md, memory)."""
     muted: str = ""
     """Id of the silence that kept it from the rules; it feeds them when that ends."""
 

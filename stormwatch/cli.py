@@ -269,7 +269,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
     from rules import load_rules
     from stormwatch.backtest import compare, format_table
     from stormwatch.errors import PayloadError
-    from stormwatch.replay import Progress, open_inputs, read_alerts, replay
+    from stormwatch.replay import Progress, open_inputs, read_chunks, replay
 
     def fail(message: str) -> int:
         print(f"stormwatch replay: {message}", file=sys.stderr)
@@ -303,7 +303,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
         return fail(f"cannot write {err.filename}: {err.strerror}")
     try:
         stats = replay(
-            read_alerts(inputs, progress),
+            read_chunks(inputs, progress),
             candidate,
             config,
             out=out,
@@ -314,7 +314,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
         if baseline is not None:
             # Files are read twice, streaming.
             base = replay(
-                read_alerts(open_inputs(args.alerts)), baseline, config, batch_size=args.batch_size
+                read_chunks(open_inputs(args.alerts)), baseline, config, batch_size=args.batch_size
             )
             result = compare(stats.incidents.values(), base.incidents.values())
             if args.output == "json":

@@ -33,7 +33,15 @@ from rules import RuleSet
 from stormwatch.errors import PayloadError
 from stormwatch.wire import Alert, IncidentEvent
 
-__all__ = ["IncidentSummary", "Progress", "ReplayStats", "open_inputs", "read_alerts", "replay"]
+__all__ = [
+    "IncidentSummary",
+    "Progress",
+    "ReplayStats",
+    "open_inputs",
+    "read_alerts",
+    "read_chunks",
+    "replay",
+]
 
 _alert = msgspec.json.Decoder(Alert)
 _encoder = msgspec.json.Encoder()
@@ -67,16 +75,65 @@ def _parse(line: bytes, where: str) -> list[Alert]:
     ]
 
 
+_CHUNK = 4 * 1024 * 1024
+_alert_lines = msgspec.json.Decoder(Alert)
+
+
 def read_alerts(
-    sources: Iterable[tuple[str, Iterable[bytes]]], progress: Progress | None = None
+    sources: Iterable[tuple[str, IO[bytes] | Iterable[bytes]]], progress: Progress | None = None
 ) -> Iterator[Alert]:
-    """Alerts from (name, lines) sources, in order; raises PayloadError naming the line."""
-    for name, lines in sources:
-        for n, line in enumerate(lines, start=1):
+    """Alerts from (name, file) sources, in order; raises PayloadError naming the line."""
+    for chunk in read_chunks(sources, progress):
+        yield from chunk
+
+
+def read_chunks(
+    sources: Iterable[tuple[str, IO[bytes] | Iterable[bytes]]], progress: Progress | None = None
+) -> Iterator[list[Alert]]:
+    """Alerts in lists of a few thousand, in order. A file of `Alert` lines (an
+    archive) is decoded 4 MiB at a time in one call (msgspec's `decode_lines`, 3x faster
+    than line by line); a chunk that is not all `Alert` lines (Alertmanager objects, a
+    bad line) is read line by line, so an error names its line."""
+    for name, src in sources:
+        read = getattr(src, "read", None)
+        if read is None:  # an iterable of lines (stdin, tests)
+            yield [
+                a
+                for n, line in enumerate(src, 1)
+                if line.strip()
+                for a in _parse(line, f"{name}:{n}")
+            ]
+            continue
+        lineno, tail = 1, b""
+        while True:
+            data = read(_CHUNK)
             if progress is not None:
-                progress.read += len(line)
-            if line.strip():
-                yield from _parse(line, f"{name}:{n}")
+                progress.read += len(data)
+            if not data:
+                if tail.strip():
+                    yield _lines(tail, name, lineno)
+                break
+            data = tail + data
+            cut = data.rfind(b"\n") + 1
+            if cut == 0:
+                tail = data
+                continue
+            body, tail = data[:cut], data[cut:]
+            yield _lines(body, name, lineno)
+            lineno += body.count(b"\n")
+
+
+def _lines(body: bytes, name: str, first: int) -> list[Alert]:
+    if b'"received_at"' in body[:512]:
+        try:
+            return _alert_lines.decode_lines(body)
+        except (msgspec.ValidationError, msgspec.DecodeError):
+            pass  # not all Alert lines: line by line, to name the bad one
+    out: list[Alert] = []
+    for n, line in enumerate(body.splitlines(), first):
+        if line.strip():
+            out.extend(_parse(line, f"{name}:{n}"))
+    return out
 
 
 def open_inputs(paths: list[str]) -> list[tuple[str, Iterable[bytes]]]:
@@ -163,20 +220,48 @@ class ReplayStats:
         return self.alerts / self.seconds if self.seconds else 0.0
 
 
-def _instants(alerts: Iterable[Alert], batch_size: int) -> Iterator[list[Alert]]:
-    """Batches of whole arrival instants, about `batch_size` alerts each."""
-    batch: list[Alert] = []
-    for alert in alerts:
-        if len(batch) >= batch_size and alert.received_at != batch[-1].received_at:
-            yield batch
-            batch = []
-        batch.append(alert)
-    if batch:
-        yield batch
+def _instants(chunks: Iterable[list[Alert]], batch_size: int) -> Iterator[list[Alert]]:
+    """Batches of whole arrival instants, about `batch_size` alerts each (an instant is
+    never split, even across the reader's chunks)."""
+    carry: list[Alert] = []
+    for chunk in chunks:
+        if carry:
+            chunk = carry + chunk
+        if not chunk:
+            continue
+        # Hold back the last instant: the next chunk may continue it.
+        last = chunk[-1].received_at
+        k = len(chunk) - 1
+        while k > 0 and chunk[k - 1].received_at == last:
+            k -= 1
+        carry = chunk[k:]
+        i = 0
+        while i < k:
+            j = min(i + batch_size, k)
+            while j < k and chunk[j].received_at == chunk[j - 1].received_at:
+                j += 1
+            yield chunk[i:j]
+            i = j
+    if carry:
+        yield carry
+
+
+def _as_chunks(alerts: Iterable[Alert] | Iterable[list[Alert]]) -> Iterator[list[Alert]]:
+    chunk: list[Alert] = []
+    for item in alerts:
+        if isinstance(item, list):
+            yield item
+            continue
+        chunk.append(item)
+        if len(chunk) >= 10_000:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
 
 
 def replay(
-    alerts: Iterable[Alert],
+    alerts: Iterable[Alert] | Iterable[list[Alert]],
     rules: RuleSet,
     config: EngineConfig | None = None,
     *,
@@ -188,7 +273,8 @@ def replay(
 ) -> ReplayStats:
     """Feed `alerts` (in arrival order) through a fresh engine; write events to `out`.
 
-    `keep`: collect each incident's summary in `stats.incidents` (a backtest needs them).
+    `alerts`: alerts, or lists of them (`read_chunks`). `keep`: collect each incident's
+    summary in `stats.incidents` (a backtest needs them).
     """
     engine = Engine(rules, config)
     stats = ReplayStats()
@@ -219,7 +305,7 @@ def replay(
 
     last = 0.0
     next_show = batch_size * 50
-    for batch in _instants(alerts, batch_size):
+    for batch in _instants(_as_chunks(alerts), batch_size):
         first = batch[0].received_at
         tick_before(first)
         last = batch[-1].received_at

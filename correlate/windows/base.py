@@ -97,6 +97,9 @@ class Aggregator:
     """Whether re-sends reach `heartbeat` (absence: a re-send is the heartbeat)."""
     joins = True
     """Whether alerts of a group with an open incident join it."""
+    evicts = True
+    """Whether a feed drops its group's events that no alert that is not late can share
+    a window with (a group rule's window is emptied when its wait ends, never before)."""
     lists_window = True
     """Whether an incident it opens lists the alerts of its window (any of them, firing
     or not: so an alert a window holds must not be forgotten)."""
@@ -136,6 +139,10 @@ class Aggregator:
                 return
             w = groups[gkey] = Window(times=[], fps=[], values=[])
             self.new_group(gkey)
+        elif self.evicts:
+            cutoff = ctx.state.watermark - ctx.config.allowed_lateness - self.span
+            if w.times and w.times[0] < cutoff:
+                self.evicted(gkey, evict_before(w, cutoff))
         value = self.value_of(tracked, via) if self.with_values else None
         in_order = insert(w, t, tracked.alert.fingerprint, value)
         ctx.changes.groups.add((self.name, gkey))
@@ -191,6 +198,10 @@ class Aggregator:
     def forget_cache(self, gkey: str) -> None:
         """Drop derived per-group caches after the window changed other than by append."""
 
+    def evicted(self, gkey: str, n: int) -> None:
+        """The group's first `n` events were dropped from the front."""
+        self.forget_cache(gkey)
+
     # -- timers ---------------------------------------------------------------------------
 
     def on_timer(self, kind: Timer, gkey: str, due: float) -> None:
@@ -205,8 +216,9 @@ class Aggregator:
         cutoff = horizon - self.span
         for gkey in list(groups):
             w = groups[gkey]
-            if evict_before(w, cutoff):
-                self.forget_cache(gkey)
+            n = evict_before(w, cutoff)
+            if n:
+                self.evicted(gkey, n)
                 self.ctx.changes.groups.add((self.name, gkey))
             if not w.times:
                 del groups[gkey]

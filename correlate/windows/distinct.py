@@ -56,9 +56,13 @@ class Distinct(Aggregator):
     def forget_cache(self, gkey: str) -> None:
         self._runs.pop(gkey, None)
 
-    def gc(self, horizon: float) -> None:
-        super().gc(horizon)
-        self._runs.clear()
+    def evicted(self, gkey: str, n: int) -> None:
+        run = self._runs.get(gkey)
+        if run is not None:
+            if run.lo >= n:
+                run.lo -= n  # the dropped events were before its window: counts hold
+            else:
+                del self._runs[gkey]
 
     def hit(self, gkey: str, w: Window, t: float, in_order: bool) -> Hit | None:
         times, values, span = w.times, w.values, self.span

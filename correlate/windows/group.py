@@ -26,6 +26,7 @@ __all__ = ["GroupWait"]
 
 class GroupWait(Aggregator):
     lists_window = False
+    evicts = False
     kind = "group"
 
     def _key(self, gkey: str) -> str:
