@@ -197,12 +197,20 @@ class Engine:
 
     def _install(self, rules: RuleSet) -> None:
         old = getattr(self, "_book", None)
-        book = Rulebook(rules, self.state.rules, self.ctx)
+        old_states = self.state.rules
+        book = Rulebook(rules, old_states, self.ctx)
         retired = dict(self.ctx.live)
         retired.update(book.live)
         self.ctx.live = retired  # incidents of a removed rule still need their rule
         self.state.rules = book.states
-        self.changes.full = True  # rule states were swapped: the store rewrites everything
+        # Only rule state changed: the windows of rules dropped or restarted go, those of
+        # the others stay as stored (a reload rewrites rule state, not the shard).
+        changes = self.changes
+        for name, rs in old_states.items():
+            if book.states.get(name) is not rs:
+                changes.rules.add(name)
+                changes.groups.update((name, gkey) for gkey in rs.groups)
+        changes.rules.update(name for name, rs in book.states.items() if old_states.get(name) is not rs)
         self.rules = rules
         self._book = book
         self._live = book.live
@@ -247,7 +255,7 @@ class Engine:
         state = self.state
         self._since_sweep += len(alerts)
         tracked_by_fp = state.tracked
-        marks = self.changes.tracked
+        beat_marks = self.changes.beats
         timeout = self._dedup.resolve_timeout
         at = self.timers.at
         book = self.book
@@ -272,13 +280,14 @@ class Engine:
             old = t.alert
             if alert.annotations != old.annotations or alert.starts_at < old.starts_at:
                 t.alert = self._dedup.merged(old, alert)
+                self.changes.tracked.add(fp)  # more than the heartbeat changed
             ends = alert.ends_at
             if ends is None:
                 ends = a + timeout
             if ends < t.ends_at:
                 at(ends, Timer.EXPIRE, fp)
             t.ends_at = ends
-            marks.add(fp)
+            beat_marks.add(fp)
             duplicates += 1
             src = alert.source
             by_source[src] = by_source.get(src, 0) + 1

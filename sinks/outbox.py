@@ -118,6 +118,14 @@ class Outbox(Protocol):
         """Append to the sink's inbox; never refuses (backpressure is App.submit's)."""
         ...
 
+    async def stage(
+        self, sink: str, events: list[IncidentEvent], into: dict[str, list[bytes]]
+    ) -> None:
+        """Queue a batch's events for a sink as part of the batch's commit: an outbox the
+        state store holds (Redis) adds its entries to `into`, which the store writes in
+        the batch's transaction; one in memory takes them now."""
+        ...
+
     async def absorb(self, sink: str, now: float, limit: int = 1000) -> tuple[int, int]:
         """Fold inbox events into pending; returns (events taken, of them coalesced)."""
         ...
@@ -191,6 +199,11 @@ class MemoryOutbox:
 
     async def put(self, sink: str, events: list[IncidentEvent]) -> None:
         self._s(sink).inbox.extend(events)
+
+    async def stage(
+        self, sink: str, events: list[IncidentEvent], into: dict[str, list[bytes]]
+    ) -> None:
+        await self.put(sink, events)
 
     async def absorb(self, sink: str, now: float, limit: int = 1000) -> tuple[int, int]:
         s = self._s(sink)

@@ -62,6 +62,11 @@ class RedisOutbox:
         if events:
             await self._client.rpush(self.inbox_key(sink), *[self.encode(e) for e in events])
 
+    async def stage(
+        self, sink: str, events: list[IncidentEvent], into: dict[str, list[bytes]]
+    ) -> None:
+        into.setdefault(self.inbox_key(sink), []).extend(self.encode(e) for e in events)
+
     async def _slots(self, sink: str, keys: list[str]) -> dict[str, Pending]:
         if not keys:
             return {}

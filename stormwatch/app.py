@@ -130,7 +130,7 @@ class App:
         (`submit`), so nothing acknowledged is dropped or dead-lettered.
         """
         routed, appends = await self.delivery.prepare(events)
-        await self.store.save(self.shard, delta, appends)
+        await self.store.commit(self.shard, delta, appends)
         self.delivery.committed(events, routed)
 
     async def acknowledge(

@@ -134,12 +134,8 @@ class Delivery:
         routed = self.dispatcher.route(events, await self._holding(events))
         appends: dict[str, list[bytes]] = {}
         for name, for_sink in routed.items():
-            if not for_sink:
-                continue
-            if isinstance(self.outbox, RedisOutbox):
-                appends[self.outbox.inbox_key(name)] = [self.outbox.encode(e) for e in for_sink]
-            else:
-                await self.outbox.put(name, for_sink)
+            if for_sink:
+                await self.outbox.stage(name, for_sink, appends)
         return routed, appends
 
     async def _holding(self, events: list[IncidentEvent]) -> dict[str, set[str]]:

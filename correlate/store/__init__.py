@@ -24,15 +24,12 @@ class Store(Protocol):
         """The shard's saved state, or None for a fresh start."""
         ...
 
-    async def save(
-        self,
-        shard: str,
-        delta: StateDelta,
-        appends: dict[str, list[bytes]] | None = None,
-        caps: dict[str, int] | None = None,
+    async def commit(
+        self, shard: str, delta: StateDelta, outbox: dict[str, list[bytes]] | None = None
     ) -> None:
-        """Persist one delta atomically, with `appends` (list key -> values, the outbox
-        entries of the same batch) in the same write; raises StoreUnavailable."""
+        """Persist one batch atomically: its state delta, and `outbox` (list key ->
+        entries, the sinks' outbox entries of the same batch) in the same write, so a
+        batch is stored with its events or not at all; raises StoreUnavailable."""
         ...
 
     async def close(self) -> None: ...

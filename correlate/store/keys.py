@@ -19,6 +19,9 @@ class ShardKeys:
         """version, clock, watermark, last gc, silences."""
         self.tracked = f"{base}:tracked"
         """fingerprint -> Tracked (the dedup table)."""
+        self.beats = f"{base}:beats"
+        """fingerprint -> [last_seen, ends_at, duplicates] of a re-sent alert, newer than
+        its `tracked` entry (deleted whenever that entry is written)."""
         self.windows = f"{base}:windows"
         """rule \\x1e group -> window events."""
         self.rules = f"{base}:rules"
@@ -36,4 +39,5 @@ class ShardKeys:
             self.rules,
             self.incidents,
             self.open,
+            self.beats,
         ]

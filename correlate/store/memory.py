@@ -22,14 +22,11 @@ class MemoryStore:
     async def load(self, shard: str) -> State | None:
         return self._states.get(shard)
 
-    async def save(
-        self,
-        shard: str,
-        delta: StateDelta,
-        appends: dict[str, list[bytes]] | None = None,
-        caps: dict[str, int] | None = None,
+    async def commit(
+        self, shard: str, delta: StateDelta, outbox: dict[str, list[bytes]] | None = None
     ) -> None:
-        """`appends` and `caps` are for stores that hold outboxes too; memory has none."""
+        """`outbox` is for stores that hold outboxes too; in memory the outboxes are the
+        sinks' own (`sinks.MemoryOutbox`)."""
         state = self._states.get(shard)
         if state is None:
             state = self._states[shard] = State()

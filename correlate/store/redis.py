@@ -24,6 +24,7 @@ __all__ = ["RedisStore"]
 _enc = msgspec.json.Encoder()
 _tracked = msgspec.json.Decoder(Tracked)
 _window = msgspec.json.Decoder(Window)
+_beat = msgspec.json.Decoder(tuple[float, float, int])
 _rule = msgspec.json.Decoder(RuleMeta)
 _incident = msgspec.json.Decoder(IncidentState)
 _silences = msgspec.json.Decoder(list[Silence])
@@ -54,23 +55,17 @@ class RedisStore:
         """The connection, shared with the Redis outbox so both write in one MULTI."""
         return self._client
 
-    async def save(
-        self,
-        shard: str,
-        delta: StateDelta,
-        appends: dict[str, list[bytes]] | None = None,
-        caps: dict[str, int] | None = None,
+    async def commit(
+        self, shard: str, delta: StateDelta, outbox: dict[str, list[bytes]] | None = None
     ) -> None:
-        """Write `delta`, and RPUSH `appends` (list key -> values; the sinks' outbox
-        entries), in one transaction; `caps` trims lists to their last N values."""
+        """Write `delta`, and RPUSH `outbox` (list key -> entries; the sinks' outbox
+        entries), in one MULTI/EXEC."""
         keys = ShardKeys(self.prefix, shard)
         try:
             async with self._client.pipeline(transaction=True) as pipe:
-                for key, values in (appends or {}).items():
+                for key, values in (outbox or {}).items():
                     if values:
                         pipe.rpush(key, *values)
-                for key, keep in (caps or {}).items():
-                    pipe.ltrim(key, -keep, -1)
                 if delta.full:
                     pipe.delete(*keys.all())
                 meta: dict[Any, Any] = {
@@ -83,6 +78,12 @@ class RedisStore:
                     meta["silences"] = _enc.encode(delta.silences)
                 pipe.hset(keys.meta, mapping=meta)
                 _write(pipe, keys.tracked, delta.tracked)
+                if delta.tracked and not delta.full:
+                    pipe.hdel(keys.beats, *delta.tracked)  # the whole entry supersedes them
+                if delta.beats:
+                    pipe.hset(
+                        keys.beats, mapping={fp: _enc.encode(b) for fp, b in delta.beats.items()}
+                    )
                 _write(pipe, keys.windows, delta.windows)
                 _write(pipe, keys.rules, delta.rules)
                 _write(pipe, keys.incidents, delta.incidents)
@@ -98,7 +99,7 @@ class RedisStore:
             async with self._client.pipeline(transaction=True) as pipe:
                 for key in keys.all():
                     pipe.hgetall(key)
-                meta, tracked, windows, rules, incidents, open_ = await pipe.execute()
+                meta, tracked, windows, rules, incidents, open_, beats = await pipe.execute()
         except (RedisError, OSError) as err:
             msg = f"cannot load shard {shard} from Redis at {self.url}: {err}"
             raise StoreUnavailable(msg) from err
@@ -117,6 +118,10 @@ class RedisStore:
         if b"silences" in meta:
             state.silences = _silences.decode(meta[b"silences"])
         state.tracked = {k.decode(): _tracked.decode(v) for k, v in tracked.items()}
+        for fp, raw in beats.items():
+            t = state.tracked.get(fp.decode())
+            if t is not None:
+                t.last_seen, t.ends_at, t.duplicates = _beat.decode(raw)
         for name, raw in rules.items():
             m = _rule.decode(raw)
             state.rules[name.decode()] = RuleState(

@@ -35,7 +35,7 @@ async def test_deltas_saved_batch_by_batch_load_back_as_the_same_state(
         now = max(a.received_at for a in batch)
         eng.process(batch, now)
         eng.tick(now + 20)
-        await store.save("0", eng.take_delta())
+        await store.commit("0", eng.take_delta())
     loaded = await store.load("0")
     assert loaded is not None and _same_state(loaded, eng.state)
     assert await store.load("other-shard") is None
@@ -45,7 +45,7 @@ async def test_deltas_saved_batch_by_batch_load_back_as_the_same_state(
 async def test_an_unreachable_redis_is_store_unavailable() -> None:
     store = RedisStore(f"redis://127.0.0.1:{pick_free_port()}/0")
     with pytest.raises(StoreUnavailable, match="cannot save shard 0"):
-        await store.save("0", engine().take_delta())
+        await store.commit("0", engine().take_delta())
     await store.close()
 
 
