@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections import deque
 from enum import IntEnum
+from sys import intern
 
 import msgspec
 
@@ -33,6 +34,26 @@ class Admission(IntEnum):
     """Was firing, arrived resolved."""
     STALE = 3
     """Arrived resolved, but was not firing: nothing to do."""
+
+
+def _compact(alert: Alert) -> Alert:
+    """The copy of a new alert the table keeps: label names and values, annotations and
+    the generator URL interned, so the thousands of alerts of one service, cluster or
+    rule share one string for each (a live alert costs about 1 KiB; bench/README.md)."""
+    labels = {intern(k): intern(v) for k, v in alert.labels.items()}
+    annotations = (
+        {intern(k): intern(v) for k, v in alert.annotations.items()} if alert.annotations else {}
+    )
+    return msgspec.structs.replace(
+        alert, labels=labels, annotations=annotations, generator_url=intern(alert.generator_url)
+    )
+
+
+def _shed(t: Tracked) -> None:
+    """A resolved alert no incident lists no longer needs its raw payload (evidence
+    for explain is kept for the alerts incidents list)."""
+    if t.alert.raw is not None and not t.incidents:
+        t.alert = msgspec.structs.replace(t.alert, raw=None)
 
 
 class DedupTable:
@@ -66,6 +87,7 @@ class DedupTable:
             t.status = "resolved"
             t.last_seen = a
             t.resolved_at = t.ends_at = min(max(end, t.event_time), a)
+            _shed(t)
             self._gone.append((a, fp))
             if alert.annotations != t.alert.annotations:
                 t.alert = msgspec.structs.replace(t.alert, annotations=alert.annotations)
@@ -86,6 +108,7 @@ class DedupTable:
             self.ctx.changes.tracked.add(fp)
             return Admission.DUPLICATE, t
         event_time = alert.starts_at if alert.starts_at < a else a
+        alert = _compact(alert)
         if t is None:
             t = Tracked(
                 alert=alert,
@@ -130,6 +153,7 @@ class DedupTable:
             return None  # an earlier entry for the same alert handled it
         t.status = "resolved"
         t.resolved_at = max(due, t.event_time)
+        _shed(t)
         self.ctx.changes.tracked.add(fp)
         self._gone.append((self.ctx.state.clock, fp))
         return t

@@ -57,8 +57,9 @@ _SWEEP_EVERY = 600.0
 _MATCH_CACHE_MAX = 50_000
 _Feeds = tuple[tuple[Callable[..., None], Callable[[dict[str, str], str], str], str], ...]
 """(an aggregator's feed or heartbeat, its group-key function, the rule matched via)."""
-_MatchCache = dict[str, tuple[str, str, _Feeds]]
-"""fingerprint -> (source, severity, what the alert feeds)."""
+_MatchCache = dict[tuple[str, ...], _Feeds]
+"""(source, severity, the values of the labels the rules' matchers name) -> what the
+alert feeds."""
 
 
 class EngineConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, frozen=True):
@@ -144,17 +145,31 @@ def _in_order(alerts: Sequence[Alert]) -> Sequence[Alert]:
     return out
 
 
-def _memo(cache: _MatchCache, compute: Callable[[Alert], _Feeds], alert: Alert) -> _Feeds:
-    """A match depends on the labels (the fingerprint), the source and the normalised
-    severity only; the cache is dropped on reload."""
-    hit = cache.get(alert.fingerprint)
-    if hit is not None and hit[0] == alert.source and hit[1] == alert.severity:
-        return hit[2]
-    found = compute(alert)
-    if len(cache) >= _MATCH_CACHE_MAX:
-        cache.clear()  # bounded: dropped whole, no LRU bookkeeping on the hot path
-    cache[alert.fingerprint] = (alert.source, alert.severity, found)
-    return found
+class _Memo:
+    """What an alert feeds, memoised by what decides it: its source, its normalised
+    severity and the values of the labels the rules' matchers name (a label no rule
+    names cannot change a match). A fleet has a few hundred such combinations where it
+    has a million label sets, so the memo is small and nearly always hits, where one
+    keyed by fingerprint held an entry per live alert (bench/README.md, memory). Built
+    per (re)load."""
+
+    __slots__ = ("_cache", "_compute", "_names")
+
+    def __init__(self, names: tuple[str, ...], compute: Callable[[Alert], _Feeds]) -> None:
+        self._names = names
+        self._compute = compute
+        self._cache: _MatchCache = {}
+
+    def __call__(self, alert: Alert) -> _Feeds:
+        get = alert.labels.get
+        key = (alert.source, alert.severity, *[get(n, "") for n in self._names])
+        found = self._cache.get(key)
+        if found is None:
+            found = self._compute(alert)
+            if len(self._cache) >= _MATCH_CACHE_MAX:
+                self._cache.clear()  # bounded: dropped whole, no LRU bookkeeping
+            self._cache[key] = found
+        return found
 
 
 class Engine:
@@ -185,8 +200,6 @@ class Engine:
         ]
         self._muted: dict[str, set[str]] = {}
         """silence id -> fingerprints it kept from the rules (derived from `Tracked.muted`)."""
-        self._match_cache: _MatchCache = {}
-        self._heartbeat_cache: _MatchCache = {}
         self._since_sweep = 0
         """Records taken since the windows were last swept (see `_gc`)."""
         self._last_sweep = self.state.clock
@@ -210,12 +223,16 @@ class Engine:
             if book.states.get(name) is not rs:
                 changes.rules.add(name)
                 changes.groups.update((name, gkey) for gkey in rs.groups)
-        changes.rules.update(name for name, rs in book.states.items() if old_states.get(name) is not rs)
+        changes.rules.update(
+            name for name, rs in book.states.items() if old_states.get(name) is not rs
+        )
         self.rules = rules
         self._book = book
         self._live = book.live
-        self._match_cache.clear()
-        self._heartbeat_cache.clear()
+        self._feeds = _Memo(book.matcher.label_names, self._feeds_for)
+        self._beats = _Memo(
+            book.heartbeats.label_names if book.heartbeats is not None else (), self._beats_for
+        )
         if old is not None:
             for lr in book.live.values():
                 lr.agg.schedule_from_state()
@@ -260,7 +277,7 @@ class Engine:
         at = self.timers.at
         book = self.book
         heartbeats = self._book.heartbeats is not None
-        beat_cache = self._heartbeat_cache
+        beats_of = self._beats
         by_source: dict[str, int] = {}
         duplicates = 0
         for alert in _in_order(alerts):
@@ -294,14 +311,7 @@ class Engine:
             if t.incidents:
                 book.saw_duplicate(t)
             if heartbeats and not t.muted:
-                beats = beat_cache.get(fp)
-                if beats is None or beats[0] != alert.source or beats[1] != alert.severity:
-                    beats = (
-                        alert.source,
-                        alert.severity,
-                        _memo(beat_cache, self._beats_for, alert),
-                    )
-                for beat, gkey, via in beats[2]:
+                for beat, gkey, via in beats_of(alert):
                     beat(gkey(alert.labels, via), t)
         if duplicates:
             counts.duplicates += duplicates
@@ -354,7 +364,7 @@ class Engine:
         if t > tracked.fed_at:
             tracked.fed_at = t
         alert = tracked.alert
-        feeds = _memo(self._match_cache, self._feeds_for, alert)
+        feeds = self._feeds(alert)
         if not feeds:
             counts.unmatched += 1
             return

@@ -75,6 +75,8 @@ class RuleMatcher:
             c.always = not c.rest and not c.sources and not c.severities
             tables.setdefault(names, {}).setdefault(values, []).append(c)
         self._tables = list(tables.items())
+        self.label_names = tuple(sorted({m.name for c in self.compiled for m in c.matchers}))
+        """Every label a matcher names: nothing else can change what an alert matches."""
 
     def candidates(self, alert: Alert) -> list[CompiledRule]:
         """The rules this alert matches, in the order the rule files list them."""
