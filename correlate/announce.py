@@ -18,7 +18,7 @@ from correlate.context import Context
 from correlate.reasons import resolve_reason
 from correlate.rulebook import LiveRule
 from correlate.state import IncidentState
-from correlate.suppress import inhibitor_of
+from correlate.suppress import InhibitIndex
 from correlate.timers import Timer
 from correlate.views import alert_view, compact_view, full_view, listed, refresh
 from stormwatch.wire import IncidentChanges, IncidentEvent, IncidentEventKind
@@ -34,23 +34,16 @@ class Announcer:
         self.ctx = ctx
         self.events: list[IncidentEvent] = []
         """The current call's events, in the order they happened."""
-        self._inhibit = ctx.config.inhibit
-        self._sources = frozenset(s for r in self._inhibit for s in r.source_severity)
-        self._targets = frozenset(s for r in self._inhibit for s in r.target_severity)
-        self._inhibitors: dict[str, tuple[str, str, dict[str, str]]] = {}
-        """Open, announced incidents that could inhibit others: an index, so an opened
-        event checks the few P1s rather than every open incident."""
-        self._held: dict[str, None] = {}
-        """Open incidents whose `opened` event inhibition holds back."""
+        self._index_of = InhibitIndex(ctx.config.inhibit)
+        """Open, announced incidents that could inhibit others, and those held back."""
 
     def rebuild(self) -> None:
         """Derive the indexes from the state (construction, restore)."""
-        self._inhibitors.clear()
-        self._held.clear()
+        self._index_of.clear()
         for inc in self.ctx.state.incidents.values():
             self._index(inc)
             if inc.status == "open" and not inc.announced:
-                self._held[inc.key] = None
+                self._index_of.hold(inc.key, inc.severity, inc.labels)
 
     # -- what the incident book reports ---------------------------------------------------
 
@@ -63,13 +56,14 @@ class Announcer:
         self._emit(inc, lr, "opened", "opened", inc.opened_at)
 
     def resolved(self, inc: IncidentState, lr: LiveRule) -> None:
-        self._held.pop(inc.key, None)
+        self._index_of.release(inc.key)
         if inc.announced:
             refresh(self.ctx.state, inc, lr)
             at = inc.resolved_at if inc.resolved_at is not None else self.ctx.state.clock
             self._emit(inc, lr, "resolved", resolve_reason(inc), at)
-        if self._inhibitors.pop(inc.key, None) is not None:
-            self._release(inc.resolved_at or self.ctx.state.clock)
+        where = self._index_of.drop_inhibitor(inc.key)
+        if where:
+            self._release(where, inc.resolved_at or self.ctx.state.clock)
 
     def flush(self, inc: IncidentState, lr: LiveRule, due: float) -> None:
         """The incident's spaced `updated` event is due."""
@@ -81,8 +75,8 @@ class Announcer:
         by = self._inhibited(inc)
         if by is None:
             self._announce_held(inc, lr, due)
-        elif by != inc.inhibited_by:
-            self._hold(inc, by, due)
+        else:
+            self._hold(inc, by, due)  # its labels may have changed: indexed afresh
 
     # -- events ---------------------------------------------------------------------------
 
@@ -126,49 +120,48 @@ class Announcer:
                 changes=changes,
             )
         )
-        was_inhibitor = inc.key in self._inhibitors
+        index = self._index_of
+        was = index.drop_inhibitor(inc.key)
         self._index(inc)
-        if was_inhibitor and inc.key not in self._inhibitors:
-            self._release(at)  # it de-escalated
+        if was and not index.is_inhibitor(inc.key):
+            self._release(was, at)  # it de-escalated
         if lr.repeat_interval is not None and inc.status == "open":
             self.ctx.timers.at(state.clock + lr.repeat_interval, Timer.REPEAT, inc.key)
 
     # -- inhibition -----------------------------------------------------------------------
 
     def _index(self, inc: IncidentState) -> None:
-        if inc.status == "open" and inc.announced and inc.severity in self._sources:
-            self._inhibitors[inc.key] = (inc.key, inc.severity, inc.labels)
+        index = self._index_of
+        if inc.status == "open" and inc.announced and inc.severity in index.sources:
+            index.set_inhibitor(inc.key, inc.severity, inc.labels)
         else:
-            self._inhibitors.pop(inc.key, None)
+            index.drop_inhibitor(inc.key)
 
     def _inhibited(self, inc: IncidentState) -> str | None:
-        if inc.severity not in self._targets or not self._inhibitors:
-            return None
-        return inhibitor_of(
-            self._inhibit, inc.severity, inc.labels, self._inhibitors.values(), inc.key
-        )
+        return self._index_of.inhibitor_of(inc.key, inc.severity, inc.labels)
 
     def _hold(self, inc: IncidentState, by: str, at: float) -> None:
         self.ctx.changes.incidents.add(inc.key)
         inc.announced = False
-        self._held[inc.key] = None
+        self._index_of.hold(inc.key, inc.severity, inc.labels)
         if inc.inhibited_by != by:
             inc.inhibited_by = by
             self.ctx.book.log(inc, at, "inhibited", f"held back while {by} is open")
 
     def _announce_held(self, inc: IncidentState, lr: LiveRule, at: float) -> None:
-        self._held.pop(inc.key, None)
+        self._index_of.release(inc.key)
         inc.announced = True
         inc.inhibited_by = ""
         self._emit(inc, lr, "opened", "no longer inhibited", at)
 
-    def _release(self, at: float) -> None:
-        """Announce what inhibition held back, if nothing holds it back any more."""
+    def _release(self, where: list[tuple[int, tuple[str, ...]]], at: float) -> None:
+        """Announce what an inhibitor that went away held back, if nothing else holds it
+        back now; only the incidents that shared its values are looked at."""
         incidents = self.ctx.state.incidents
-        for key in list(self._held):
+        for key in self._index_of.held_at(where):
             inc = incidents.get(key)
             if inc is None or inc.status != "open":
-                del self._held[key]
+                self._index_of.release(key)
                 continue
             if self._inhibited(inc) is None:
                 self._announce_held(inc, self.ctx.live[inc.rule], at)

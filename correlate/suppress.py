@@ -18,7 +18,7 @@ import msgspec
 from rules import Matcher, parse_matchers
 from stormwatch.wire import Severity
 
-__all__ = ["InhibitRule", "Silence", "active_silence", "inhibitor_of"]
+__all__ = ["InhibitIndex", "InhibitRule", "Silence", "active_silence"]
 
 
 class Silence(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=True):
@@ -52,25 +52,100 @@ def active_silence(
     return None
 
 
-def inhibitor_of(
-    rules: Iterable[InhibitRule],
-    target_severity: str,
-    target_labels: Mapping[str, str],
-    open_incidents: Iterable[tuple[str, str, Mapping[str, str]]],
-    target_key: str,
-) -> str | None:
-    """The key of an open incident that inhibits the target, or None.
+class InhibitIndex:
+    """Open incidents that may inhibit others, and incidents held back, indexed by what
+    inhibition compares: per inhibit rule, the values of its `equal` labels. Deciding
+    whether an incident is held back costs a dict lookup per rule, and an inhibitor that
+    goes away re-checks only the incidents that shared its values (a scan of every open
+    inhibitor per incident was quadratic: half a daemon's time in a storm of P1s;
+    bench/README.md).
 
-    `open_incidents` yields (key, severity, labels). As in Alertmanager, a missing label
-    equals an empty one, and an incident never inhibits itself.
+    As in Alertmanager, a missing label equals an empty one, and an incident never
+    inhibits itself. Iteration order is insertion order, so the inhibitor named is the
+    same in every replica and replay.
     """
-    for rule in rules:
-        if target_severity not in rule.target_severity:
-            continue
-        want = tuple(target_labels.get(name, "") for name in rule.equal)
-        for key, severity, labels in open_incidents:
-            if key == target_key or severity not in rule.source_severity:
-                continue
-            if tuple(labels.get(name, "") for name in rule.equal) == want:
-                return key
-    return None
+
+    def __init__(self, rules: Iterable[InhibitRule]) -> None:
+        self.rules = list(rules)
+        self.sources = frozenset(s for r in self.rules for s in r.source_severity)
+        self.targets = frozenset(s for r in self.rules for s in r.target_severity)
+        self._inhibitors: list[dict[tuple[str, ...], dict[str, None]]] = [{} for _ in self.rules]
+        self._inhibitor_at: dict[str, list[tuple[int, tuple[str, ...]]]] = {}
+        self._held: list[dict[tuple[str, ...], dict[str, None]]] = [{} for _ in self.rules]
+        self._held_at: dict[str, list[tuple[int, tuple[str, ...]]]] = {}
+
+    def _where(
+        self, severity: str, labels: Mapping[str, str], *, source: bool
+    ) -> list[tuple[int, tuple[str, ...]]]:
+        return [
+            (i, tuple(labels.get(name, "") for name in r.equal))
+            for i, r in enumerate(self.rules)
+            if severity in (r.source_severity if source else r.target_severity)
+        ]
+
+    # -- inhibitors ---------------------------------------------------------------------
+
+    def set_inhibitor(self, key: str, severity: str, labels: Mapping[str, str]) -> None:
+        self.drop_inhibitor(key)
+        at = self._where(severity, labels, source=True)
+        if at:
+            self._inhibitor_at[key] = at
+            for i, want in at:
+                self._inhibitors[i].setdefault(want, {})[key] = None
+
+    def drop_inhibitor(self, key: str) -> list[tuple[int, tuple[str, ...]]]:
+        """Stop `key` inhibiting; returns where it did (to re-check what it held)."""
+        at = self._inhibitor_at.pop(key, [])
+        for i, want in at:
+            keys = self._inhibitors[i].get(want)
+            if keys is not None:
+                keys.pop(key, None)
+                if not keys:
+                    del self._inhibitors[i][want]
+        return at
+
+    def is_inhibitor(self, key: str) -> bool:
+        return key in self._inhibitor_at
+
+    def inhibitor_of(self, key: str, severity: str, labels: Mapping[str, str]) -> str | None:
+        """The key of an open incident that holds this one back, or None."""
+        if severity not in self.targets:
+            return None
+        for i, want in self._where(severity, labels, source=False):
+            for other in self._inhibitors[i].get(want, ()):
+                if other != key:
+                    return other
+        return None
+
+    # -- held incidents -----------------------------------------------------------------
+
+    def hold(self, key: str, severity: str, labels: Mapping[str, str]) -> None:
+        self.release(key)
+        at = self._where(severity, labels, source=False)
+        self._held_at[key] = at
+        for i, want in at:
+            self._held[i].setdefault(want, {})[key] = None
+
+    def release(self, key: str) -> None:
+        for i, want in self._held_at.pop(key, []):
+            keys = self._held[i].get(want)
+            if keys is not None:
+                keys.pop(key, None)
+                if not keys:
+                    del self._held[i][want]
+
+    def held(self) -> list[str]:
+        return list(self._held_at)
+
+    def held_at(self, where: list[tuple[int, tuple[str, ...]]]) -> list[str]:
+        """The held incidents that shared these (rule, values) with an inhibitor."""
+        out: dict[str, None] = {}
+        for i, want in where:
+            out.update(self._held[i].get(want, {}))
+        return list(out)
+
+    def clear(self) -> None:
+        for d in (*self._inhibitors, *self._held):
+            d.clear()
+        self._inhibitor_at.clear()
+        self._held_at.clear()

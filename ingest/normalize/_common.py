@@ -59,8 +59,8 @@ def _name_the_key(body: bytes, path: str) -> str:
     `$[0].labels.alertname` rather than `$[0].labels[...]`. Error path only."""
     try:
         node: Any = msgspec.json.decode(body)
-    except msgspec.DecodeError:
-        return path
+    except (msgspec.DecodeError, RecursionError):
+        return path  # a body too deep to walk: the path as msgspec gave it
     out = "$"
     for index, key, dots in re.findall(
         r"\[(\d+)\]|\.([^.\[]+)|(\[\.\.\.\])", path.removeprefix("$")

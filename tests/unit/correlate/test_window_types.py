@@ -346,3 +346,45 @@ def test_open_p1_inhibits_lower_incidents_of_the_same_service_until_it_resolves(
         ("resolved", "crit", "all alerts resolved"),
         ("opened", "warn", "no longer inhibited"),
     ]
+
+
+def test_a_held_incident_stays_held_while_another_inhibitor_of_its_service_is_open() -> None:
+    p1 = Rule(
+        name="crit",
+        match=['severity="critical"'],
+        correlation=EventCount(
+            group_by=["service", "alertname"], timespan=Duration(60), condition=Condition(gte=1)
+        ),
+        incident=IncidentSpec(severity="P1"),
+    )
+    p3 = Rule(
+        name="warn",
+        match=['severity="warning"'],
+        correlation=EventCount(
+            group_by=["service"], timespan=Duration(60), condition=Condition(gte=1)
+        ),
+        incident=IncidentSpec(severity="P3"),
+    )
+    eng = engine(p1, p3, resolve_timeout=10_000)
+    run(
+        eng,
+        [
+            [alert("Down", t=0, service="s", severity="critical")],
+            [alert("Slow", t=1, service="other", severity="critical")],
+            [alert("Gone", t=2, service="s", severity="critical")],
+        ],
+    )
+    assert run(eng, [[alert("Lag", t=3, service="s", severity="warning")]]) == []  # held
+    # The other service's P1 resolving releases nothing of service s.
+    other = run(
+        eng, [[alert("Slow", t=4, service="other", severity="critical", status="resolved")]]
+    )
+    assert [(e.event, e.incident.rule) for e in other] == [("resolved", "crit")]
+    # One of the two P1s of s resolves: the other still holds the P3 back.
+    one = run(eng, [[alert("Down", t=5, service="s", severity="critical", status="resolved")]])
+    assert [(e.event, e.incident.rule) for e in one] == [("resolved", "crit")]
+    last = run(eng, [[alert("Gone", t=6, service="s", severity="critical", status="resolved")]])
+    assert [(e.event, e.incident.rule, e.reason) for e in last] == [
+        ("resolved", "crit", "all alerts resolved"),
+        ("opened", "warn", "no longer inhibited"),
+    ]
