@@ -144,9 +144,10 @@ def _explanation(e: dict[str, Any] | None) -> str:
         ["rule", f"<code>{esc(rule['name'])}</code> at <code>{esc(where)}</code>"],
         [
             "window",
-            f"{len(e.get('window', []))} alerts, newest event time {esc(at(opened.get('event_time')))}",
+            f"{len(e.get('window', []))} alerts; the condition held at "
+            f"{esc(at(opened.get('event_time')))} (event time)",
         ],
-        ["decided", esc(at(opened.get("processing_time")))],
+        ["decided", esc(at(opened.get("detected_at"))) + " (when the daemon saw it hold)"],
     ]
     if e.get("inhibited_by"):
         rows.append(

@@ -104,6 +104,8 @@ def test_status_page_lists_explains_and_silences(
     page = browser.find_element(By.TAG_NAME, "main").text
     assert "5 matching alerts within 1m (event_count gte 5)" in page
     assert "rules/defaults/monitoring.yaml:9" in page  # the rule's file:line
+    decided = next(line for line in page.splitlines() if line.startswith("decided"))
+    assert "UTC" in decided, decided  # the processing time it opened at, not a dash
     assert page.count("alertname=HighErrorRate") >= 10  # the window and the alert list
     _shot(browser, "status-incident.png")
 
