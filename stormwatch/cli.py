@@ -20,7 +20,7 @@ from collections.abc import Sequence
 import msgspec
 
 from stormwatch.client_cli import CLIENT_COMMANDS, add_client_commands, run_client_command
-from stormwatch.config import DEFAULT_LISTEN, check_secrets, load_config, redacted
+from stormwatch.defaults import DEFAULT_LISTEN
 from stormwatch.errors import ConfigError, RuleError, StormwatchError
 from stormwatch.version import version
 
@@ -175,6 +175,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _load(args: argparse.Namespace):  # type: ignore[no-untyped-def]
+    from stormwatch.config import load_config
+
     return load_config(
         args.config,
         listen=args.listen,
@@ -216,6 +218,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def cmd_config_check(args: argparse.Namespace) -> int:
     from stormwatch.app import DEFAULT_RULES
+    from stormwatch.config import check_secrets, redacted
     from stormwatch.preflight import preflight
 
     try:
@@ -266,6 +269,7 @@ def cmd_rules_test(args: argparse.Namespace) -> int:
 
 
 def cmd_replay(args: argparse.Namespace) -> int:
+    from correlate import EngineConfig
     from rules import load_rules
     from stormwatch.backtest import compare, format_table
     from stormwatch.errors import PayloadError
@@ -276,7 +280,12 @@ def cmd_replay(args: argparse.Namespace) -> int:
         return EXIT_INVALID
 
     try:
-        config = load_config(args.config, env={}).correlate
+        if args.config:  # the config (and every source and sink it names) only if asked
+            from stormwatch.config import load_config
+
+            config = load_config(args.config, env={}).correlate
+        else:
+            config = EngineConfig()
         candidate = load_rules(args.rules, allow_empty=args.allow_empty)
         baseline = load_rules(args.against, allow_empty=args.allow_empty) if args.against else None
     except (ConfigError, RuleError) as err:

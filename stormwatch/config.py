@@ -25,6 +25,7 @@ from ingest.normalize.mapping import load_mappings
 from ingest.syslog_source import SyslogConfig
 from sinks import FileSinkConfig, SinkConfig
 from stormwatch.archive import ArchiveConfig
+from stormwatch.defaults import DEFAULT_LISTEN
 from stormwatch.errors import ConfigError, split_validation_message
 from stormwatch.routing import Route, Router
 from stormwatch.wire import Duration, decode_hook, encode_hook
@@ -39,8 +40,6 @@ __all__ = [
     "load_config",
     "redacted",
 ]
-
-DEFAULT_LISTEN = "127.0.0.1:9095"
 
 
 class IngestConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, frozen=True):

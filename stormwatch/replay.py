@@ -96,7 +96,8 @@ def read_chunks(
     bad line) is read line by line, so an error names its line."""
     for name, src in sources:
         read = getattr(src, "read", None)
-        if read is None:  # an iterable of lines (stdin, tests)
+        readline = getattr(src, "readline", None)
+        if read is None or readline is None:  # an iterable of lines (tests)
             yield [
                 a
                 for n, line in enumerate(src, 1)
@@ -104,33 +105,33 @@ def read_chunks(
                 for a in _parse(line, f"{name}:{n}")
             ]
             continue
-        lineno, tail = 1, b""
+        lineno = 1
         while True:
-            data = read(_CHUNK)
+            chunk = read(_CHUNK)
             if progress is not None:
-                progress.read += len(data)
-            if not data:
-                if tail.strip():
-                    yield _lines(tail, name, lineno)
+                progress.read += len(chunk)
+            if not chunk:
                 break
-            data = tail + data
-            cut = data.rfind(b"\n") + 1
-            if cut == 0:
-                tail = data
-                continue
-            body, tail = data[:cut], data[cut:]
-            yield _lines(body, name, lineno)
-            lineno += body.count(b"\n")
+            cut = chunk.rfind(b"\n") + 1
+            # The chunk's last line, finished from the file: decoded on its own, so the
+            # 4 MiB chunk is never copied to glue lines together.
+            partial = chunk[cut:] + readline() if cut < len(chunk) else b""
+            if cut:
+                yield _lines(memoryview(chunk)[:cut], name, lineno)
+                lineno += chunk.count(b"\n", 0, cut)
+            if partial.strip():
+                yield _lines(partial, name, lineno)
+            lineno += partial.count(b"\n") if partial.endswith(b"\n") else 1 if partial else 0
 
 
-def _lines(body: bytes, name: str, first: int) -> list[Alert]:
+def _lines(body: bytes | memoryview, name: str, first: int) -> list[Alert]:
     if b'"received_at"' in body[:512]:
         try:
             return _alert_lines.decode_lines(body)
         except (msgspec.ValidationError, msgspec.DecodeError):
             pass  # not all Alert lines: line by line, to name the bad one
     out: list[Alert] = []
-    for n, line in enumerate(body.splitlines(), first):
+    for n, line in enumerate(bytes(body).splitlines(), first):
         if line.strip():
             out.extend(_parse(line, f"{name}:{n}"))
     return out
