@@ -153,16 +153,25 @@ class _Memo:
     keyed by fingerprint held an entry per live alert (bench/README.md, memory). Built
     per (re)load."""
 
-    __slots__ = ("_cache", "_compute", "_names")
+    __slots__ = ("_cache", "_compute", "_first", "_names", "_second")
 
     def __init__(self, names: tuple[str, ...], compute: Callable[[Alert], _Feeds]) -> None:
         self._names = names
+        self._first = names[0] if names else ""
+        self._second = names[1] if len(names) > 1 else ""
         self._compute = compute
         self._cache: _MatchCache = {}
 
     def __call__(self, alert: Alert) -> _Feeds:
-        get = alert.labels.get
-        key = (alert.source, alert.severity, *[get(n, "") for n in self._names])
+        # Asked for every re-send when heartbeat rules exist: one or two names (say
+        # `alertname`) are the common case, keyed without building a list.
+        get, n = alert.labels.get, len(self._names)
+        if n == 1:
+            key: tuple[str, ...] = (alert.source, alert.severity, get(self._first, ""))
+        elif n == 2:
+            key = (alert.source, alert.severity, get(self._first, ""), get(self._second, ""))
+        else:
+            key = (alert.source, alert.severity, *[get(name, "") for name in self._names])
         found = self._cache.get(key)
         if found is None:
             found = self._compute(alert)
