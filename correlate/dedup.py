@@ -19,7 +19,6 @@ import msgspec
 
 from correlate.context import Context
 from correlate.state import Tracked
-from correlate.timers import Timer
 from stormwatch.wire import Alert
 
 __all__ = ["Admission", "DedupTable"]
@@ -63,6 +62,8 @@ class DedupTable:
         self.ctx = ctx
         self.tracked = ctx.state.tracked
         self.resolve_timeout = float(ctx.config.resolve_timeout)
+        self._deadline_of, self._deadline = float("nan"), 0.0
+        """The last arrival `deadline` was asked for, and its answer."""
         self._gone: deque[tuple[float, str]] = deque()
         """(arrival clock it resolved at, fingerprint), in clock order: what `forget`
         looks at, oldest first, so forgetting costs O(1) per alert, not a scan."""
@@ -72,7 +73,7 @@ class DedupTable:
         gone = []
         for fp, t in self.tracked.items():
             if t.status == "firing":
-                timers.at(t.ends_at, Timer.EXPIRE, fp)
+                timers.expire_at(t.ends_at, fp)
             else:
                 gone.append((t.last_seen, fp))
         self._gone = deque(sorted(gone))
@@ -93,7 +94,7 @@ class DedupTable:
                 t.alert = msgspec.structs.replace(t.alert, annotations=alert.annotations)
             self.ctx.changes.tracked.add(fp)
             return Admission.RESOLVED, t
-        ends_at = alert.ends_at if alert.ends_at is not None else a + self.resolve_timeout
+        ends_at = alert.ends_at if alert.ends_at is not None else self.deadline(a)
         if t is not None and t.status == "firing":
             t.last_seen = a
             t.duplicates += 1
@@ -101,7 +102,7 @@ class DedupTable:
             if alert.annotations != old.annotations or alert.starts_at < old.starts_at:
                 t.alert = self.merged(old, alert)
             if ends_at < t.ends_at:
-                self.ctx.timers.at(ends_at, Timer.EXPIRE, fp)
+                self.ctx.timers.expire_at(ends_at, fp)
             # A later deadline needs no push: the queued entry re-queues itself when it
             # comes up (saves a heappush per re-send).
             t.ends_at = ends_at
@@ -129,9 +130,17 @@ class DedupTable:
             t.resolved_at = None
             t.duplicates = 0
             t.muted = ""
-        self.ctx.timers.at(ends_at, Timer.EXPIRE, fp)
+        self.ctx.timers.expire_at(ends_at, fp)
         self.ctx.changes.tracked.add(fp)
         return Admission.NEW, t
+
+    def deadline(self, a: float) -> float:
+        """When an alert last seen at arrival `a` without `endsAt` resolves. The alerts of
+        one request share an arrival, so they share one float for it (24 bytes a live
+        alert otherwise)."""
+        if a != self._deadline_of:
+            self._deadline_of, self._deadline = a, a + self.resolve_timeout
+        return self._deadline
 
     @staticmethod
     def merged(old: Alert, resent: Alert) -> Alert:
@@ -147,7 +156,7 @@ class DedupTable:
         if t is None or t.status != "firing":
             return None
         if t.ends_at > due:
-            self.ctx.timers.at(t.ends_at, Timer.EXPIRE, fp)  # a re-send moved it on
+            self.ctx.timers.expire_at(t.ends_at, fp)  # a re-send moved it on
             return None
         if t.ends_at < due:
             return None  # an earlier entry for the same alert handled it

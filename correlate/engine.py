@@ -50,6 +50,7 @@ from stormwatch.wire import Alert, Duration, Incident, IncidentEvent
 __all__ = ["Counts", "Effects", "Engine", "EngineConfig"]
 
 _SEP = "\x1e"
+_NAN = float("nan")
 _GC_EVERY = 60.0
 """Seconds of arrival clock between sweeps of forgotten state (unobservable in events)."""
 _SWEEP_EVERY = 600.0
@@ -283,7 +284,8 @@ class Engine:
         tracked_by_fp = state.tracked
         beat_marks = self.changes.beats
         timeout = self._dedup.resolve_timeout
-        at = self.timers.at
+        deadline_of, deadline = _NAN, 0.0  # one float per arrival, as DedupTable.deadline
+        expire_at = self.timers.expire_at
         book = self.book
         heartbeats = self._book.heartbeats is not None
         beats_of = self._beats
@@ -309,9 +311,11 @@ class Engine:
                 self.changes.tracked.add(fp)  # more than the heartbeat changed
             ends = alert.ends_at
             if ends is None:
-                ends = a + timeout
+                if a != deadline_of:
+                    deadline_of, deadline = a, a + timeout
+                ends = deadline
             if ends < t.ends_at:
-                at(ends, Timer.EXPIRE, fp)
+                expire_at(ends, fp)
             t.ends_at = ends
             beat_marks.add(fp)
             duplicates += 1

@@ -11,6 +11,12 @@ up and ignores a stale one (a deadline a re-send moved later re-queues itself th
 moving a deadline costs nothing on the hot path, and the heap is rebuilt from the state
 alone on restore. Ties break on `kind`, then `key`: the firing order is a function of
 the state, never of the order entries were pushed.
+
+Alert expiries are most of the entries (one per live alert) and mostly share a due time
+(the arrival of their request plus `resolve_timeout`): they wait in one list per due
+time behind a single heap entry that sorts before every entry due then, and enter the
+heap only when it comes up. So a live alert costs a list slot until it nearly expires,
+not a heap tuple (bench/README.md, memory), and the firing order is unchanged.
 """
 
 from __future__ import annotations
@@ -40,17 +46,38 @@ class Timer(IntEnum):
     GC = 9
 
 
+_EXPIRIES = -1
+"""The kind of the heap entry standing for the expiries due at its time."""
+
+
 class Timers:
-    __slots__ = ("_heap",)
+    __slots__ = ("_expiries", "_heap")
 
     def __init__(self) -> None:
         self._heap: list[tuple[float, int, str]] = []
+        self._expiries: dict[float, list[str]] = {}
+        """due -> fingerprints of the EXPIRE entries due then that are not in the heap yet."""
 
     def __len__(self) -> int:
-        return len(self._heap)
+        return len(self._heap) - len(self._expiries) + sum(map(len, self._expiries.values()))
 
     def at(self, due: float, kind: Timer, key: str) -> None:
         heapq.heappush(self._heap, (due, kind, key))
+
+    def expire_at(self, due: float, fp: str) -> None:
+        """`at(due, Timer.EXPIRE, fp)`, held back in the list of its due time."""
+        fps = self._expiries.get(due)
+        if fps is None:
+            self._expiries[due] = [fp]
+            heapq.heappush(self._heap, (due, _EXPIRIES, ""))
+        else:
+            fps.append(fp)
+
+    def _release(self, due: float) -> None:
+        """The expiries due at `due` enter the heap (their entry just came up)."""
+        heap, push, kind = self._heap, heapq.heappush, Timer.EXPIRE
+        for fp in self._expiries.pop(due):
+            push(heap, (due, kind, fp))
 
     def next_due(self) -> float | None:
         return self._heap[0][0] if self._heap else None
@@ -58,16 +85,23 @@ class Timers:
     def pop_before(self, t: float) -> tuple[float, int, str] | None:
         """The earliest entry due strictly before `t`, removed; None if there is none."""
         heap = self._heap
-        if heap and heap[0][0] < t:
-            return heapq.heappop(heap)
+        while heap and heap[0][0] < t:
+            entry = heapq.heappop(heap)
+            if entry[1] != _EXPIRIES:
+                return entry
+            self._release(entry[0])
         return None
 
     def pop_until(self, t: float) -> tuple[float, int, str] | None:
         """The earliest entry due at or before `t`, removed; None if there is none."""
         heap = self._heap
-        if heap and heap[0][0] <= t:
-            return heapq.heappop(heap)
+        while heap and heap[0][0] <= t:
+            entry = heapq.heappop(heap)
+            if entry[1] != _EXPIRIES:
+                return entry
+            self._release(entry[0])
         return None
 
     def clear(self) -> None:
         self._heap.clear()
+        self._expiries.clear()
