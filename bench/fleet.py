@@ -58,15 +58,16 @@ def fleet_bodies(
     batch: int = 100,
     first: int = 0,
     probe: bool = False,
+    ends_at: float | None = None,
 ) -> Iterator[tuple[float, bytes]]:
     """(arrival time, Alertmanager v2 body) for records `first` .. `first + n - 1`,
     `batch` a request, arrivals spread evenly over `span_s` seconds from `start`;
-    each alert starts at its arrival and ends a day later."""
+    each alert starts at its arrival and ends a day later (or at `ends_at`)."""
     requests = max(1, -(-n // batch))
     step = span_s / requests
     for r in range(requests):
         at = start + r * step
-        starts, ends = iso8601(at), iso8601(at + _DAY)
+        starts, ends = iso8601(at), iso8601(at + _DAY if ends_at is None else ends_at)
         lo = first + r * batch
         hi = min(first + n, lo + batch)
         items = [

@@ -79,12 +79,14 @@ async def _paced(
         latencies.append(time.perf_counter() - due)
 
 
-def fleet_for(n: int, batch: int, first: int) -> list[bytes]:
-    """`n` distinct fleet alerts from record `first`, starting within the last minute."""
+def fleet_for(n: int, batch: int, first: int, span_s: float) -> list[bytes]:
+    """`n` distinct fleet alerts from record `first`, started over the last `span_s`
+    seconds, all ending an hour from now (sent again, they are re-sends)."""
     now = time.time()
-    return [
-        body for _, body in fleet_bodies(n, start=now - 60, span_s=60, batch=batch, first=first)
-    ]
+    made = fleet_bodies(
+        n, start=now - span_s, span_s=span_s, batch=batch, first=first, ends_at=now + 3600
+    )
+    return [body for _, body in made]
 
 
 def bodies_for(n: int, batch: int, span_s: float) -> list[bytes]:
@@ -128,7 +130,7 @@ async def run(
     first: int = 0,
     rate: float | None = None,
 ) -> dict[str, object]:
-    bodies = fleet_for(n, batch, first) if fleet else bodies_for(n, batch, span_s)
+    bodies = fleet_for(n, batch, first, span_s) if fleet else bodies_for(n, batch, span_s)
     latencies: list[float] = []
     statuses: dict[int, int] = {}
     connector = aiohttp.TCPConnector(limit=connections)
