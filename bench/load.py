@@ -2,23 +2,34 @@
 
     stormwatch run --listen 127.0.0.1:9095 --incidents-jsonl /tmp/inc.jsonl &
     python -m bench.load --url http://127.0.0.1:9095 --alerts 200000 --connections 4
+    python -m bench.load --fleet --alerts 1000000                 # a million distinct alerts
+    python -m bench.load --fleet --first 1000000 --rate 75000     # open loop at 75k alerts/s
 
 Each request is a batch of `--batch` alerts in Alertmanager v2 format, as Prometheus
-sends them. Bounded in count (`--alerts`) and in time (`--max-seconds`); loopback only.
+sends them: the seeded workload's records compressed into the last `--span` seconds, or
+with `--fleet` distinct alerts that all stay firing for a day (bench/fleet.py), so the
+daemon holds one live fingerprint per alert sent. Closed loop by default (each connection
+sends its next request when the last is answered); `--rate` sends on a fixed schedule
+instead and times each request from when it was due, so a daemon that falls behind shows
+its queueing in the latency. Bounded in count (`--alerts`) and in time (`--max-seconds`);
+loopback only.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import itertools
 import json
 import statistics
 import sys
 import time
+from collections.abc import Callable
 
 import aiohttp
 import msgspec
 
+from bench.fleet import fleet_bodies
 from bench.workload import Workload
 
 
@@ -41,6 +52,41 @@ async def _worker(
             if resp.status == 429:
                 await asyncio.sleep(float(resp.headers.get("Retry-After", "1")))
         latencies.append(time.perf_counter() - started)
+
+
+async def _paced(
+    session: aiohttp.ClientSession,
+    url: str,
+    bodies: list[bytes],
+    slots: itertools.count[int],
+    due_of: Callable[[int], float],
+    latencies: list[float],
+    statuses: dict[int, int],
+    deadline: float,
+) -> None:
+    """Open loop: request `i` is due at `due_of(i)`; its latency counts from then."""
+    headers = {"Content-Type": "application/json"}
+    for i in slots:
+        if i >= len(bodies) or time.monotonic() > deadline:
+            return
+        due = due_of(i)
+        wait = due - time.perf_counter()
+        if wait > 0:
+            await asyncio.sleep(wait)
+        async with session.post(url + "/api/v2/alerts", data=bodies[i], headers=headers) as resp:
+            await resp.read()
+            statuses[resp.status] = statuses.get(resp.status, 0) + 1
+        latencies.append(time.perf_counter() - due)
+
+
+def fleet_for(n: int, batch: int, first: int, span_s: float) -> list[bytes]:
+    """`n` distinct fleet alerts from record `first`, started over the last `span_s`
+    seconds, all ending an hour from now (sent again, they are re-sends)."""
+    now = time.time()
+    made = fleet_bodies(
+        n, start=now - span_s, span_s=span_s, batch=batch, first=first, ends_at=now + 3600
+    )
+    return [body for _, body in made]
 
 
 def bodies_for(n: int, batch: int, span_s: float) -> list[bytes]:
@@ -73,19 +119,39 @@ def bodies_for(n: int, batch: int, span_s: float) -> list[bytes]:
 
 
 async def run(
-    url: str, n: int, batch: int, connections: int, max_seconds: float, span_s: float
+    url: str,
+    n: int,
+    batch: int,
+    connections: int,
+    max_seconds: float,
+    span_s: float,
+    *,
+    fleet: bool = False,
+    first: int = 0,
+    rate: float | None = None,
 ) -> dict[str, object]:
-    bodies = bodies_for(n, batch, span_s)
-    shards = [bodies[i::connections] for i in range(connections)]
+    bodies = fleet_for(n, batch, first, span_s) if fleet else bodies_for(n, batch, span_s)
     latencies: list[float] = []
     statuses: dict[int, int] = {}
     connector = aiohttp.TCPConnector(limit=connections)
     async with aiohttp.ClientSession(connector=connector) as session:
         started = time.perf_counter()
         deadline = time.monotonic() + max_seconds
-        await asyncio.gather(
-            *(_worker(session, url, s, latencies, statuses, deadline) for s in shards)
-        )
+        if rate is None:
+            shards = [bodies[i::connections] for i in range(connections)]
+            workers = [_worker(session, url, s, latencies, statuses, deadline) for s in shards]
+        else:
+            interval = batch / rate
+            slots = itertools.count()
+
+            def due_of(i: int) -> float:
+                return started + i * interval
+
+            workers = [
+                _paced(session, url, bodies, slots, due_of, latencies, statuses, deadline)
+                for _ in range(connections)
+            ]
+        await asyncio.gather(*workers)
         elapsed = time.perf_counter() - started
     sent = round(len(latencies) * n / len(bodies))
     q = statistics.quantiles(latencies, n=100) if len(latencies) > 1 else [0.0] * 99
@@ -103,6 +169,8 @@ async def run(
         },
         "statuses": statuses,
         "span_s": span_s,
+        "fleet": fleet,
+        "rate": rate,
     }
 
 
@@ -121,6 +189,13 @@ def main() -> None:
         default=600.0,
         help="seconds of event time the workload is compressed into, ending now",
     )
+    p.add_argument(
+        "--fleet", action="store_true", help="distinct alerts, all firing (bench/fleet.py)"
+    )
+    p.add_argument("--first", type=int, default=0, help="with --fleet: the first record's number")
+    p.add_argument(
+        "--rate", type=float, help="alerts/s on a fixed schedule (open loop) instead of closed loop"
+    )
     args = p.parse_args()
     if not args.url.startswith(("http://127.", "http://localhost", "http://[::1]")):
         sys.exit("bench.load only drives a daemon on this machine's loopback")
@@ -132,6 +207,9 @@ def main() -> None:
             args.connections,
             args.max_seconds,
             args.span,
+            fleet=args.fleet,
+            first=args.first,
+            rate=args.rate,
         )
     )
     lat = result["latency_ms"]

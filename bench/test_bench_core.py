@@ -2,10 +2,9 @@
 
 Run: `python -m pytest bench/test_bench_core.py --benchmark-only`
 
-The engine is fed as the live pipeline feeds it: one request (up to 100 alerts, one
-arrival instant) per `Engine.process` call, a `tick` after each as the correlator does
-when its queue runs empty, every incident event encoded as a sink body, and the state
-delta taken after every call as a store would. The stream is the seeded workload
+The engine is fed as the live pipeline feeds it (bench/feed.py): one request (up to 100
+alerts, one arrival instant) per `Engine.process` call, a `tick` after each, every incident
+event encoded, the state delta taken after every call. The stream is the seeded workload
 (bench/workload.py): 80 % re-sends, storms, resolves, hours of arrival time. Each reports
 `alerts_per_s` (records through the pipeline's engine work per second, median round).
 """
@@ -14,8 +13,7 @@ from __future__ import annotations
 
 from typing import Any
 
-import msgspec
-
+from bench.feed import feed
 from bench.report import record_rate
 from bench.workload import Workload, rules
 from correlate import Engine
@@ -27,30 +25,13 @@ N = 20_000
 _REQUESTS = list(Workload().requests(N))
 
 
-def _feed(engine: Engine, requests: list[list[Alert]]) -> int:
-    """What the correlator does per request, minus the I/O; returns events emitted."""
-    process, tick, take_delta = engine.process, engine.tick, engine.take_delta
-    encode = msgspec.json.Encoder().encode
-    events = 0
-    for request in requests:
-        now = request[0].received_at
-        for e in process(request, now).events:
-            encode(e)
-            events += 1
-        for e in tick(now).events:
-            encode(e)
-            events += 1
-        take_delta()
-    return events
-
-
 def _bench_stream(benchmark: Any, ruleset: RuleSet, requests: list[list[Alert]]) -> int:
     n = sum(len(r) for r in requests)
 
     def setup() -> tuple[tuple[Engine, list[list[Alert]]], dict[str, Any]]:
         return (Engine(ruleset), requests), {}
 
-    events = benchmark.pedantic(_feed, setup=setup, rounds=5, warmup_rounds=1)
+    events = benchmark.pedantic(feed, setup=setup, rounds=5, warmup_rounds=1)
     record_rate(benchmark, "alerts_per_s", n)
     benchmark.extra_info["events"] = events
     return int(events)

@@ -1,0 +1,155 @@
+"""One round of one in-process measure, printed as a JSON line: what `bench.targets`
+runs in a fresh interpreter per round, with the checkout under test on PYTHONPATH (so
+the same workload code drives the old and the new core).
+
+    python -m bench.measure core --alerts 200000 --rules 50
+    python -m bench.measure groups --groups 100000
+    python -m bench.measure memory --checkpoints 10000,100000,1000000 [--tracemalloc]
+
+Only the engine work is timed: the workload is built first, and each figure says what it
+counted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import time
+import tracemalloc
+from collections.abc import Iterator
+from typing import Any
+
+import correlate
+from bench.feed import feed
+from bench.fleet import fleet_bodies
+from bench.workload import Workload, rules
+from correlate import Engine, EngineConfig
+from ingest.normalize.alertmanager import normalize_alertmanager_v2
+from rules import RuleSet
+from rules.schema import Condition, Duration, EventCount, IncidentSpec, Rule
+from stormwatch.wire import Alert
+
+__all__ = ["main"]
+
+_START = Workload().start
+
+
+def _timed(engine: Engine, requests: list[list[Alert]]) -> dict[str, Any]:
+    gc.collect()
+    started = time.perf_counter()
+    events = feed(engine, requests)
+    seconds = time.perf_counter() - started
+    n = sum(len(r) for r in requests)
+    return {"alerts": n, "seconds": seconds, "alerts_per_s": n / seconds, "events": events}
+
+
+def core(alerts: int, n_rules: int) -> dict[str, Any]:
+    """Alerts/s of `feed` on the workload's first `alerts` records with `n_rules` rules."""
+    requests = list(Workload().requests(alerts))
+    return {"rules": n_rules, **_timed(Engine(rules(n_rules)), requests)}
+
+
+def _fleet_requests(
+    n: int, start: float, span_s: float, first: int = 0, probe: bool = False
+) -> Iterator[list[Alert]]:
+    """The fleet's records decoded by the HTTP route's normaliser, request by request."""
+    for at, body in fleet_bodies(n, start=start, span_s=span_s, first=first, probe=probe):
+        yield normalize_alertmanager_v2(body, at)
+
+
+def _with_host_rule(base: RuleSet) -> RuleSet:
+    """`base` plus a rule with one group per `instance` that holds its alerts a day and
+    never fires: the live groups the `groups` target counts."""
+    host = Rule(
+        name="fleet-hosts",
+        match=['instance=~"host-.*"'],
+        correlation=EventCount(
+            group_by=["instance"], timespan=Duration(86_400), condition=Condition(gte=1_000_000)
+        ),
+        incident=IncidentSpec(severity="P4"),
+    )
+    return RuleSet(rules=(*base.rules, host))
+
+
+def groups(n_groups: int, alerts: int) -> dict[str, Any]:
+    """Alerts/s of the core stream (50 rules) while `n_groups` groups are live: a probe
+    fleet's distinct alerts (which the stream's alerts never join) are fed first (untimed,
+    arriving at 1,000/s up to the stream's start),
+    then the stream's first hour (untimed: the 50 rules' windows drop the fleet's
+    entries), then `alerts` records timed."""
+    span = n_groups / 1000
+    # the default cap (50,000 groups a rule) would refuse the rest: lifted, as a fleet
+    # holding a million groups would configure it
+    engine = Engine(_with_host_rule(rules(50)), EngineConfig(max_groups_per_rule=2 * n_groups))
+    feed(engine, _fleet_requests(n_groups, _START - span, span, probe=True))
+    requests = list(Workload().requests(alerts + 10_000))
+    hour = next(i for i, r in enumerate(requests) if r[0].received_at >= _START + 3600)
+    warm, timed = requests[:hour], requests[hour:]
+    feed(engine, warm)
+    live = engine.windows_by_rule().get("fleet-hosts", 0)
+    result = _timed(engine, timed)
+    after = engine.windows_by_rule().get("fleet-hosts", 0)
+    return {"groups": n_groups, "live_groups": live, "live_after": after, **result}
+
+
+def _rss_kib() -> int:
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    raise RuntimeError("no VmRSS in /proc/self/status")
+
+
+def memory(checkpoints: list[int], traced: bool) -> dict[str, Any]:
+    """RSS (or tracemalloc's bytes) per live fingerprint, minus the idle engine's, after
+    the fleet's first `checkpoint` distinct alerts went through the pipeline's decode
+    and `feed` with the 50 rules (1,000 arriving per second of arrival time)."""
+    engine = Engine(rules(50))
+    top = max(checkpoints)
+    gc.collect()
+    if traced:
+        tracemalloc.start()
+    base_rss, base_traced = _rss_kib(), tracemalloc.get_traced_memory()[0]
+    out: list[dict[str, Any]] = []
+    done = 0
+    for n in sorted(checkpoints):
+        feed(engine, _fleet_requests(n - done, _START + done / 1000, (n - done) / 1000, done))
+        done = n
+        gc.collect()
+        live = len(engine.state.tracked)
+        point: dict[str, Any] = {"sent": n, "live_fingerprints": live}
+        if traced:
+            point["traced_bytes_per_fp"] = (tracemalloc.get_traced_memory()[0] - base_traced) / live
+        else:
+            rss = _rss_kib()
+            point["rss_mib"] = rss / 1024
+            point["rss_bytes_per_fp"] = (rss - base_rss) * 1024 / live
+        out.append(point)
+    return {"top": top, "baseline_rss_mib": base_rss / 1024, "points": out}
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    p.add_argument("kind", choices=("core", "groups", "memory"))
+    p.add_argument("--alerts", type=int, default=200_000)
+    p.add_argument("--rules", type=int, default=50)
+    p.add_argument("--groups", type=int, default=100_000)
+    p.add_argument("--checkpoints", default="10000,100000,1000000")
+    p.add_argument("--tracemalloc", action="store_true")
+    args = p.parse_args()
+    if args.kind == "core":
+        result = core(args.alerts, args.rules)
+    elif args.kind == "groups":
+        result = groups(args.groups, args.alerts)
+    else:
+        points = [int(x) for x in args.checkpoints.split(",")]
+        result = memory(points, args.tracemalloc)
+    result["code"] = correlate.__file__.rsplit("/correlate/", 1)[0]
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()
