@@ -1,6 +1,9 @@
 """Every Redis key the sinks write, in one place (correlate/store/keys.py has the state's).
 
 `prefix` is the state's `key_prefix` ("stormwatch" by default; tests use their own).
+A partitioned correlator keeps one outbox per shard (its Kafka partition), under the
+shard's own keys `{prefix}:{shard}:outbox:...`, so the shard's owner alone drains it and
+hands it over with the shard; the single process's outbox is `{prefix}:outbox:...`.
 """
 
 from __future__ import annotations
@@ -19,7 +22,9 @@ dead-letter replay of an older event."""
 class SinkKeys:
     """The keys of one sink's outbox."""
 
-    def __init__(self, prefix: str, sink: str) -> None:
+    def __init__(self, prefix: str, sink: str, shard: str | None = None) -> None:
+        if shard is not None:
+            prefix = f"{prefix}:{shard}"
         self.inbox = f"{prefix}:outbox:{sink}"
         """List of OutboxEntry: appended in the batch's MULTI/EXEC, taken from the head by
         the sink's drain. No TTL: an entry leaves when absorbed into `pending`."""

@@ -37,17 +37,24 @@ class RedisOutbox:
         *,
         prefix: str = "stormwatch",
         dead_letter_capacity: int = 10_000,
+        shard: str | None = None,
     ) -> None:
         self._client = client
         self.prefix = prefix
+        self.shard = shard
+        """A partitioned correlator's shard: its outbox keys are the shard's (keys.py)."""
         self.dead_letter_capacity = dead_letter_capacity
         self.dropped: dict[str, int] = {}
         self._keys: dict[str, SinkKeys] = {}
 
+    @property
+    def client(self) -> aioredis.Redis:
+        return self._client
+
     def keys(self, sink: str) -> SinkKeys:
         k = self._keys.get(sink)
         if k is None:
-            k = self._keys[sink] = SinkKeys(self.prefix, sink)
+            k = self._keys[sink] = SinkKeys(self.prefix, sink, self.shard)
         return k
 
     def inbox_key(self, sink: str) -> str:

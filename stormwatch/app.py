@@ -29,10 +29,13 @@ from rules import RuleSet, load_rules, rule_files
 from stormwatch.archive import AlertArchive
 from stormwatch.config import Config
 from stormwatch.delivery import Delivery
-from stormwatch.errors import RuleError
+from stormwatch.errors import Overloaded, RuleError
 from stormwatch.explain import explain
 from stormwatch.metrics import Metrics
+from stormwatch.partitions import PartitionedCorrelator
 from stormwatch.pipeline import Pipeline
+from stormwatch.receiver import Receiver
+from stormwatch.roles import check_shard_key
 from stormwatch.rulesource import log_rules_loaded
 from stormwatch.silences import SilenceRequest, to_silence
 from stormwatch.views import AlertView
@@ -63,6 +66,7 @@ class App:
         self.metrics = Metrics()
         self.rule_paths = config.rules or [DEFAULT_RULES]
         self.ruleset: RuleSet = load_rules(self.rule_paths, allow_empty=allow_empty_rules)
+        self._check_rules(self.ruleset)
         self.store: Store = store if store is not None else _build_store(config)
         self.shard = "0"
         """One shard until Kafka partitions split the state; keys are already per shard."""
@@ -107,6 +111,10 @@ class App:
             clock=self.pipeline.stamp,
         )
         self.http_source = self.intake.http
+        self.correlator: PartitionedCorrelator | None = None
+        self.receiver: Receiver | None = None
+        if config.role != "all":
+            self._build_role(config)
         self._clock = clock
         self._tasks: list[asyncio.Task[None]] = []
         self._runner: web.AppRunner | None = None
@@ -114,11 +122,45 @@ class App:
         self.started_at = clock()
         self.last_reload_error = ""
 
+    def _check_rules(self, ruleset: RuleSet) -> None:
+        part = self.config.partitioning
+        if self.config.role != "all" and part is not None:
+            check_shard_key(ruleset, part.shard_key, self.config.correlate.inhibit)
+
+    def _build_role(self, config: Config) -> None:
+        """A receiver produces to the topic; a correlator owns one shard per partition."""
+        part = config.partitioning
+        assert part is not None  # config.py checks it
+        if config.role == "receiver":
+            self.receiver = Receiver(part)
+            return
+        from correlate.store.redis import RedisStore
+
+        if not isinstance(self.store, RedisStore):
+            msg = "role 'correlator' needs the Redis state store"
+            raise TypeError(msg)
+        self.correlator = PartitionedCorrelator(
+            part,
+            store=self.store,
+            rules=lambda: self.ruleset,
+            engine_config=config.correlate,
+            delivery=self.delivery,
+            metrics=self.metrics,
+            watch=self._watch,
+            max_batch_alerts=config.ingest.max_batch_alerts,
+        )
+
     # -- wiring -------------------------------------------------------------------------
 
     async def submit(self, alerts: list[Alert]) -> None:
         """Take a batch in, unless a sink's outbox is full (then Overloaded: 429 +
         Retry-After; batches already taken in still reach every outbox)."""
+        if self.receiver is not None:
+            await self.receiver.submit(alerts)
+            return
+        if self.correlator is not None:
+            msg = "a correlator takes alerts from its topic only: send them to a receiver"
+            raise Overloaded(msg, retry_after_s=30)
         self.delivery.check_capacity()
         await self.pipeline.submit(alerts)
 
@@ -170,6 +212,7 @@ class App:
             ruleset = await asyncio.to_thread(
                 load_rules, self.rule_paths, allow_empty=self.allow_empty_rules
             )
+            self._check_rules(ruleset)
         except RuleError as err:
             self.metrics.rules_reloads.labels("failed").inc()
             self.metrics.rules_reload_ok.set(0)
@@ -180,6 +223,8 @@ class App:
         async with self.pipeline.lock:
             self.engine.reload(ruleset)
             self.ruleset = ruleset
+        if self.correlator is not None:
+            await self.correlator.reload(ruleset)
         self.metrics.rules_reloads.labels("ok").inc()
         self.metrics.rules_reload_ok.set(1)
         self.metrics.rules_reload_ts.set(self._clock())
@@ -228,11 +273,20 @@ class App:
     def now(self) -> float:
         return self._clock()
 
+    def _engines(self) -> list[Engine]:
+        if self.correlator is not None:
+            return self.correlator.engines()
+        return [self.engine]
+
     def incidents(self) -> list[Incident]:
-        return self.engine.incidents()
+        return [i for e in self._engines() for i in e.incidents()]
 
     def incident(self, key: str) -> Incident | None:
-        return self.engine.incident(key)
+        for e in self._engines():
+            inc = e.incident(key)
+            if inc is not None:
+                return inc
+        return None
 
     def explain(self, key: str) -> dict[str, Any] | None:
         return explain(self.engine, self.ruleset, key)
@@ -285,6 +339,19 @@ class App:
         return task
 
     async def start(self) -> None:
+        if self.config.role == "all":
+            await self._start_correlating()
+        elif self.correlator is not None:
+            self._watch(self.correlator.run(), "partitions")
+        elif self.receiver is not None:
+            await self.receiver.start()
+            self._watch(self.receiver.run_ticks(), "ticks")
+            if self.kafka_source is not None:
+                self._watch(self.kafka_source.run(self.submit), "kafka-source")
+        await self._start_serving()
+
+    async def _start_correlating(self) -> None:
+        """The single process: its one shard, the drains, the correlator, Kafka in."""
         state = await self.store.load(self.shard)
         discarded = getattr(self.store, "discarded_version", None)
         if discarded is not None:
@@ -307,10 +374,12 @@ class App:
         self._watch(self.pipeline.run(), "correlator")
         if self.kafka_source is not None:
             self._watch(self.kafka_source.run(self.submit), "kafka-source")
+
+    async def _start_serving(self) -> None:
         if self.config.rules_watch_interval > 0:
             self._watch(self.watch_rule_files(self.config.rules_watch_interval), "rules-watch")
         log_rules_loaded(self.ruleset, self.rule_paths, DEFAULT_RULES)
-        for source in self.intake.background:
+        for source in self.intake.background if self.correlator is None else ():
             task = self._watch(source.run(self.submit), f"source:{source.name}")
             await self.intake.wait_listening(source, task)
         self._runner = web.AppRunner(
@@ -329,6 +398,7 @@ class App:
             log.warning("routes_unauthenticated", listen=self.config.listen, routes=open_routes)
         log.info(
             "daemon_started",
+            role=self.config.role,
             listen=self.config.listen,
             rules=len(self.ruleset),
             sinks=list(self.sinks),
@@ -346,13 +416,20 @@ class App:
             async with asyncio.timeout(grace):
                 await self.pipeline.drain()
         # Let each live drain empty its outbox within what is left of the grace period.
-        await self.delivery.settle(max(0.0, grace - (time.monotonic() - started)))
+        left = max(0.0, grace - (time.monotonic() - started))
+        if self.correlator is not None:
+            await self.correlator.settle(left)
+        else:
+            await self.delivery.settle(left)
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         if self._runner is not None:
             await self._runner.cleanup()
-        await self.pipeline.save()
+        if self.receiver is not None:
+            await self.receiver.stop()
+        if self.config.role == "all":
+            await self.pipeline.save()
         if self.archive is not None:
             self.archive.close()
         log.info("daemon_stopped", undelivered=await self.delivery.close())

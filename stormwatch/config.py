@@ -27,6 +27,7 @@ from sinks import FileSinkConfig, SinkConfig
 from stormwatch.archive import ArchiveConfig
 from stormwatch.defaults import DEFAULT_LISTEN
 from stormwatch.errors import ConfigError, split_validation_message
+from stormwatch.roles import PartitionConfig, Role
 from stormwatch.routing import Route, Router
 from stormwatch.wire import Duration, decode_hook, encode_hook
 
@@ -108,6 +109,10 @@ def _default_sinks() -> list[SinkConfig]:
 
 
 class Config(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, frozen=True):
+    role: Role = "all"
+    """`all`: one process does everything, in memory between intake and correlation;
+    `receiver` / `correlator`: the scale-out split over `partitioning` (stormwatch/roles.py)."""
+    partitioning: PartitionConfig | None = None
     listen: str = DEFAULT_LISTEN
     rules: list[str] = []
     """Rule files or folders; empty means the default rules shipped with stormwatch."""
@@ -139,6 +144,12 @@ def _check(config: Config, path: str) -> None:
     if not host or not port.isdigit() or not 0 <= int(port) <= 65535:
         msg = f"invalid listen address {config.listen!r}: expected HOST:PORT"
         raise ConfigError(msg, path=path, field="$.listen")
+    if config.role != "all" and config.partitioning is None:
+        msg = f"role {config.role!r} needs `partitioning` (bootstrap, topic, shard_key)"
+        raise ConfigError(msg, path=path, field="$.partitioning")
+    if config.role == "correlator" and config.state.backend != "redis":
+        msg = "role 'correlator' keeps each partition's state in Redis: set state.backend: redis"
+        raise ConfigError(msg, path=path, field="$.state.backend")
     try:
         Router(config.route, [s.name for s in config.sinks])
     except ConfigError as err:
@@ -226,10 +237,17 @@ def load_config(
     for key, flag, env_name in (
         ("listen", listen, "STORMWATCH_LISTEN"),
         ("log_level", log_level, "STORMWATCH_LOG_LEVEL"),
+        ("role", None, "STORMWATCH_ROLE"),
     ):
         value = flag if flag is not None else env.get(env_name)
         if value:
             overrides[key] = value
+    instance = env.get("STORMWATCH_INSTANCE_ID")
+    if instance and config.partitioning is not None:
+        # One file for every replica of a StatefulSet: each takes its pod name.
+        overrides["partitioning"] = msgspec.structs.replace(
+            config.partitioning, instance_id=instance
+        )
     rule_paths = (
         rules if rules else [p for p in env.get("STORMWATCH_RULES", "").split(os.pathsep) if p]
     )

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import copy
 import time
 from collections.abc import Callable, Coroutine, Iterable
 from typing import Any
@@ -77,6 +78,7 @@ class Delivery:
     ) -> None:
         self.config = config
         self.metrics = metrics
+        self._clock = clock
         client = getattr(store, "client", None)
         cap = config.outbox.dead_letter_capacity
         self.outbox: MemoryOutbox | RedisOutbox
@@ -177,6 +179,42 @@ class Delivery:
                 m.time_to_acknowledge.labels(inc.severity).observe(
                     max(0.0, inc.acknowledged_at - detected)
                 )
+
+    def for_shard(self, shard: str, full_view: Callable[[str], Incident | None]) -> Delivery:
+        """The same sinks with one shard's own outbox, drains and routing memory (a
+        partitioned correlator's; stormwatch/partitions.py). Durable stores only."""
+        if not isinstance(self.outbox, RedisOutbox):
+            msg = "a shard's outbox needs the Redis state store"
+            raise TypeError(msg)
+        out = copy.copy(self)
+        out.outbox = RedisOutbox(
+            self.outbox.client,
+            prefix=self.outbox.prefix,
+            dead_letter_capacity=self.outbox.dead_letter_capacity,
+            shard=shard,
+        )
+        out.drains = {
+            name: OutboxDrain(
+                out.outbox,
+                d.sink,
+                self.metrics,
+                d.refs,
+                retry=d.retry,
+                breaker=d.breaker.policy,
+                clock=self._clock,
+            )
+            for name, d in self.drains.items()
+        }
+        out.dispatcher = Dispatcher(self.dispatcher.router, full_view)
+        out._tasks = []
+        return out
+
+    async def stop_drains(self) -> None:
+        """Cancel this delivery's drains (a shard handed over: its new owner drains it)."""
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks = []
 
     # -- operations --------------------------------------------------------------------
 

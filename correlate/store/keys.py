@@ -3,11 +3,20 @@
 All keys of a shard share the prefix `{prefix}:{shard}:`; none has a TTL: state lives
 until the engine forgets it (resolved alerts and incidents after `correlate.retention`),
 and the store deletes it then. `prefix` defaults to "stormwatch"; tests use their own.
+
+A partitioned correlator's shard is its Kafka partition (`shard_id`); the shard's
+`owner` and `offset` keys fence its commits and say where its partition resumes
+(correlate/store/fence.py). They outlive a full rewrite of the state.
 """
 
 from __future__ import annotations
 
-__all__ = ["ShardKeys"]
+__all__ = ["ShardKeys", "shard_id"]
+
+
+def shard_id(topic: str, partition: int) -> str:
+    """The shard of one Kafka partition: `{topic}.{partition}`."""
+    return f"{topic}.{partition}"
 
 
 class ShardKeys:
@@ -30,6 +39,10 @@ class ShardKeys:
         """incident key -> IncidentState."""
         self.open = f"{base}:open"
         """rule \\x1e group -> key of its open incident."""
+        self.owner = f"{base}:owner"
+        """Hash group, generation, token: the replica allowed to commit the shard."""
+        self.offset = f"{base}:offset"
+        """The partition's next offset, written in each commit's transaction."""
 
     def all(self) -> list[str]:
         return [

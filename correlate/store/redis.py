@@ -11,10 +11,11 @@ from typing import Any
 
 import msgspec
 import redis.asyncio as aioredis
-from redis.exceptions import RedisError
+from redis.exceptions import RedisError, WatchError
 
 from correlate.delta import RuleMeta, StateDelta
 from correlate.state import STATE_VERSION, IncidentState, RuleState, State, Tracked, Window
+from correlate.store.fence import Fenced, ShardFence
 from correlate.store.keys import ShardKeys
 from correlate.suppress import Silence
 from stormwatch.errors import StoreUnavailable
@@ -56,13 +57,21 @@ class RedisStore:
         return self._client
 
     async def commit(
-        self, shard: str, delta: StateDelta, outbox: dict[str, list[bytes]] | None = None
+        self,
+        shard: str,
+        delta: StateDelta,
+        outbox: dict[str, list[bytes]] | None = None,
+        *,
+        fence: ShardFence | None = None,
     ) -> None:
         """Write `delta`, and RPUSH `outbox` (list key -> entries; the sinks' outbox
-        entries), in one MULTI/EXEC."""
+        entries), in one MULTI/EXEC; with `fence`, only while this replica owns the
+        shard, storing the partition's next offset too (raises Fenced otherwise)."""
         keys = ShardKeys(self.prefix, shard)
         try:
             async with self._client.pipeline(transaction=True) as pipe:
+                if fence is not None:
+                    await fence.guard(pipe)
                 for key, values in (outbox or {}).items():
                     if values:
                         pipe.rpush(key, *values)
@@ -89,6 +98,8 @@ class RedisStore:
                 _write(pipe, keys.incidents, delta.incidents)
                 _write(pipe, keys.open, delta.open, encode=False)
                 await pipe.execute()
+        except WatchError as err:
+            raise Fenced(f"shard {shard} was claimed by another replica") from err
         except (RedisError, OSError) as err:
             msg = f"cannot save shard {shard} to Redis at {self.url}: {err}"
             raise StoreUnavailable(msg) from err

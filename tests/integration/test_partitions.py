@@ -1,0 +1,170 @@
+"""Partitioned correlation: fenced shard commits, and a receiver feeding correlators."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis.asyncio as aioredis
+
+from correlate.delta import StateDelta
+from correlate.store.fence import Fenced, ShardFence
+from correlate.store.keys import ShardKeys
+from correlate.store.redis import RedisStore
+from stormwatch.app import App
+from stormwatch.config import load_config
+from stormwatch.errors import RuleError
+from stormwatch.partitions import PartitionClock
+from tests.conftest import pick_free_port
+
+pytestmark = pytest.mark.redis
+
+
+def _delta(clock: float) -> StateDelta:
+    return StateDelta(full=False, clock=clock, watermark=clock, last_gc=0.0)
+
+
+async def test_a_later_claim_fences_the_earlier_owner_and_a_stale_claim_is_refused(
+    redis_url: str, redis_prefix: str
+) -> None:
+    store = RedisStore(redis_url, prefix=redis_prefix)
+    old = ShardFence(store.client, redis_prefix, "t.0", group="g", generation=3)
+    await old.claim()
+    old.next_offset = 10
+    await store.commit("t.0", _delta(1.0), fence=old)
+    assert await old.stored_offset() == 10
+
+    new = ShardFence(store.client, redis_prefix, "t.0", group="g", generation=4)
+    await new.claim()
+    old.next_offset = 20
+    with pytest.raises(Fenced):
+        await store.commit("t.0", _delta(2.0), fence=old)
+    # The zombie's offset and state did not land: the new owner resumes at 10.
+    assert await new.stored_offset() == 10
+    loaded = await store.load("t.0")
+    assert loaded is not None and loaded.clock == 1.0
+
+    new.next_offset = 15
+    await store.commit("t.0", _delta(3.0), fence=new)
+    assert await new.stored_offset() == 15
+    stale = ShardFence(store.client, redis_prefix, "t.0", group="g", generation=3)
+    with pytest.raises(Fenced):
+        await stale.claim()
+    await store.close()
+
+
+class _ClaimedMidCommit(ShardFence):
+    """Lets a rival claim the shard after the owner check and before EXEC."""
+
+    rival: ShardFence
+
+    async def guard(self, pipe: Any) -> None:
+        await super().guard(pipe)
+        await self.rival.claim()
+
+
+async def test_a_claim_between_the_owner_check_and_exec_aborts_the_commit(
+    redis_url: str, redis_prefix: str
+) -> None:
+    store = RedisStore(redis_url, prefix=redis_prefix)
+    rival_client = aioredis.from_url(redis_url)
+    owner = _ClaimedMidCommit(store.client, redis_prefix, "t.1", group="g", generation=1)
+    owner.rival = ShardFence(rival_client, redis_prefix, "t.1", group="g", generation=2)
+    await owner.claim()
+    owner.next_offset = 7
+    with pytest.raises(Fenced):
+        await store.commit("t.1", _delta(5.0), fence=owner)
+    assert await owner.stored_offset() is None
+    assert not await store.client.exists(ShardKeys(redis_prefix, "t.1").meta)
+    await rival_client.aclose()
+    await store.close()
+
+
+def test_a_partitions_clock_is_strictly_increasing_and_a_function_of_its_messages() -> None:
+    clock = PartitionClock()
+    stamps = [clock(ms) for ms in (1000, 1000, 999, 2000)]
+    assert stamps == [1.0, 1.0 + 1e-6, 1.0 + 1e-6 + 1e-6, 2.0]
+    resumed = PartitionClock(stamps[1])  # a new owner starts from the stored clock
+    assert [resumed(ms) for ms in (999, 2000)] == stamps[2:]
+
+
+RULES = """\
+- name: burst
+  correlation: {type: event_count, group-by: [service], timespan: 10m, condition: {gte: 3}}
+  incident: {title: "{service} burst", severity: P2}
+"""
+
+
+def _config(tmp_path: Path, name: str, role: str, extra: str) -> Path:
+    rules = tmp_path / "rules.yaml"
+    if not rules.exists():
+        rules.write_text(RULES)
+    cfg = tmp_path / f"{name}.yaml"
+    cfg.write_text(
+        f"role: {role}\nlisten: 127.0.0.1:{pick_free_port()}\nrules: [{rules}]\n"
+        f"rules_watch_interval: 0s\n{extra}"
+    )
+    return cfg
+
+
+def test_a_rule_that_does_not_group_by_the_shard_key_is_refused_by_name(tmp_path: Path) -> None:
+    rules = tmp_path / "cluster.yaml"
+    rules.write_text(RULES.replace("burst", "by-cluster").replace("[service]", "[cluster]"))
+    cfg = tmp_path / "r.yaml"
+    cfg.write_text(
+        f"role: receiver\nrules: [{rules}]\ncorrelate: {{inhibit: []}}\n"
+        "partitioning: {bootstrap: '127.0.0.1:1', shard_key: service}\n"
+    )
+    with pytest.raises(RuleError) as err:
+        App(load_config(cfg, env={}))
+    assert "'by-cluster'" in str(err.value) and "shard key 'service'" in str(err.value)
+
+
+@pytest.mark.kafka
+async def test_a_receiver_feeds_a_correlator_one_shard_per_partition(
+    tmp_path: Path, kafka_bootstrap: str, kafka_topic: str, redis_url: str, redis_prefix: str
+) -> None:
+    part = (
+        f"partitioning: {{bootstrap: '{kafka_bootstrap}', topic: {kafka_topic}, partitions: 3, "
+        f"group_id: {kafka_topic}, tick_interval: 100ms}}\n"
+    )
+    state = f"state: {{backend: redis, url: '{redis_url}', key_prefix: '{redis_prefix}'}}\n"
+    jsonl = tmp_path / "incidents.jsonl"
+    sinks = f"sinks: [{{type: file, name: jsonl, path: '{jsonl}'}}]\n"
+    receiver = App(load_config(_config(tmp_path, "r", "receiver", part), env={}))
+    correlator = App(
+        load_config(_config(tmp_path, "c", "correlator", part + state + sinks), env={})
+    )
+    async with receiver, correlator:
+        alerts = [
+            {"labels": {"alertname": f"A{i}", "service": f"svc{s}"}, "startsAt": "2026-01-01T00:00:00Z"}
+            for s in range(4)
+            for i in range(3)
+        ]
+        await _post(receiver, alerts)
+        for _ in range(400):
+            if jsonl.exists() and len(jsonl.read_text().splitlines()) >= 4:
+                break
+            await asyncio.sleep(0.05)
+        lines = [json.loads(x) for x in jsonl.read_text().splitlines()]
+        opened = sorted(e["incident"]["title"] for e in lines if e["event"] == "opened")
+        assert opened == [f"svc{s} burst" for s in range(4)]
+        assert correlator.correlator is not None
+        shards = {s.id for s in correlator.correlator.shards.values()}
+        assert shards == {f"{kafka_topic}.{p}" for p in range(3)}
+        client = aioredis.from_url(redis_url)
+        offsets = [await client.get(ShardKeys(redis_prefix, s).offset) for s in shards]
+        await client.aclose()
+        assert all(o is not None and int(o) > 0 for o in offsets)
+
+
+async def _post(app: App, alerts: list[dict[str, Any]]) -> None:
+    import aiohttp
+
+    host, port = app.config.host_port
+    async with aiohttp.ClientSession() as session:
+        async with session.post(f"http://{host}:{port}/api/v2/alerts", json=alerts) as resp:
+            assert resp.status == 200, await resp.text()
