@@ -3,21 +3,33 @@
 Each batch's `StateDelta` becomes HSETs and HDELs on the shard's hashes (keys.py) in one
 transaction, so Redis holds either all of a batch or none of it. Load reads the hashes
 back into a `State`. Values are msgspec JSON.
+
+**Writer mark.** A delta is only right on top of what this process saved last. Every
+commit writes `writer` = "<run id>:<commit number>" into the shard's meta, and a delta
+(not a full write) is applied only if meta still holds the mark of our previous commit,
+checked under WATCH in the same transaction. Redis restarted empty, or from a snapshot
+older than our last commit, or a shard written by someone else, fails that check: the
+commit raises `StoreReset` and writes nothing, and the pipeline writes the whole state
+from memory instead. A full write needs no check (it replaces the shard).
+
+Every Redis or socket error is raised as `StoreUnavailable`.
 """
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 import msgspec
 import redis.asyncio as aioredis
-from redis.exceptions import RedisError
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import RedisError, WatchError
 
 from correlate.delta import RuleMeta, StateDelta
 from correlate.state import STATE_VERSION, IncidentState, RuleState, State, Tracked, Window
 from correlate.store.keys import ShardKeys
 from correlate.suppress import Silence
-from stormwatch.errors import StoreUnavailable
+from stormwatch.errors import StoreReset, StoreUnavailable
 
 __all__ = ["RedisStore"]
 
@@ -49,6 +61,12 @@ class RedisStore:
         self.url = url
         self.prefix = prefix
         self._client = aioredis.from_url(url, socket_timeout=5, socket_connect_timeout=5)
+        self._run = uuid.uuid4().hex[:16]
+        self._commits: dict[str, int] = {}
+        """Per shard: the number of our last commit Redis acknowledged (its writer mark)."""
+
+    def _mark(self, shard: str, n: int | None = None) -> bytes:
+        return f"{self._run}:{self._commits.get(shard, 0) if n is None else n}".encode()
 
     @property
     def client(self) -> aioredis.Redis:
@@ -59,10 +77,33 @@ class RedisStore:
         self, shard: str, delta: StateDelta, outbox: dict[str, list[bytes]] | None = None
     ) -> None:
         """Write `delta`, and RPUSH `outbox` (list key -> entries; the sinks' outbox
-        entries), in one MULTI/EXEC."""
+        entries), in one MULTI/EXEC. Raises StoreReset (nothing written) when a delta
+        would not land on what we saved last, StoreUnavailable when Redis fails."""
+        try:
+            await self._commit(shard, delta, outbox)
+        except StoreUnavailable as err:
+            if isinstance(err, StoreReset) or not isinstance(err.__cause__, RedisConnectionError):
+                raise
+            # Once more on a fresh connection: after Redis restarts, each pooled one
+            # fails once. Safe even if the first went through: a delta then finds our
+            # newer mark (StoreReset: the state is written whole), and the inbox folds
+            # a repeated event into nothing (sinks/redis_outbox.py).
+            await self._commit(shard, delta, outbox)
+
+    async def _commit(
+        self, shard: str, delta: StateDelta, outbox: dict[str, list[bytes]] | None
+    ) -> None:
         keys = ShardKeys(self.prefix, shard)
+        n = self._commits.get(shard, 0) + 1
         try:
             async with self._client.pipeline(transaction=True) as pipe:
+                if not delta.full:
+                    await pipe.watch(keys.meta)
+                    if await pipe.hget(keys.meta, "writer") != self._mark(shard):
+                        await pipe.unwatch()  # type: ignore[no-untyped-call]
+                        msg = f"shard {shard} in Redis at {self.url} is not as we saved it"
+                        raise StoreReset(msg, retry_after_s=0)
+                    pipe.multi()  # type: ignore[no-untyped-call]
                 for key, values in (outbox or {}).items():
                     if values:
                         pipe.rpush(key, *values)
@@ -73,6 +114,7 @@ class RedisStore:
                     "clock": repr(delta.clock),
                     "watermark": repr(delta.watermark),
                     "last_gc": repr(delta.last_gc),
+                    "writer": self._mark(shard, n),
                 }
                 if delta.silences is not None:
                     meta["silences"] = _enc.encode(delta.silences)
@@ -89,9 +131,13 @@ class RedisStore:
                 _write(pipe, keys.incidents, delta.incidents)
                 _write(pipe, keys.open, delta.open, encode=False)
                 await pipe.execute()
+        except WatchError as err:  # meta changed between the check and the write
+            msg = f"shard {shard} in Redis at {self.url} changed under the commit"
+            raise StoreReset(msg, retry_after_s=0) from err
         except (RedisError, OSError) as err:
             msg = f"cannot save shard {shard} to Redis at {self.url}: {err}"
             raise StoreUnavailable(msg) from err
+        self._commits[shard] = n
 
     async def load(self, shard: str) -> State | None:
         keys = ShardKeys(self.prefix, shard)
