@@ -7,6 +7,8 @@ delta onto a `State` (the property tests check that replaying every delta rebuil
 exactly the engine's state, so a missed mark fails a test rather than a restart).
 
 A delta with `full=True` replaces everything (first save, a rule reload).
+`merge(older, newer)` is one delta that stores what the two would, in order: a commit
+that failed is retried merged with the next one, not by rewriting the whole state.
 """
 
 from __future__ import annotations
@@ -16,7 +18,15 @@ import msgspec
 from correlate.state import IncidentState, RuleState, State, Tracked, Window
 from correlate.suppress import Silence
 
-__all__ = ["Changes", "RuleMeta", "StateDelta", "apply_delta", "build_delta", "window_key"]
+__all__ = [
+    "Changes",
+    "RuleMeta",
+    "StateDelta",
+    "apply_delta",
+    "build_delta",
+    "merge",
+    "window_key",
+]
 
 _SEP = "\x1e"
 
@@ -177,3 +187,26 @@ def apply_delta(state: State, delta: StateDelta) -> None:
             state.open_by_group.pop(open_key, None)
         else:
             state.open_by_group[open_key] = open_inc
+
+
+def merge(older: StateDelta, newer: StateDelta) -> StateDelta:
+    """One delta equal to `older` then `newer` (pure: neither is changed). A full
+    `newer` replaces everything anyway; a full `older` stays full, updated by `newer`."""
+    if newer.full:
+        return newer
+    # A heartbeat of `older` is stale once `newer` writes or deletes the whole entry.
+    beats = {fp: b for fp, b in older.beats.items() if fp not in newer.tracked}
+    beats.update(newer.beats)
+    return StateDelta(
+        full=older.full,
+        clock=newer.clock,
+        watermark=newer.watermark,
+        last_gc=newer.last_gc,
+        silences=newer.silences if newer.silences is not None else older.silences,
+        tracked={**older.tracked, **newer.tracked},
+        beats=beats,
+        windows={**older.windows, **newer.windows},
+        rules={**older.rules, **newer.rules},
+        incidents={**older.incidents, **newer.incidents},
+        open={**older.open, **newer.open},
+    )

@@ -7,6 +7,7 @@ that never leave the client guessing.
   body). `/metrics`, `/healthz` and `/readyz` stay open for scrapers and probes.
 - Every error is the JSON `{"error", "field", "message"}`, aiohttp's own 404 and 405
   included; a handler that raises is a logged, counted 500, never a traceback page.
+- The state store down is 503 + Retry-After (`store_unavailable`), on every route.
 - Every 5xx is counted in `stormwatch_http_server_errors_total{status}`.
 - An error answered before the request body was read whole says `Connection: close`,
   because aiohttp will close the connection rather than parse the rest as a request.
@@ -14,6 +15,7 @@ that never leave the client guessing.
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Awaitable, Callable
 
@@ -24,7 +26,7 @@ from aiohttp.typedefs import Middleware
 from ingest.auth import Authenticator
 from ingest.http_source import STATUS, error_response
 from ingest.limits import RateLimiter
-from stormwatch.errors import PayloadError
+from stormwatch.errors import PayloadError, StoreUnavailable
 from stormwatch.metrics import Metrics
 
 __all__ = ["API_PREFIXES", "http_guard"]
@@ -62,6 +64,11 @@ def http_guard(auth: Authenticator, rate: RateLimiter | None, metrics: Metrics) 
             headers = getattr(err, "headers", None)
             response = error_response(
                 STATUS.get(err.reason, 400), err.reason, err.message, err.field, headers
+            )
+        except StoreUnavailable as err:  # an action or a query that needs the store
+            retry = str(max(1, math.ceil(err.retry_after_s)))
+            response = error_response(
+                503, "store_unavailable", str(err), headers={"Retry-After": retry}
             )
         except web.HTTPException as exc:
             if exc.status < 400:

@@ -190,7 +190,12 @@ class HttpSource:
             return error_response(429, "overloaded", str(err), headers={"Retry-After": retry})
         except StoreUnavailable as err:
             m.alerts_rejected.labels(source, "store_unavailable").inc()
-            return error_response(503, "store_unavailable", str(err), headers={"Retry-After": "5"})
+            retry = str(max(1, math.ceil(err.retry_after_s)))
+            response = error_response(
+                503, "store_unavailable", str(err), headers={"Retry-After": retry}
+            )
+            _close_if_unread(request, response)
+            return response
         except Exception:  # request root: the sender retries; we log and keep serving
             log.exception("batch_failed", source=source)
             m.alerts_rejected.labels(source, "internal").inc()

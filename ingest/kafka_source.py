@@ -75,6 +75,8 @@ class KafkaSource:
         metrics.init_source(self.name)
         self.committed = 0
         """Messages whose offsets were committed (for tests and logs)."""
+        self.consuming = False
+        """Started and not paused (for /readyz)."""
 
     async def run(self, submit: Submit) -> None:
         """Consume until cancelled; a lost broker is retried, never fatal to the daemon."""
@@ -101,6 +103,7 @@ class KafkaSource:
         if producer is not None:
             await producer.start()
         log.info("kafka_source_started", topics=cfg.topics, group_id=cfg.group_id)
+        self.consuming = True
         try:
             while True:
                 batches = await consumer.getmany(
@@ -119,6 +122,7 @@ class KafkaSource:
                 await consumer.commit()
                 self.committed += count
         finally:
+            self.consuming = False
             await consumer.stop()
             if producer is not None:
                 await producer.stop()
@@ -161,11 +165,16 @@ class KafkaSource:
         while True:
             try:
                 await submit(alerts)
+                self.consuming = True
                 return
             except (Overloaded, StoreUnavailable) as err:
-                wait = getattr(err, "retry_after_s", 1.0)
+                wait = err.retry_after_s
                 partitions = consumer.assignment()
                 consumer.pause(*partitions)
-                log.warning("kafka_source_paused", reason=type(err).__name__, retry_after_s=wait)
+                if self.consuming:  # once per pause, not per retry
+                    log.warning(
+                        "kafka_source_paused", reason=type(err).__name__, retry_after_s=wait
+                    )
+                self.consuming = False
                 await asyncio.sleep(wait)
                 consumer.resume(*partitions)

@@ -33,7 +33,7 @@ from sinks.base import Sink
 from sinks.outbox import Outbox, Pending
 from sinks.remote import Refs
 from sinks.retry import MAX_RETRY_AFTER_S, BreakerPolicy, CircuitBreaker, RetryPolicy
-from stormwatch.errors import SinkError
+from stormwatch.errors import SinkError, StoreUnavailable
 from stormwatch.metrics import BREAKER_STATES, Metrics
 
 __all__ = ["OutboxDrain"]
@@ -92,7 +92,7 @@ class OutboxDrain:
         self._wake.set()
 
     async def run(self) -> None:
-        await self.refresh()
+        """Rounds until cancelled (`step` refreshes the figures before it returns)."""
         while True:
             try:
                 wait = await self.step()
@@ -100,6 +100,10 @@ class OutboxDrain:
                     await self._sleep_until(wait)
             except asyncio.CancelledError:
                 raise
+            except StoreUnavailable:
+                # The outbox is in the state store: the pipeline logs the outage once;
+                # the events wait there, and this round is tried again in a second.
+                await self._sleep_until(self._clock() + 1.0)
             except Exception:
                 self._log.exception("drain_failed")
                 await self._sleep_until(self._clock() + 1.0)

@@ -3,10 +3,18 @@
 The line is the `IncidentEvent` itself: `{"event", "at", "reason", "sequence",
 "incident"}`. Each line is flushed before the outbox marks it done, so a crash loses
 no line that was acknowledged.
+
+A crash can also come after a line is written and before the outbox hears of it; the
+drain then delivers that event again after the restart. So on opening the file the sink
+reads its tail (`TAIL_BYTES`) and skips any event whose incident already has a line of
+that sequence or a later one (what the drain would skip had it heard). A torn last line
+(the crash came mid-write) is cut off: its event is delivered again, whole.
 """
 
 from __future__ import annotations
 
+import contextlib
+import os
 import sys
 from pathlib import Path
 from typing import IO, Literal
@@ -34,6 +42,51 @@ class FileSinkConfig(
 
 
 _encoder = msgspec.json.Encoder()
+TAIL_BYTES = 1 << 20
+"""How much of an existing file is read on start: far more than the one line per crash
+a drain can have written unacknowledged (it delivers one event at a time)."""
+
+
+class _Key(msgspec.Struct):
+    key: str
+
+
+class _Written(msgspec.Struct):
+    """What the tail check reads of a line."""
+
+    sequence: int
+    incident: _Key
+
+
+_line = msgspec.json.Decoder(_Written)
+
+
+def _last_written(path: Path) -> dict[str, int]:
+    """Incident key -> the highest sequence in the file's tail; cuts off a torn last
+    line first."""
+    try:
+        fh = path.open("rb+")
+    except FileNotFoundError:
+        return {}
+    with fh:
+        size = fh.seek(0, os.SEEK_END)
+        start = max(0, size - TAIL_BYTES)
+        fh.seek(start)
+        tail = fh.read()
+        if tail and not tail.endswith(b"\n"):
+            keep = tail.rfind(b"\n") + 1
+            fh.truncate(start + keep)
+            tail = tail[:keep]
+    lines = tail.split(b"\n")
+    if start > 0:
+        lines = lines[1:]  # the first may begin mid-line
+    out: dict[str, int] = {}
+    for line in lines:
+        with contextlib.suppress(msgspec.DecodeError, msgspec.ValidationError):
+            w = _line.decode(line)
+            if w.sequence > out.get(w.incident.key, 0):
+                out[w.incident.key] = w.sequence
+    return out
 
 
 class FileSink:
@@ -41,6 +94,8 @@ class FileSink:
         self.name = config.name
         self.config = config
         self._fh: IO[bytes] | None = None
+        self._written: dict[str, int] | None = None
+        """From the file's tail at the first open: incident key -> last sequence."""
 
     def _open(self) -> IO[bytes]:
         if self._fh is None:
@@ -49,6 +104,8 @@ class FileSink:
             else:
                 path = Path(self.config.path)
                 path.parent.mkdir(parents=True, exist_ok=True)
+                if self._written is None:
+                    self._written = _last_written(path)
                 self._fh = path.open("ab")
         return self._fh
 
@@ -56,6 +113,8 @@ class FileSink:
         if event.event in self.config.events:
             try:
                 fh = self._open()
+                if event.sequence <= (self._written or {}).get(event.incident.key, 0):
+                    return Receipt(sink=self.name, remote_id=event.incident.key)
                 # One small write and flush: cheaper than a thread hop for a line of JSON.
                 fh.write(_encoder.encode(event) + b"\n")
                 fh.flush()

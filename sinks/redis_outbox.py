@@ -6,7 +6,8 @@ incident events together or neither. The sink's drain, the only writer of everyt
 else, folds the inbox's head into the `pending` hash and its two sorted sets in one
 MULTI/EXEC with the LTRIM that takes it off the inbox: a crash between the two leaves
 the events in the inbox, to be absorbed again (folding is idempotent: a repeated
-sequence changes nothing). Keys: sinks/keys.py.
+sequence changes nothing). Keys: sinks/keys.py. Redis errors are raised as
+`StoreUnavailable` (sinks/redis_errors.py).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import structlog
 
 from sinks.keys import SinkKeys
 from sinks.outbox import DeadLetter, OutboxEntry, Pending, absorb_into, requeue_into
+from sinks.redis_errors import translated
 from stormwatch.wire import IncidentEvent
 
 __all__ = ["RedisOutbox"]
@@ -65,6 +67,7 @@ class RedisOutbox:
         """An inbox value, for the store to append in the batch's transaction."""
         return _enc.encode(OutboxEntry.new(event))
 
+    @translated
     async def put(self, sink: str, events: list[IncidentEvent]) -> None:
         if events:
             await self._client.rpush(self.inbox_key(sink), *[self.encode(e) for e in events])
@@ -74,12 +77,14 @@ class RedisOutbox:
     ) -> None:
         into.setdefault(self.inbox_key(sink), []).extend(self.encode(e) for e in events)
 
+    @translated
     async def _slots(self, sink: str, keys: list[str]) -> dict[str, Pending]:
         if not keys:
             return {}
         raw = await self._client.hmget(self.keys(sink).pending, keys)
         return {k: _pending.decode(v) for k, v in zip(keys, raw, strict=True) if v is not None}
 
+    @translated
     async def _write(
         self,
         sink: str,
@@ -112,6 +117,7 @@ class RedisOutbox:
                 pipe.ltrim(k.dead, -self.dead_letter_capacity, -1)
             await pipe.execute()
 
+    @translated
     async def absorb(self, sink: str, now: float, limit: int = 1000) -> tuple[int, int]:
         raw = await self._client.lrange(self.inbox_key(sink), 0, limit - 1)
         if not raw:
@@ -128,6 +134,7 @@ class RedisOutbox:
         await self._write(sink, changed, before, trim=len(raw))
         return len(raw), merged
 
+    @translated
     async def due(self, sink: str, now: float, limit: int) -> list[Pending]:
         keys = await self._client.zrangebyscore(self.keys(sink).due, "-inf", now, 0, limit)
         slots = await self._slots(
@@ -135,18 +142,22 @@ class RedisOutbox:
         )
         return list(slots.values())
 
+    @translated
     async def next_due(self, sink: str) -> float | None:
         first = await self._client.zrange(self.keys(sink).due, 0, 0, withscores=True)
         return float(first[0][1]) if first else None
 
+    @translated
     async def save(self, sink: str, slot: Pending) -> None:
         before = await self._slots(sink, [slot.key])
         await self._write(sink, {slot.key: slot}, before)
 
+    @translated
     async def done(self, sink: str, key: str) -> None:
         before = await self._slots(sink, [key])
         await self._write(sink, {}, before, gone=[key])
 
+    @translated
     async def dead_letter(self, sink: str, slot: Pending, reason: str, error: str) -> None:
         letters = [
             _enc.encode(
@@ -157,9 +168,11 @@ class RedisOutbox:
         before = await self._slots(sink, [slot.key])
         await self._write(sink, {}, before, gone=[slot.key], dead=letters)
 
+    @translated
     async def dead_letters(self, sink: str) -> list[DeadLetter]:
         return [_dead.decode(r) for r in await self._client.lrange(self.keys(sink).dead, 0, -1)]
 
+    @translated
     async def replay(self, sink: str, now: float) -> int:
         k = self.keys(sink)
         async with self._client.pipeline(transaction=True) as pipe:
@@ -172,9 +185,11 @@ class RedisOutbox:
         await self._write(sink, requeue_into(before, letters, now), before)
         return len(letters)
 
+    @translated
     async def slot(self, sink: str, key: str) -> Pending | None:
         return (await self._slots(sink, [key])).get(key)
 
+    @translated
     async def stats(self, sink: str) -> tuple[int, int, float | None]:
         k = self.keys(sink)
         async with self._client.pipeline(transaction=False) as pipe:

@@ -24,6 +24,7 @@ import msgspec
 import redis.asyncio as aioredis
 
 from sinks.keys import REMOTE_TTL_S, RESOLVED_TTL_S, remote_key
+from sinks.redis_errors import translated
 
 __all__ = ["MemoryRemoteStore", "RedisRemoteStore", "Refs", "RemoteRef", "RemoteStore"]
 
@@ -90,10 +91,12 @@ class RedisRemoteStore:
         self._client = client
         self.prefix = prefix
 
+    @translated
     async def get(self, sink: str, key: str) -> RemoteRef | None:
         raw = await self._client.get(remote_key(self.prefix, sink, key))
         return _dec.decode(raw) if raw is not None else None
 
+    @translated
     async def put(self, sink: str, key: str, ref: RemoteRef) -> None:
         await self._client.set(
             remote_key(self.prefix, sink, key), _enc.encode(ref), ex=REMOTE_TTL_S

@@ -6,7 +6,8 @@ StormwatchError
 ├── RuleError(file, line, rule, field)          `rules check` exit 2; reload refused, old rules kept
 ├── PayloadError(source, field, reason)         HTTP 400/413/415 with a JSON body
 ├── Overloaded(retry_after_s)                   HTTP 429/503 + Retry-After; Kafka: pause partitions
-├── StoreUnavailable                            HTTP 503; correlator backs off
+├── StoreUnavailable(retry_after_s)             HTTP 503 + Retry-After; Kafka: pause partitions
+│   └── StoreReset                              the store lost what we saved: write it whole
 └── SinkError(sink, status, retry_after_s)
     ├── RetryableSinkError                      5xx, 429, 408, timeouts, connection errors
     └── PermanentSinkError                      other 4xx, rejected payload -> dead letter at once
@@ -23,6 +24,7 @@ __all__ = [
     "RetryableSinkError",
     "RuleError",
     "SinkError",
+    "StoreReset",
     "StoreUnavailable",
     "StormwatchError",
     "split_validation_message",
@@ -104,7 +106,19 @@ class Overloaded(StormwatchError):
 
 
 class StoreUnavailable(StormwatchError):
-    """The state store cannot be reached; the batch was not saved."""
+    """The state store cannot be reached; the batch was not saved. Every store error on
+    every path (commit, outbox, remote records, load) is raised as this, never a
+    client library's own."""
+
+    def __init__(self, message: str = "state store unavailable", *, retry_after_s: float = 2.0):
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
+
+
+class StoreReset(StoreUnavailable):
+    """The store no longer holds what this process last saved there (Redis restarted
+    empty or from an older snapshot, or another process wrote the shard): nothing was
+    written; the next commit must write the whole state, not a delta."""
 
 
 class SinkError(StormwatchError):

@@ -22,6 +22,15 @@ archive of the stamped alerts replays to the same incidents (`ingest.archive`).
 **Ticks.** `tick(now)` fires the timers due by `now`. It runs only when the queue is
 empty at the moment `now` is read: a request stamped later has a later stamp than `now`,
 so no timer ever fires ahead of a record that arrived before it was due.
+
+**Store outages.** A commit that fails (`StoreUnavailable`) keeps its delta and events;
+the next commit retries them merged with whatever changed since (`delta.merge`), and
+nothing new is correlated before it succeeds, so the engine never runs more than one
+batch ahead of what is stored. While the store is down `submit` refuses at once (503
+over HTTP, a paused partition on Kafka) and the correlator retries once per tick, so
+the outage ends by itself; it is logged once when it starts (`store_unavailable`) and
+once when it ends (`store_recovered`, with its duration). A store that no longer holds
+what we saved (`StoreReset`: Redis restarted empty) gets the whole state at once.
 """
 
 from __future__ import annotations
@@ -35,8 +44,8 @@ import msgspec
 import structlog
 
 from correlate import Effects, Engine
-from correlate.delta import StateDelta
-from stormwatch.errors import Overloaded
+from correlate.delta import StateDelta, merge
+from stormwatch.errors import Overloaded, StoreReset, StoreUnavailable
 from stormwatch.metrics import Metrics
 from stormwatch.wire import Alert, IncidentEvent
 
@@ -97,6 +106,11 @@ class Pipeline:
         self._commit = commit
         self._backlog: list[IncidentEvent] | None = None
         """Events of a batch whose commit failed: committed first, before anything new."""
+        self._unsaved: StateDelta | None = None
+        """The delta of that commit, merged into the next one."""
+        self.store_down_since: float | None = None
+        """When the current store outage began (time.monotonic), or None."""
+        self._down_error = ""
         self._metrics = metrics
         self._queue: asyncio.Queue[_Request] = asyncio.Queue(maxsize=capacity)
         self._max_batch = max_batch_alerts
@@ -124,6 +138,8 @@ class Pipeline:
             raise Overloaded("shutting down", retry_after_s=5)
         if not alerts:
             return
+        if self.store_down_since is not None:
+            raise StoreUnavailable(f"state store unavailable: {self._down_error}")
         if self._queue.full():
             raise Overloaded(retry_after_s=1)
         last = self.stamp.last
@@ -210,7 +226,8 @@ class Pipeline:
                     r.done.set_exception(Overloaded("shutting down", retry_after_s=5))
             raise
         except Exception as err:
-            log.exception("batch_failed", alerts=sum(len(r.alerts) for r in requests))
+            if not isinstance(err, StoreUnavailable):  # an outage is logged once, not per batch
+                log.exception("batch_failed", alerts=sum(len(r.alerts) for r in requests))
             for r in requests:
                 if not r.done.done():
                     r.done.set_exception(err)
@@ -244,15 +261,35 @@ class Pipeline:
 
     async def _commit_events(self, events: list[IncidentEvent]) -> None:
         delta = self.engine.take_delta()
+        if self._unsaved is not None:
+            delta = merge(self._unsaved, delta)
         try:
-            await self._commit(events, delta)
-        except BaseException:
-            # The change marks went with the delta: rewrite everything next time, and
-            # keep the events, so neither the state nor an incident event is lost.
-            self.engine.changes.full = True
-            self._backlog = events
+            try:
+                await self._commit(events, delta)
+            except StoreReset as err:
+                # What the store held is gone: write the whole state from memory.
+                log.warning("store_reset", error=str(err))
+                self.engine.changes.full = True
+                delta = merge(delta, self.engine.take_delta())
+                await self._commit(events, delta)
+        except BaseException as err:
+            # Kept, so neither the state nor an incident event is lost: the next commit
+            # retries both, merged with what changed since.
+            self._unsaved, self._backlog = delta, events
+            if isinstance(err, StoreUnavailable):
+                self._store_down(err)
             raise
-        self._backlog = None
+        self._unsaved = self._backlog = None
+        if self.store_down_since is not None:
+            down = time.monotonic() - self.store_down_since
+            self.store_down_since = None
+            log.info("store_recovered", duration_s=round(down, 3))
+
+    def _store_down(self, err: StoreUnavailable) -> None:
+        if self.store_down_since is None:
+            self.store_down_since = time.monotonic()
+            self._down_error = str(err)
+            log.error("store_unavailable", error=str(err))
 
     def _observe(self, effects: Effects) -> None:
         m, c = self._metrics, effects.counts

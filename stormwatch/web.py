@@ -1,7 +1,8 @@
 """The HTTP surface: ingest routes from `ingest.HttpSource`, plus operations.
 
 - `GET /healthz`: the process is alive.
-- `GET /readyz`: rules loaded and the correlator running; 503 otherwise.
+- `GET /readyz`: rules loaded, the correlator running, the state store taking commits
+  and the Kafka source (if configured) consuming; 503 naming what is not, otherwise.
 - `GET /metrics`: Prometheus text format, from the App's own registry.
 - `POST /-/reload`: reload the rules (as SIGHUP); 400 with the errors if refused.
 - `GET /api/v1/incidents[?status=open|resolved]`, `GET /api/v1/incidents/{key}`,
@@ -55,9 +56,13 @@ def build_web_app(app: App) -> web.Application:
         return _ok({"status": "ok"})
 
     async def readyz(_: web.Request) -> web.Response:
-        if app.ready:
-            return _ok({"status": "ready", "rules": len(app.ruleset)})
-        return error_response(503, "not_ready", "starting or stopping")
+        if not app.ready:
+            return error_response(503, "not_ready", "starting or stopping")
+        if app.pipeline.store_down_since is not None:
+            return error_response(503, "store_unavailable", "the state store takes no commits")
+        if app.kafka_source is not None and not app.kafka_source.consuming:
+            return error_response(503, "kafka_not_consuming", "the Kafka source is not consuming")
+        return _ok({"status": "ready", "rules": len(app.ruleset)})
 
     async def metrics(_: web.Request) -> web.Response:
         body = generate_latest(app.metrics.registry)

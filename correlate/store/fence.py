@@ -75,6 +75,13 @@ class ShardFence:
         raw = await self._client.get(self._offset)
         return int(raw) if raw is not None else None
 
+    async def held(self) -> bool:
+        """Whether the stored claim is still this assignment's."""
+        token = await self._client.hget(self._owner, "token")
+        if isinstance(token, bytes):
+            token = token.decode()
+        return token == self.token
+
     async def guard(self, pipe: Any) -> None:
         """WATCH the owner, check it is still us, and open the commit's MULTI (with the
         offset in it). Raises Fenced; EXEC raises WatchError if a claim comes between."""

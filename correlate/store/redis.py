@@ -3,14 +3,32 @@
 Each batch's `StateDelta` becomes HSETs and HDELs on the shard's hashes (keys.py) in one
 transaction, so Redis holds either all of a batch or none of it. Load reads the hashes
 back into a `State`. Values are msgspec JSON.
+
+**Writer mark.** A delta is only right on top of what this process saved last. Every
+commit writes `writer` = "<run id>:<commit number>" into the shard's meta, and a delta
+(not a full write) is applied only if meta still holds the mark of our previous commit,
+checked under WATCH in the same transaction. Redis restarted empty, or from a snapshot
+older than our last commit, or a shard written by someone else, fails that check: the
+commit raises `StoreReset` and writes nothing, and the pipeline writes the whole state
+from memory instead. A full write needs no check (it replaces the shard). Loading a
+shard adopts the mark it finds, so a replica that takes a shard over (or a restarted
+process) goes on with deltas on top of what it loaded.
+
+**Fence.** With a `ShardFence` (partitioned mode, correlate/store/fence.py) the same
+transaction also WATCHes the shard's owner and stores the partition's next offset; a
+commit by a replica that no longer owns the shard raises `Fenced` and writes nothing.
+
+Every Redis or socket error is raised as `StoreUnavailable`.
 """
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 import msgspec
 import redis.asyncio as aioredis
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError, WatchError
 
 from correlate.delta import RuleMeta, StateDelta
@@ -18,7 +36,7 @@ from correlate.state import STATE_VERSION, IncidentState, RuleState, State, Trac
 from correlate.store.fence import Fenced, ShardFence
 from correlate.store.keys import ShardKeys
 from correlate.suppress import Silence
-from stormwatch.errors import StoreUnavailable
+from stormwatch.errors import StoreReset, StoreUnavailable
 
 __all__ = ["RedisStore"]
 
@@ -50,6 +68,10 @@ class RedisStore:
         self.url = url
         self.prefix = prefix
         self._client = aioredis.from_url(url, socket_timeout=5, socket_connect_timeout=5)
+        self._run = uuid.uuid4().hex[:16]
+        self._commits = 0
+        self._marks: dict[str, bytes | None] = {}
+        """Per shard: the writer mark of the last write we made or loaded."""
 
     @property
     def client(self) -> aioredis.Redis:
@@ -66,12 +88,42 @@ class RedisStore:
     ) -> None:
         """Write `delta`, and RPUSH `outbox` (list key -> entries; the sinks' outbox
         entries), in one MULTI/EXEC; with `fence`, only while this replica owns the
-        shard, storing the partition's next offset too (raises Fenced otherwise)."""
+        shard, storing the partition's next offset too. Raises Fenced (another replica
+        owns the shard), StoreReset (nothing written: a delta would not land on what we
+        saved last) or StoreUnavailable (Redis fails)."""
+        try:
+            await self._commit(shard, delta, outbox, fence)
+        except StoreUnavailable as err:
+            if isinstance(err, StoreReset) or not isinstance(err.__cause__, RedisConnectionError):
+                raise
+            # Once more on a fresh connection: after Redis restarts, each pooled one
+            # fails once. Safe even if the first went through: a delta then finds our
+            # newer mark (StoreReset: the state is written whole), and the inbox folds
+            # a repeated event into nothing (sinks/redis_outbox.py).
+            await self._commit(shard, delta, outbox, fence)
+
+    async def _commit(
+        self,
+        shard: str,
+        delta: StateDelta,
+        outbox: dict[str, list[bytes]] | None,
+        fence: ShardFence | None,
+    ) -> None:
         keys = ShardKeys(self.prefix, shard)
+        self._commits += 1
+        mark = f"{self._run}:{self._commits}".encode()
         try:
             async with self._client.pipeline(transaction=True) as pipe:
+                if not delta.full:
+                    await pipe.watch(keys.meta)
+                    if await pipe.hget(keys.meta, "writer") != self._marks.get(shard):
+                        await pipe.unwatch()  # type: ignore[no-untyped-call]
+                        msg = f"shard {shard} in Redis at {self.url} is not as we saved it"
+                        raise StoreReset(msg, retry_after_s=0)
                 if fence is not None:
-                    await fence.guard(pipe)
+                    await fence.guard(pipe)  # WATCHes the owner too, then opens the MULTI
+                elif not delta.full:
+                    pipe.multi()  # type: ignore[no-untyped-call]
                 for key, values in (outbox or {}).items():
                     if values:
                         pipe.rpush(key, *values)
@@ -82,6 +134,7 @@ class RedisStore:
                     "clock": repr(delta.clock),
                     "watermark": repr(delta.watermark),
                     "last_gc": repr(delta.last_gc),
+                    "writer": mark,
                 }
                 if delta.silences is not None:
                     meta["silences"] = _enc.encode(delta.silences)
@@ -98,11 +151,21 @@ class RedisStore:
                 _write(pipe, keys.incidents, delta.incidents)
                 _write(pipe, keys.open, delta.open, encode=False)
                 await pipe.execute()
-        except WatchError as err:
-            raise Fenced(f"shard {shard} was claimed by another replica") from err
+        except WatchError as err:  # the owner or meta changed between the check and EXEC
+            if fence is not None and not await self._still_owner(fence):
+                raise Fenced(f"shard {shard} was claimed by another replica") from err
+            msg = f"shard {shard} in Redis at {self.url} changed under the commit"
+            raise StoreReset(msg, retry_after_s=0) from err
         except (RedisError, OSError) as err:
             msg = f"cannot save shard {shard} to Redis at {self.url}: {err}"
             raise StoreUnavailable(msg) from err
+        self._marks[shard] = mark
+
+    async def _still_owner(self, fence: ShardFence) -> bool:
+        try:
+            return await fence.held()
+        except (RedisError, OSError) as err:
+            raise StoreUnavailable(f"cannot read the owner of shard {fence.shard}: {err}") from err
 
     async def load(self, shard: str) -> State | None:
         keys = ShardKeys(self.prefix, shard)
@@ -115,12 +178,16 @@ class RedisStore:
             msg = f"cannot load shard {shard} from Redis at {self.url}: {err}"
             raise StoreUnavailable(msg) from err
         if not meta:
+            self._marks[shard] = None
             return None
         version = meta.get(b"version", b"1").decode()
         if version != str(STATE_VERSION):
-            # Another engine's format: start afresh; the first save rewrites the shard.
+            # Another engine's format: start afresh; the first save rewrites the shard
+            # (no mark matches b"", so a delta is refused and the state written whole).
             self.discarded_version = version
+            self._marks[shard] = b""
             return None
+        self._marks[shard] = meta.get(b"writer")
         state = State(
             clock=float(meta[b"clock"]),
             watermark=float(meta[b"watermark"]),
