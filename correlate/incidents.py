@@ -35,6 +35,8 @@ ALERT_ENTRIES_UP_TO = 10
 """Incidents with more alerts than this stop logging each alert added or resolved."""
 
 _SEP = "\x1e"
+_SHARED_MAX = 10_000
+"""Distinct `Tracked.incidents` tuples kept for sharing; dropped whole when full."""
 
 
 def incident_key(rule: str, group_key: str, first_at: float, first_fp: str = "", n: int = 0) -> str:
@@ -61,6 +63,10 @@ class IncidentBook:
         self.closed: deque[tuple[float, str]] = deque()
         """(arrival clock it resolved at, key), in clock order: what the engine forgets
         after `retention`, oldest first."""
+        self._shared: dict[tuple[str, ...], tuple[str, ...]] = {}
+        """Membership tuples handed out: the alerts of a storm are in the same incidents,
+        so they share one tuple (56 bytes an alert otherwise; bench/README.md, memory).
+        Only sharing is lost when it is dropped: tuples compare by value."""
 
     # -- marks and the timeline ----------------------------------------------------------
 
@@ -175,7 +181,7 @@ class IncidentBook:
             if log:
                 self._log_alert(inc, at, "alert_refired", fp)
             return
-        tracked.incidents += (inc.key,)
+        tracked.incidents = self._share((*tracked.incidents, inc.key))
         changes.tracked.add(fp)
         inc.alert_count += 1
         inc.firing += firing
@@ -194,6 +200,14 @@ class IncidentBook:
             )
         if log:
             self._log_alert(inc, at, "alert_added", fp)
+
+    def _share(self, keys: tuple[str, ...]) -> tuple[str, ...]:
+        shared = self._shared.get(keys)
+        if shared is None:
+            if len(self._shared) >= _SHARED_MAX:
+                self._shared.clear()
+            shared = self._shared[keys] = keys
+        return shared
 
     def join(self, inc: IncidentState, tracked: Tracked, t: float) -> None:
         """A new alert of the incident's group (event time `t`) joins it."""

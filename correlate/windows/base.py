@@ -216,6 +216,8 @@ class Aggregator:
         cutoff = horizon - self.span
         for gkey in list(groups):
             w = groups[gkey]
+            if w.times and w.times[0] >= cutoff:
+                continue  # nothing to evict (most groups): no calls
             n = evict_before(w, cutoff)
             if n:
                 self.evicted(gkey, n)
