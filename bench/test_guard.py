@@ -1,5 +1,6 @@
 """The hot path's CI guard (bench/guard.py): the core's time against a calibration loop's
-in the same process, so it holds on a busy or a slower machine; about 3 seconds.
+in the same process, so it holds on a busy or a slower machine; about 3 seconds (4 with
+the load average at 4 on 2 cores).
 
 Runs in CI's bench step (`python -m pytest bench -q --benchmark-disable`); it times with
 its own clock, so --benchmark-disable does not turn it off.
