@@ -158,6 +158,11 @@ class OutboxDrain:
             if event.sequence <= ref.sequence:  # the sink has it (or something newer)
                 events.pop(0)
                 continue
+            if slot.inflight != event.sequence:
+                # Written ahead: a drain that dies mid-delivery leaves this event to be
+                # sent again as it is (sinks/outbox.py, Pending.inflight).
+                slot = msgspec.structs.replace(slot, events=events, inflight=event.sequence)
+                await self.outbox.save(self.name, slot)
             started = time.perf_counter()
             try:
                 await self.sink.deliver(event)
@@ -165,7 +170,11 @@ class OutboxDrain:
                 m.sink_seconds.labels(self.name).observe(time.perf_counter() - started)
                 outcome = "retryable" if err.retryable else "permanent"
                 m.sink_requests.labels(self.name, outcome).inc()
-                await self._failed(msgspec.structs.replace(slot, events=events), err)
+                # The sink answered: it does not have the event, which may fold again.
+                inflight = 0 if err.status else slot.inflight
+                await self._failed(
+                    msgspec.structs.replace(slot, events=events, inflight=inflight), err
+                )
                 return
             except Exception as err:
                 self._log.exception("sink_delivery_crashed", incident_key=key)

@@ -64,6 +64,11 @@ class Pending(msgspec.Struct, kw_only=True):
     next_at: float = 0.0
     """Not before this time (backoff, Retry-After); a new slot is due at once."""
     last_error: str = ""
+    inflight: int = 0
+    """The sequence of the first event while it is being delivered: the sink may have it
+    even if the drain dies before hearing so. Nothing folds into that event, so whoever
+    drains the slot next sends it again as it was, under the same Idempotency-Key
+    (key:sequence), which the receiver absorbs; never an `opened` under a new one."""
 
 
 class DeadLetter(msgspec.Struct, kw_only=True, frozen=True):
@@ -88,7 +93,16 @@ def absorb_into(
             changed[key] = Pending(key=key, events=[event], enqueued_at=now, next_at=now)
             continue
         merged += 1
-        changed[key] = msgspec.structs.replace(slot, events=coalesce(slot.events, event))
+        waiting = slot.events
+        if slot.inflight and waiting and waiting[0].sequence == slot.inflight:
+            folded = (
+                [waiting[0], *coalesce(waiting[1:], event)]
+                if event.sequence > slot.inflight
+                else waiting
+            )
+        else:
+            folded = coalesce(waiting, event)
+        changed[key] = msgspec.structs.replace(slot, events=folded)
     return changed, merged
 
 

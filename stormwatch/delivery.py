@@ -211,9 +211,13 @@ class Delivery:
 
     async def stop_drains(self) -> None:
         """Cancel this delivery's drains (a shard handed over: its new owner drains it)."""
-        for task in self._tasks:
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        pending = set(self._tasks)
+        while pending:
+            # Cancelled again until done: on Python 3.11 a cancellation that lands as
+            # the drain's wait_for times out is swallowed, and the drain waits on.
+            for task in pending:
+                task.cancel()
+            _, pending = await asyncio.wait(pending, timeout=0.1)
         self._tasks = []
 
     # -- operations --------------------------------------------------------------------

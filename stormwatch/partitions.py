@@ -307,10 +307,12 @@ class PartitionedCorrelator:
                 if batches:
                     hints = await self._take(consumer, batches)
                     if hints:
-                        # Outside the lock: a commit may wait for a rebalance, which
-                        # waits for the lock in its revocation callback.
-                        with contextlib.suppress(KafkaError):
-                            await consumer.commit(hints)
+                        # A hint (lag monitoring; where a partition with no shard yet
+                        # starts), so it may fail. Outside the lock: a commit may wait
+                        # for a rebalance, whose revocation callback takes the lock.
+                        with contextlib.suppress(KafkaError, TimeoutError):
+                            async with asyncio.timeout(5):
+                                await consumer.commit(hints)
         finally:
             self.consuming = False
             async with self._lock:

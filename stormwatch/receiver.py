@@ -60,7 +60,7 @@ class Receiver:
 
     async def start(self) -> None:
         cfg = self.config
-        await self._ensure_topic()
+        await self.ensure_topic()
         producer = AIOKafkaProducer(
             bootstrap_servers=cfg.bootstrap,
             max_request_size=4 * 1024 * 1024,
@@ -72,7 +72,8 @@ class Receiver:
         self._partitions = sorted(await producer.partitions_for(cfg.topic))
         log.info("receiver_started", topic=cfg.topic, partitions=len(self._partitions))
 
-    async def _ensure_topic(self) -> None:
+    async def ensure_topic(self) -> None:
+        """Create the topic with `partitions` partitions unless it exists."""
         cfg = self.config
         admin = AIOKafkaAdminClient(bootstrap_servers=cfg.bootstrap)
         await admin.start()

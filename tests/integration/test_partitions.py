@@ -140,7 +140,10 @@ async def test_a_receiver_feeds_a_correlator_one_shard_per_partition(
     )
     async with receiver, correlator:
         alerts = [
-            {"labels": {"alertname": f"A{i}", "service": f"svc{s}"}, "startsAt": "2026-01-01T00:00:00Z"}
+            {
+                "labels": {"alertname": f"A{i}", "service": f"svc{s}"},
+                "startsAt": "2026-01-01T00:00:00Z",
+            }
             for s in range(4)
             for i in range(3)
         ]
@@ -165,6 +168,6 @@ async def _post(app: App, alerts: list[dict[str, Any]]) -> None:
     import aiohttp
 
     host, port = app.config.host_port
-    async with aiohttp.ClientSession() as session:
-        async with session.post(f"http://{host}:{port}/api/v2/alerts", json=alerts) as resp:
-            assert resp.status == 200, await resp.text()
+    url = f"http://{host}:{port}/api/v2/alerts"
+    async with aiohttp.ClientSession() as session, session.post(url, json=alerts) as resp:
+        assert resp.status == 200, await resp.text()
