@@ -25,6 +25,7 @@ from correlate.store import MemoryStore, Store
 from correlate.suppress import Silence, active_silence
 from ingest import Intake, is_loopback
 from ingest.kafka_source import KafkaSource
+from ingest.limits import InflightBudget
 from rules import RuleSet, load_rules, rule_files
 from stormwatch.archive import AlertArchive
 from stormwatch.config import Config
@@ -87,6 +88,7 @@ class App:
             self._commit,
             self.metrics,
             capacity=config.ingest.queue_capacity_batches,
+            max_queued_alerts=config.ingest.queue_max_alerts,
             max_batch_alerts=config.ingest.max_batch_alerts,
             tick_interval=config.tick_interval,
             clock=clock,
@@ -104,6 +106,7 @@ class App:
             mappings=config.ingest.load_mappings(),
             syslog=config.ingest.syslog,
             files=config.ingest.files,
+            budget=InflightBudget(config.ingest.queue_max_alerts, config.ingest.queue_max_bytes),
             clock=self.pipeline.stamp,
         )
         self.http_source = self.intake.http
