@@ -43,6 +43,9 @@ from stormwatch.wire import Alert, Incident, IncidentEvent
 __all__ = ["DEFAULT_RULES", "App", "serve"]
 
 DEFAULT_RULES = str(files("rules") / "defaults")
+LISTEN_BACKLOG = 2048
+"""Connections the kernel queues before the daemon accepts them (aiohttp's default is
+128; Linux caps it at net.core.somaxconn, 4096 on current kernels)."""
 log = structlog.get_logger("stormwatch")
 
 
@@ -324,7 +327,9 @@ class App:
         )
         await self._runner.setup()
         host, port = self.config.host_port
-        site = web.TCPSite(self._runner, host, port, reuse_address=True)
+        # A crowd of senders connecting at once waits in the accept queue and is refused
+        # with a quick 429 there, rather than having SYNs dropped and retried seconds later.
+        site = web.TCPSite(self._runner, host, port, reuse_address=True, backlog=LISTEN_BACKLOG)
         await site.start()
         self.ready = True
         open_routes = self.intake.unprotected_routes()
