@@ -12,7 +12,7 @@
 | not JSON (malformed) | 400 | invalid_json |
 | JSON of the wrong shape, a time out of range | 400 | invalid_payload (`field` is the `$.path`) |
 | no such `/webhook/<format>` | 404 | unknown_format (counted under source `http`) |
-| ingest queue full | 429 + Retry-After | overloaded |
+| no room in the in-flight budget (checked before the body is read), queue full | 429 + Retry-After | overloaded |
 | state store down; a bug | 503, 500 + Retry-After | store_unavailable, internal |
 
 Every refusal is counted in `stormwatch_alerts_rejected_total{source, reason}`. An
@@ -33,7 +33,7 @@ from aiohttp import web
 
 from ingest.auth import Authenticator
 from ingest.body import BodyLimits, check_depth, decode_content, read_body
-from ingest.limits import RateLimiter
+from ingest.limits import UNKNOWN_LENGTH_BYTES, InflightBudget, RateLimiter, Ticket, estimate_alerts
 from ingest.normalize import NORMALIZERS, Normalizer
 from ingest.normalize.alertmanager import normalize_alertmanager_v2
 from ingest.ratelimit import LogLimiter
@@ -96,9 +96,11 @@ class HttpSource:
         normalizers: Mapping[str, Normalizer] | None = None,
         auth: Authenticator | None = None,
         rate_limiter: RateLimiter | None = None,
+        budget: InflightBudget | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._submit = submit
+        self.budget = budget
         self._metrics = metrics
         self.limits = limits
         self.normalizers: dict[str, Normalizer] = {**NORMALIZERS, **(normalizers or {})}
@@ -148,6 +150,16 @@ class HttpSource:
         if self._rate is not None and credential:
             self._rate.check_credential(credential, source)
 
+    def _reserve(self, request: web.Request) -> Ticket | None:
+        """Room in the in-flight budget, before the body is read (raises Overloaded). A
+        body declared over the size limit holds none: it is refused with 413 unread."""
+        declared = request.content_length
+        if self.budget is None or (declared or 0) > self.limits.max_bytes:
+            return None
+        nbytes = declared if declared is not None else UNKNOWN_LENGTH_BYTES
+        coding = request.headers.get("Content-Encoding", "")
+        return self.budget.reserve(estimate_alerts(nbytes, coding), nbytes)
+
     async def _body(self, request: web.Request, source: str, *, typed: bool = False) -> bytes:
         ctype = request.content_type.lower()
         if ctype not in _JSON_TYPES and not ctype.endswith("+json"):
@@ -170,8 +182,10 @@ class HttpSource:
         self, request: web.Request, source: str, normalize: Normalizer, *, typed: bool = False
     ) -> web.StreamResponse:
         m = self._metrics
+        ticket: Ticket | None = None
         try:
             self._admit(request, source)
+            ticket = self._reserve(request)
             body = await self._body(request, source, typed=typed)
             try:
                 alerts = normalize(body, self._clock())
@@ -181,6 +195,8 @@ class HttpSource:
                     # runs on refusals only).
                     check_depth(body, self.limits.max_depth, source)
                 raise
+            if ticket is not None:
+                ticket.resize(len(alerts), len(body))
             await self._submit(alerts)
         except PayloadError as err:
             return await self._reject(request, source, err)
@@ -205,6 +221,9 @@ class HttpSource:
                 "the batch was not processed; retry it",
                 headers={"Retry-After": "1"},
             )
+        finally:
+            if ticket is not None:
+                ticket.release()
         firing = sum(1 for a in alerts if a.status == "firing")
         if firing:
             m.alerts_received.labels(source, "firing").inc(firing)

@@ -18,7 +18,7 @@ from ingest.body import BodyLimits
 from ingest.file_source import FileSource, FileSourceConfig
 from ingest.guard import API_PREFIXES, http_guard
 from ingest.http_source import HttpSource
-from ingest.limits import RateLimitConfig, RateLimiter
+from ingest.limits import InflightBudget, RateLimitConfig, RateLimiter
 from ingest.normalize import Normalizer
 from ingest.source import Source, Submit
 from ingest.syslog_source import SyslogConfig, SyslogSource
@@ -50,6 +50,7 @@ class Intake:
         syslog: SyslogConfig | None = None,
         files: Sequence[FileSourceConfig] = (),
         environ: Mapping[str, str] | None = None,
+        budget: InflightBudget | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.auth = Authenticator(auth, environ)
@@ -65,6 +66,7 @@ class Intake:
             normalizers=mappings,
             auth=self.auth,
             rate_limiter=self.rate,
+            budget=budget,
             clock=clock,
         )
         self.guard = http_guard(self.auth, self.rate, metrics)

@@ -1,4 +1,5 @@
-"""Request rate limits: a token bucket per client address and per credential.
+"""Request rate limits (a token bucket per client address and per credential), and the
+in-flight budget that refuses a request before its body is read.
 
 ```yaml
 ingest:
@@ -13,6 +14,14 @@ again) and counted as `rate_limited`. The client address is the TCP peer: behind
 proxy every client is the proxy, so limit there or per token. Memory is bounded by
 `max_tracked`: a bucket idle long enough to be full again carries no state worth
 keeping, and is dropped first.
+
+**In-flight budget** (`InflightBudget`, `ingest.queue_max_alerts` and `queue_max_bytes`):
+every HTTP request holds, from before its body is read until it is answered, its body's
+bytes and its alerts. The bytes are the Content-Length (a chunked body: 1 MiB, then
+what arrived), the alerts an estimate from the bytes until the body is decoded, then
+the real count. A request that does not fit is refused at once with 429 + Retry-After
+and its body is never read or decoded, so under overload the daemon spends its time on
+the requests it took, and memory stays bounded by the budget, not by the offered load.
 """
 
 from __future__ import annotations
@@ -24,9 +33,18 @@ from collections.abc import Callable
 
 import msgspec
 
-from stormwatch.errors import PayloadError
+from stormwatch.errors import Overloaded, PayloadError
 
-__all__ = ["RateLimit", "RateLimitConfig", "RateLimited", "RateLimiter", "TokenBuckets"]
+__all__ = [
+    "InflightBudget",
+    "RateLimit",
+    "RateLimitConfig",
+    "RateLimited",
+    "RateLimiter",
+    "Ticket",
+    "TokenBuckets",
+    "estimate_alerts",
+]
 
 
 class RateLimit(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=True):
@@ -118,3 +136,88 @@ class RateLimiter:
         if wait > 0:
             msg = f"too many requests for this {what}: at most {buckets.limit.rate:g}/s"
             raise RateLimited(msg, source=source, retry_after_s=wait)
+
+
+BYTES_PER_ALERT = 300
+"""A small Alertmanager alert as JSON (labels, a summary, startsAt, generatorURL)."""
+INFLATION = {"gzip": 8, "x-gzip": 8, "deflate": 8}
+"""What a compressed alert body typically inflates by (JSON of repeated label names)."""
+UNKNOWN_LENGTH_BYTES = 1 << 20
+"""Held for a chunked body until it has arrived (Alertmanager sends Content-Length)."""
+
+
+def estimate_alerts(nbytes: int, content_encoding: str = "") -> int:
+    """How many alerts a body of `nbytes` likely holds, before decoding it."""
+    coding = content_encoding.split(",")[0].strip().lower()
+    return max(1, nbytes * INFLATION.get(coding, 1) // BYTES_PER_ALERT)
+
+
+class InflightBudget:
+    """Alerts and bytes held by requests taken in and not yet answered."""
+
+    def __init__(self, max_alerts: int, max_bytes: int, retry_after_s: float = 1.0) -> None:
+        self.max_alerts = max_alerts
+        self.max_bytes = max_bytes
+        self.retry_after_s = retry_after_s
+        self.alerts = 0
+        self.bytes = 0
+        self.tickets = 0
+
+    def _check(self, alerts: int, nbytes: int, others: int) -> None:
+        # Alone, a request is taken whatever its size (the body limit bounds it), so
+        # one larger than the budget is not refused for ever.
+        if others == 0:
+            return
+        if self.alerts + alerts > self.max_alerts or self.bytes + nbytes > self.max_bytes:
+            msg = (
+                f"ingest queue full: {self.alerts} alerts and {self.bytes} bytes in flight "
+                f"(ingest.queue_max_alerts {self.max_alerts}, queue_max_bytes {self.max_bytes})"
+            )
+            raise Overloaded(msg, retry_after_s=self.retry_after_s)
+
+    def reserve(self, alerts: int, nbytes: int) -> Ticket:
+        """Hold room for a request; raises Overloaded when it does not fit."""
+        self._check(alerts, nbytes, self.tickets)
+        return Ticket(self, alerts, nbytes)
+
+
+class Ticket:
+    """One request's hold on the budget; `release` (or leaving `with`) gives it back."""
+
+    __slots__ = ("_budget", "alerts", "bytes", "held")
+
+    def __init__(self, budget: InflightBudget, alerts: int, nbytes: int) -> None:
+        self._budget, self.alerts, self.bytes, self.held = budget, alerts, nbytes, True
+        budget.alerts += alerts
+        budget.bytes += nbytes
+        budget.tickets += 1
+
+    def resize(self, alerts: int, nbytes: int) -> None:
+        """Hold what the request really needs; raises Overloaded if it grew past the
+        budget (the hold is then released)."""
+        b = self._budget
+        b.alerts -= self.alerts
+        b.bytes -= self.bytes
+        try:
+            b._check(alerts, nbytes, b.tickets - 1)
+        except Overloaded:
+            self.alerts = self.bytes = 0
+            self.release()
+            raise
+        self.alerts, self.bytes = alerts, nbytes
+        b.alerts += alerts
+        b.bytes += nbytes
+
+    def release(self) -> None:
+        if self.held:
+            self.held = False
+            b = self._budget
+            b.alerts -= self.alerts
+            b.bytes -= self.bytes
+            b.tickets -= 1
+
+    def __enter__(self) -> Ticket:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()

@@ -25,6 +25,7 @@ from correlate.store import MemoryStore, Store
 from correlate.suppress import Silence, active_silence
 from ingest import Intake, is_loopback
 from ingest.kafka_source import KafkaSource
+from ingest.limits import InflightBudget
 from rules import RuleSet, load_rules, rule_files
 from stormwatch.archive import AlertArchive
 from stormwatch.config import Config
@@ -45,6 +46,9 @@ from stormwatch.wire import Alert, Incident, IncidentEvent
 __all__ = ["DEFAULT_RULES", "App", "serve"]
 
 DEFAULT_RULES = str(files("rules") / "defaults")
+LISTEN_BACKLOG = 2048
+"""Connections the kernel queues before the daemon accepts them (aiohttp's default is
+128; Linux caps it at net.core.somaxconn, 4096 on current kernels)."""
 log = structlog.get_logger("stormwatch")
 
 
@@ -91,6 +95,7 @@ class App:
             self._commit,
             self.metrics,
             capacity=config.ingest.queue_capacity_batches,
+            max_queued_alerts=config.ingest.queue_max_alerts,
             max_batch_alerts=config.ingest.max_batch_alerts,
             tick_interval=config.tick_interval,
             clock=clock,
@@ -108,6 +113,7 @@ class App:
             mappings=config.ingest.load_mappings(),
             syslog=config.ingest.syslog,
             files=config.ingest.files,
+            budget=InflightBudget(config.ingest.queue_max_alerts, config.ingest.queue_max_bytes),
             clock=self.pipeline.stamp,
         )
         self.http_source = self.intake.http
@@ -390,7 +396,9 @@ class App:
         )
         await self._runner.setup()
         host, port = self.config.host_port
-        site = web.TCPSite(self._runner, host, port, reuse_address=True)
+        # A crowd of senders connecting at once waits in the accept queue and is refused
+        # with a quick 429 there, rather than having SYNs dropped and retried seconds later.
+        site = web.TCPSite(self._runner, host, port, reuse_address=True, backlog=LISTEN_BACKLOG)
         await site.start()
         self.ready = True
         open_routes = self.intake.unprotected_routes()

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import msgspec
 
@@ -65,6 +65,13 @@ class IngestConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, fro
     """Log files to tail, each with its patterns (ingest/file_source.py)."""
     queue_capacity_batches: int = 1024
     """Requests waiting for the correlator; past it, senders get 429 + Retry-After."""
+    queue_max_alerts: Annotated[int, msgspec.Meta(ge=1)] = 10_000
+    """Alerts waiting for or in correlation (every source), and alerts of HTTP requests
+    taken in and not yet answered; past it, 429 + Retry-After, over HTTP before the body
+    is read. At the 15-50k alerts/s one process correlates, a wait under a second."""
+    queue_max_bytes: Annotated[int, msgspec.Meta(ge=1)] = 64 * 1024 * 1024
+    """Bytes of HTTP request bodies taken in and not yet answered (the Content-Length,
+    checked before the body is read); past it, 429 + Retry-After."""
     max_batch_alerts: int = 1000
     """Alerts correlated in one engine call, so one call stays at a few milliseconds."""
     kafka: KafkaSourceConfig | None = None

@@ -3,6 +3,7 @@
 ```
 submit(alerts) ──► stamp ──► queue (bounded) ──► correlator: engine.process(batch, now)
    │ full: Overloaded -> 429                        │  tick(now) when the queue is empty
+   │ (requests, and alerts: `max_queued_alerts`)    │
    │                                                └─► commit(events, engine.take_delta())
    └── returns once its batch is processed and committed      state + outbox, together
 ```
@@ -97,6 +98,7 @@ class Pipeline:
         metrics: Metrics,
         *,
         capacity: int = 1024,
+        max_queued_alerts: int = 20_000,
         max_batch_alerts: int = 1000,
         tick_interval: float = 1.0,
         clock: Callable[[], float] = time.time,
@@ -114,6 +116,9 @@ class Pipeline:
         self._metrics = metrics
         self._queue: asyncio.Queue[_Request] = asyncio.Queue(maxsize=capacity)
         self._max_batch = max_batch_alerts
+        self._max_queued = max_queued_alerts
+        self.queued_alerts = 0
+        """Alerts of requests submitted and not yet answered (queued or being correlated)."""
         self._tick_interval = tick_interval
         self._wall = clock
         self.stamp = MonotonicClock(clock)
@@ -142,6 +147,9 @@ class Pipeline:
             raise StoreUnavailable(f"state store unavailable: {self._down_error}")
         if self._queue.full():
             raise Overloaded(retry_after_s=1)
+        if self.queued_alerts and self.queued_alerts + len(alerts) > self._max_queued:
+            msg = f"ingest queue full: {self.queued_alerts} alerts (ingest.queue_max_alerts)"
+            raise Overloaded(msg, retry_after_s=1)
         last = self.stamp.last
         if alerts[0].received_at != last or alerts[-1].received_at != last or last == 0.0:
             # Not stamped by `self.stamp` just now (a source with its own times, or another
@@ -152,7 +160,11 @@ class Pipeline:
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._queue.put_nowait(_Request(alerts, done))
         self._metrics.queue_batches.set(self._queue.qsize())
-        await done
+        self.queued_alerts += len(alerts)
+        try:
+            await done
+        finally:
+            self.queued_alerts -= len(alerts)
 
     def close(self) -> None:
         """Refuse new submissions; queued ones are still processed by `drain`."""

@@ -151,9 +151,14 @@ class RedisStore:
                 _write(pipe, keys.incidents, delta.incidents)
                 _write(pipe, keys.open, delta.open, encode=False)
                 await pipe.execute()
-        except WatchError as err:  # the owner or meta changed between the check and EXEC
+        except WatchError as err:
+            lost = err.__context__
+            if isinstance(lost, (RedisError, OSError)):  # the connection died mid-WATCH
+                msg = f"cannot save shard {shard} to Redis at {self.url}: {lost}"
+                raise StoreUnavailable(msg) from lost
             if fence is not None and not await self._still_owner(fence):
                 raise Fenced(f"shard {shard} was claimed by another replica") from err
+            # Meta changed between the check and the write: someone else wrote it.
             msg = f"shard {shard} in Redis at {self.url} changed under the commit"
             raise StoreReset(msg, retry_after_s=0) from err
         except (RedisError, OSError) as err:
