@@ -104,8 +104,9 @@ class Shard:
         self._max_batch = max_batch_alerts
         self.rejected = 0
 
-    def take(self, messages: list[ConsumerRecord[bytes, bytes]]) -> list[IncidentEvent]:
-        """Correlate a run of the partition's messages (in offset order)."""
+    async def take(self, messages: list[ConsumerRecord[bytes, bytes]]) -> list[IncidentEvent]:
+        """Correlate a run of the partition's messages (in offset order), yielding to the
+        loop between engine calls so heartbeats go out whatever the run's size."""
         events: list[IncidentEvent] = []
         pending: list[Alert] = []
         engine = self.engine
@@ -135,6 +136,7 @@ class Shard:
             if len(pending) >= self._max_batch:
                 events.extend(self._process(pending))
                 pending = []
+                await asyncio.sleep(0)
         if pending:
             events.extend(self._process(pending))
         if messages:
@@ -342,7 +344,7 @@ class PartitionedCorrelator:
                     self._hold(consumer, tp, first, float(err.retry_after_s or _RETRY_S))
                     continue
                 started = time.perf_counter()
-                events = shard.take(messages)
+                events = await shard.take(messages)
                 try:
                     await shard.commit(self._store, events)
                 except Fenced as err:
