@@ -9,7 +9,7 @@ from aiokafka.partitioner import DefaultPartitioner
 
 from sinks.outbox import Pending, absorb_into
 from stormwatch.config import load_config
-from stormwatch.errors import ConfigError
+from stormwatch.errors import ConfigError, RuleError
 from stormwatch.receiver import partition_of
 from stormwatch.wire import Incident, IncidentEvent
 
@@ -69,3 +69,22 @@ def test_nothing_folds_into_an_event_in_flight_so_it_is_resent_as_it_was() -> No
         ("opened", 1),
         ("updated", 2),
     ]
+
+
+def test_the_scaleout_deploy_configs_load_and_their_rules_fit_the_shard_key() -> None:
+    from correlate.suppress import InhibitRule
+    from rules import load_rules
+    from stormwatch.roles import check_shard_key
+    from tests.conftest import ROOT
+
+    deploy = ROOT / "deploy/scaleout"
+    receiver = load_config(deploy / "receiver.yaml", env={})
+    correlator = load_config(deploy / "correlator.yaml", env={})
+    assert (receiver.role, correlator.role) == ("receiver", "correlator")
+    assert correlator.partitioning is not None
+    assert correlator.partitioning.session_timeout >= 6  # Apache Kafka's least
+    ruleset = load_rules([str(deploy / "rules.yaml")])
+    assert len(ruleset) == 2
+    check_shard_key(ruleset, correlator.partitioning.shard_key, [InhibitRule()])
+    with pytest.raises(RuleError, match="namespace-wide-degradation"):
+        check_shard_key(load_rules([str(ROOT / "rules/defaults/monitoring.yaml")]), "service", [])
