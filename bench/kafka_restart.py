@@ -82,9 +82,7 @@ async def _until(predicate: object, limit: float = 60.0) -> float:
     raise TimeoutError(msg)
 
 
-async def measure(
-    bootstrap: str, rounds: int, workdir: Path, kafka: str = ""
-) -> dict[str, object]:
+async def measure(bootstrap: str, rounds: int, workdir: Path, kafka: str = "") -> dict[str, object]:
     topic = f"restart-{uuid.uuid4().hex[:8]}"
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
     await admin.start()
