@@ -88,3 +88,36 @@ def test_the_scaleout_deploy_configs_load_and_their_rules_fit_the_shard_key() ->
     check_shard_key(ruleset, correlator.partitioning.shard_key, [InhibitRule()])
     with pytest.raises(RuleError, match="namespace-wide-degradation"):
         check_shard_key(load_rules([str(ROOT / "rules/defaults/monitoring.yaml")]), "service", [])
+
+
+def test_config_check_names_a_rule_that_does_not_fit_the_shard_key(tmp_path: Path) -> None:
+    from stormwatch.app import DEFAULT_RULES
+    from stormwatch.preflight import preflight
+
+    cfg = load_config(
+        _write(
+            tmp_path, "role: receiver\npartitioning: {bootstrap: 'k:9092', shard_key: cluster}\n"
+        ),
+        env={},
+    )
+    problems = [str(p) for p in preflight(cfg, DEFAULT_RULES)]
+    assert any("'service-alert-burst'" in p and "shard key 'cluster'" in p for p in problems)
+
+
+def test_the_kubernetes_scaleout_has_a_workload_and_a_budget_per_role(tmp_path: Path) -> None:
+    import yaml
+
+    from tests.conftest import ROOT
+
+    docs = list(yaml.safe_load_all((ROOT / "deploy/k8s/scaleout.yaml").read_text()))
+    kinds = sorted(d["kind"] for d in docs)
+    assert kinds.count("PodDisruptionBudget") == 2
+    assert {"Deployment", "StatefulSet", "ConfigMap"} <= set(kinds)
+    for d in docs:
+        if d["kind"] in ("Deployment", "StatefulSet"):
+            (container,) = d["spec"]["template"]["spec"]["containers"]
+            assert container["resources"]["limits"]["memory"].endswith("Mi")
+    (cm,) = [d for d in docs if d["kind"] == "ConfigMap"]
+    for name, text in cm["data"].items():
+        role = load_config(_write(tmp_path, text), env={}).role
+        assert role == name.removesuffix(".yaml")
