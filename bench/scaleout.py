@@ -30,7 +30,7 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -108,30 +108,39 @@ def _alert(k: int, services: int, starts_at: float) -> Alert:
     )
 
 
-async def produce(bootstrap: str, topic: str, alerts: int, services: int, span: float) -> int:
-    """Write the workload as receivers would; returns the alerts sent."""
-    now = [T0]
+async def produce(
+    bootstrap: str,
+    topic: str,
+    requests: Iterable[tuple[float, list[Alert]]],
+    *,
+    tick_every: float = 1.0,
+    tail: float = RESOLVE_TIMEOUT + 60,
+) -> int:
+    """Write (time, alerts) requests as receivers would, ticking every partition each
+    `tick_every` of their time and for `tail` after the last; returns the alerts sent."""
+    now = [0.0]
     receiver = Receiver(
         PartitionConfig(bootstrap=bootstrap, topic=topic, partitions=PARTITIONS),
         clock=lambda: now[0],
     )
     await receiver.start()
-    sent, next_tick = 0, T0 + 1.0
+    sent, next_tick = 0, None
     try:
-        for t, request in workload(alerts, services, span):
+        for t, request in requests:
+            next_tick = t + tick_every if next_tick is None else next_tick
             while next_tick <= t:
                 now[0] = next_tick
                 await receiver.tick()
-                next_tick += 1.0
+                next_tick += tick_every
             now[0] = t
             await receiver.submit(request)
             sent += len(request)
         # Long enough for every alert to expire and every incident to resolve.
-        end = now[0] + RESOLVE_TIMEOUT + 60
-        while next_tick <= end:
+        end = now[0] + tail
+        while next_tick is not None and next_tick <= end:
             now[0] = next_tick
             await receiver.tick()
-            next_tick += 1.0
+            next_tick += tick_every
     finally:
         await receiver.stop()
     return sent
@@ -367,7 +376,7 @@ async def scaleout(
         # The whole topic first: the same messages for both runs, and the correlators'
         # progress (what a kill interrupts) is the only clock that matters.
         started = time.monotonic()
-        sent = await produce(bootstrap, topic, alerts, services, span)
+        sent = await produce(bootstrap, topic, workload(alerts, services, span))
         figures["produce_s"] = round(time.monotonic() - started, 2)
         ends = EndOffsets(bootstrap, topic)
         await ends.start()

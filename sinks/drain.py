@@ -24,7 +24,7 @@ import asyncio
 import contextlib
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 import msgspec
 import structlog
@@ -55,8 +55,11 @@ class OutboxDrain:
         batch: int = 50,
         clock: Callable[[], float] = time.time,
         rng: random.Random | None = None,
+        owner: Callable[[], Awaitable[bool]] | None = None,
     ) -> None:
         self.outbox = outbox
+        self._owner = owner
+        """A partitioned shard's drain runs only while its replica owns the shard."""
         self.sink = sink
         self.name = sink.name
         self.refs = refs
@@ -95,6 +98,9 @@ class OutboxDrain:
         """Rounds until cancelled (`step` refreshes the figures before it returns)."""
         while True:
             try:
+                if self._owner is not None and not await self._owner():
+                    self._log.warning("drain_stopped", reason="the shard has a new owner")
+                    return
                 wait = await self.step()
                 if wait is not False:
                     await self._sleep_until(wait)

@@ -13,6 +13,7 @@ sequence changes nothing). Keys: sinks/keys.py. Redis errors are raised as
 from __future__ import annotations
 
 import time
+from typing import Any, Protocol
 
 import msgspec
 import redis.asyncio as aioredis
@@ -23,13 +24,20 @@ from sinks.outbox import DeadLetter, OutboxEntry, Pending, absorb_into, requeue_
 from sinks.redis_errors import translated
 from stormwatch.wire import IncidentEvent
 
-__all__ = ["RedisOutbox"]
+__all__ = ["OutboxFence", "RedisOutbox"]
 
 log = structlog.get_logger("stormwatch.sinks")
 _entry = msgspec.json.Decoder(OutboxEntry)
 _pending = msgspec.json.Decoder(Pending)
 _dead = msgspec.json.Decoder(DeadLetter)
 _enc = msgspec.json.Encoder()
+
+
+class OutboxFence(Protocol):
+    """A partitioned shard's owner check (correlate/store/fence.py): WATCH the owner key,
+    raise if another replica holds the shard, then MULTI."""
+
+    async def guard(self, pipe: Any, *, offset: bool = True) -> None: ...
 
 
 class RedisOutbox:
@@ -45,6 +53,9 @@ class RedisOutbox:
         self.prefix = prefix
         self.shard = shard
         """A partitioned correlator's shard: its outbox keys are the shard's (keys.py)."""
+        self.fence: OutboxFence | None = None
+        """Set for a shard: the drain's writes land only while this replica owns it, so
+        a deposed owner's drain cannot fold or trim what the new owner drains."""
         self.dead_letter_capacity = dead_letter_capacity
         self.dropped: dict[str, int] = {}
         self._keys: dict[str, SinkKeys] = {}
@@ -100,6 +111,8 @@ class RedisOutbox:
             len(before[key].events) for key in [*slots, *(gone or [])] if key in before
         )
         async with self._client.pipeline(transaction=True) as pipe:
+            if self.fence is not None:
+                await self.fence.guard(pipe, offset=False)
             if slots:
                 pipe.hset(k.pending, mapping={key: _enc.encode(s) for key, s in slots.items()})
                 pipe.zadd(k.due, {key: s.next_at for key, s in slots.items()})

@@ -21,6 +21,7 @@ from typing import Any
 
 import structlog
 
+from correlate.store.fence import ShardFence
 from ingest.ratelimit import LogLimiter
 from rules import RuleSet
 from sinks import (
@@ -180,9 +181,15 @@ class Delivery:
                     max(0.0, inc.acknowledged_at - detected)
                 )
 
-    def for_shard(self, shard: str, full_view: Callable[[str], Incident | None]) -> Delivery:
+    def for_shard(
+        self,
+        shard: str,
+        full_view: Callable[[str], Incident | None],
+        fence: ShardFence | None = None,
+    ) -> Delivery:
         """The same sinks with one shard's own outbox, drains and routing memory (a
-        partitioned correlator's; stormwatch/partitions.py). Durable stores only."""
+        partitioned correlator's; stormwatch/partitions.py), its writes and drains
+        fenced by the shard's owner. Durable stores only."""
         if not isinstance(self.outbox, RedisOutbox):
             msg = "a shard's outbox needs the Redis state store"
             raise TypeError(msg)
@@ -193,6 +200,7 @@ class Delivery:
             dead_letter_capacity=self.outbox.dead_letter_capacity,
             shard=shard,
         )
+        out.outbox.fence = fence
         out.drains = {
             name: OutboxDrain(
                 out.outbox,
@@ -202,6 +210,7 @@ class Delivery:
                 retry=d.retry,
                 breaker=d.breaker.policy,
                 clock=self._clock,
+                owner=fence.owned if fence is not None else None,
             )
             for name, d in self.drains.items()
         }

@@ -104,8 +104,9 @@ class Shard:
         self._max_batch = max_batch_alerts
         self.rejected = 0
 
-    def take(self, messages: list[ConsumerRecord[bytes, bytes]]) -> list[IncidentEvent]:
-        """Correlate a run of the partition's messages (in offset order)."""
+    async def take(self, messages: list[ConsumerRecord[bytes, bytes]]) -> list[IncidentEvent]:
+        """Correlate a run of the partition's messages (in offset order), yielding to the
+        loop between engine calls so heartbeats go out whatever the run's size."""
         events: list[IncidentEvent] = []
         pending: list[Alert] = []
         engine = self.engine
@@ -135,6 +136,7 @@ class Shard:
             if len(pending) >= self._max_batch:
                 events.extend(self._process(pending))
                 pending = []
+                await asyncio.sleep(0)
         if pending:
             events.extend(self._process(pending))
         if messages:
@@ -188,6 +190,7 @@ class PartitionedCorrelator:
         self._watch = watch
         self._max_batch = max_batch_alerts
         self.shards: dict[TopicPartition, Shard] = {}
+        self._parked: dict[TopicPartition, Shard] = {}
         self._retry: dict[TopicPartition, float] = {}
         """Partitions paused until a time: to reopen (store down, claim refused) or to
         take again (an outbox full)."""
@@ -204,8 +207,9 @@ class PartitionedCorrelator:
     async def assigned(self, consumer: AIOKafkaConsumer, tps: set[TopicPartition]) -> None:
         generation = int(getattr(consumer._coordinator, "generation", 0) or 0)
         async with self._lock:
+            parked, self._parked = self._parked, {}
             for tp in sorted(tps):
-                await self._open(consumer, tp, generation)
+                await self._open(consumer, tp, generation, parked.get(tp))
         self.consuming = True
         log.info(
             "partitions_assigned",
@@ -216,14 +220,24 @@ class PartitionedCorrelator:
     async def revoked(self, tps: set[TopicPartition]) -> None:
         async with self._lock:
             for tp in tps:
-                await self._close(tp)
+                shard = await self._close(tp)
+                if shard is not None and tp not in self._retry:
+                    # Kept while the group rebalances: if the partition comes back and
+                    # nobody committed it meanwhile, its engine is still the shard.
+                    self._parked[tp] = shard
                 self._retry.pop(tp, None)
         if tps:
             log.info("partitions_revoked", partitions=sorted(tp.partition for tp in tps))
 
-    async def _open(self, consumer: AIOKafkaConsumer, tp: TopicPartition, generation: int) -> None:
-        """Claim, load, seek and start the drains; on a store error or a refused claim,
-        pause the partition and try again later."""
+    async def _open(
+        self,
+        consumer: AIOKafkaConsumer,
+        tp: TopicPartition,
+        generation: int,
+        parked: Shard | None = None,
+    ) -> None:
+        """Claim, load (unless the parked engine is still the shard), seek and start the
+        drains; on a store error or a refused claim, pause the partition and retry."""
         sid = shard_id(tp.topic, tp.partition)
         fence = ShardFence(
             self._store.client,
@@ -234,19 +248,22 @@ class PartitionedCorrelator:
         )
         try:
             await fence.claim()
-            state = await self._store.load(sid)
             offset = await fence.stored_offset()
+            # Every commit stores its next offset: the same offset means no one else
+            # committed the shard since this replica did.
+            kept = parked is not None and parked.next_offset == offset
+            state = None if kept else await self._store.load(sid)
         except (Fenced, StoreUnavailable, RedisError, OSError) as err:
             log.warning("shard_open_failed", shard=sid, error=str(err), retry_in_s=_RETRY_S)
             self._hold(consumer, tp, None, _RETRY_S)
             return
-        rules = self._rules()
-        engine = (
-            Engine(rules, self._engine_config, state)
-            if state is not None
-            else Engine(rules, self._engine_config)
-        )
-        delivery = self._delivery.for_shard(sid, engine.incident)
+        if parked is not None and kept:
+            engine = parked.engine
+        elif state is not None:
+            engine = Engine(self._rules(), self._engine_config, state)
+        else:
+            engine = Engine(self._rules(), self._engine_config)
+        delivery = self._delivery.for_shard(sid, engine.incident, fence)
         delivery.start(engine.open_incidents(), self._watch)
         self.shards[tp] = Shard(
             tp, engine, fence, delivery, next_offset=offset, max_batch_alerts=self._max_batch
@@ -256,17 +273,18 @@ class PartitionedCorrelator:
         consumer.resume(tp)
         self._retry.pop(tp, None)
         log.info(
-            "shard_loaded",
+            "shard_kept" if kept else "shard_loaded",
             shard=sid,
             offset=offset,
             incidents=len(engine.state.incidents),
             alerts=len(engine.state.tracked),
         )
 
-    async def _close(self, tp: TopicPartition) -> None:
+    async def _close(self, tp: TopicPartition) -> Shard | None:
         shard = self.shards.pop(tp, None)
         if shard is not None:
             await shard.delivery.stop_drains()
+        return shard
 
     # -- the loop -----------------------------------------------------------------------
 
@@ -338,11 +356,13 @@ class PartitionedCorrelator:
                 first = messages[0].offset
                 try:
                     shard.delivery.check_capacity()
-                except Overloaded as err:
-                    self._hold(consumer, tp, first, float(err.retry_after_s or _RETRY_S))
+                except Overloaded:
+                    # No sender to tell Retry-After: look again soon, the drain may
+                    # have made room by then.
+                    self._hold(consumer, tp, first, _RETRY_S)
                     continue
                 started = time.perf_counter()
-                events = shard.take(messages)
+                events = await shard.take(messages)
                 try:
                     await shard.commit(self._store, events)
                 except Fenced as err:

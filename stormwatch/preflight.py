@@ -17,7 +17,7 @@ import msgspec
 from rules import collect_rules
 from sinks import FileSinkConfig, SinkConfig, build_sink
 from stormwatch.config import Config
-from stormwatch.errors import ConfigError, StormwatchError
+from stormwatch.errors import ConfigError, RuleError, StormwatchError
 from stormwatch.metrics import Metrics
 
 __all__ = ["preflight"]
@@ -31,8 +31,19 @@ def preflight(
 ) -> list[StormwatchError]:
     """Every problem `run` would stop at, in the order it would meet them."""
     problems: list[StormwatchError] = []
-    _, rule_errors, _ = collect_rules(config.rules or [default_rules], allow_empty=allow_empty)
+    ruleset, rule_errors, _ = collect_rules(
+        config.rules or [default_rules], allow_empty=allow_empty
+    )
     problems.extend(rule_errors)
+    part = config.partitioning
+    if config.role != "all" and part is not None:
+        from stormwatch.roles import check_shard_key
+
+        problems.extend(_bootstrap(part.bootstrap, "$.partitioning.bootstrap", path))
+        try:
+            check_shard_key(ruleset, part.shard_key, config.correlate.inhibit)
+        except RuleError as err:
+            problems.append(err)
     problems.extend(_state(config, path))
     if config.ingest.kafka is not None:
         from ingest.kafka_source import KafkaSource

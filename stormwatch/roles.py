@@ -51,11 +51,11 @@ class PartitionConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, 
     instance_id: str = ""
     """Kafka static membership (`group.instance.id`, e.g. the pod name): a restarted
     member takes its partitions back without a rebalance, where the broker supports it."""
-    session_timeout: Duration = Duration(3)
-    """How soon the group notices a dead correlator and a restarted one is consuming
+    session_timeout: Duration = Duration(1.5)
+    """How soon the group notices a dead correlator, and a restarted one is consuming
     again (Apache Kafka refuses less than its group.min.session.timeout.ms, 6 s by
-    default: raise this there, or set instance_id)."""
-    heartbeat_interval: Duration = Duration(1)
+    default: set 6s there, with instance_id)."""
+    heartbeat_interval: Duration = Duration(0.5)
     tick_interval: Duration = Duration(1)
     """How often the receiver sends each partition a tick (time for idle partitions)."""
     max_records: int = 500

@@ -75,16 +75,15 @@ class ShardFence:
         raw = await self._client.get(self._offset)
         return int(raw) if raw is not None else None
 
-    async def held(self) -> bool:
-        """Whether the stored claim is still this assignment's."""
-        token = await self._client.hget(self._owner, "token")
-        if isinstance(token, bytes):
-            token = token.decode()
-        return token == self.token
+    async def owned(self) -> bool:
+        """Whether this assignment still holds the shard (the shard's drains ask)."""
+        token: bytes | None = await self._client.hget(self._owner, "token")  # type: ignore[assignment]
+        return token is not None and token.decode() == self.token
 
-    async def guard(self, pipe: Any) -> None:
-        """WATCH the owner, check it is still us, and open the commit's MULTI (with the
-        offset in it). Raises Fenced; EXEC raises WatchError if a claim comes between."""
+    async def guard(self, pipe: Any, *, offset: bool = True) -> None:
+        """WATCH the owner, check it is still us, and open the MULTI (with the offset in
+        it, for a state commit). Raises Fenced; EXEC raises WatchError if a claim comes
+        between. The shard's outbox writes are guarded too (offset=False)."""
         await pipe.watch(self._owner)
         token = await pipe.hget(self._owner, "token")
         if token is None or token.decode() != self.token:
@@ -92,5 +91,5 @@ class ShardFence:
             msg = f"shard {self.shard} was claimed by another replica"
             raise Fenced(msg)
         pipe.multi()
-        if self.next_offset is not None:
+        if offset and self.next_offset is not None:
             pipe.set(self._offset, self.next_offset)

@@ -168,7 +168,7 @@ class RedisStore:
 
     async def _still_owner(self, fence: ShardFence) -> bool:
         try:
-            return await fence.held()
+            return await fence.owned()
         except (RedisError, OSError) as err:
             raise StoreUnavailable(f"cannot read the owner of shard {fence.shard}: {err}") from err
 
