@@ -146,8 +146,11 @@ class OutboxDrain:
 
     async def _sleep_until(self, when: float | None) -> None:
         timeout = None if when is None else max(0.0, when - self._clock())
+        # asyncio.timeout, not wait_for: on Python 3.11 wait_for swallows a cancellation
+        # that lands as its timeout fires, and the drain would outlive its stop.
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._wake.wait(), timeout)
+            async with asyncio.timeout(timeout):
+                await self._wake.wait()
         self._wake.clear()
 
     def _blocked_until(self, now: float) -> float | None:

@@ -39,6 +39,7 @@ from stormwatch.receiver import Receiver
 from stormwatch.roles import check_shard_key
 from stormwatch.rulesource import log_rules_loaded
 from stormwatch.silences import SilenceRequest, to_silence
+from stormwatch.tasks import cancel_until_done
 from stormwatch.views import AlertView
 from stormwatch.web import build_web_app
 from stormwatch.wire import Alert, Incident, IncidentEvent
@@ -429,9 +430,7 @@ class App:
             await self.correlator.settle(left)
         else:
             await self.delivery.settle(left)
-        for task in self._tasks:
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await cancel_until_done(self._tasks)
         if self._runner is not None:
             await self._runner.cleanup()
         if self.receiver is not None:

@@ -40,6 +40,7 @@ from stormwatch.config import Config
 from stormwatch.errors import Overloaded
 from stormwatch.metrics import Metrics
 from stormwatch.routing import Dispatcher, Router
+from stormwatch.tasks import cancel_until_done
 from stormwatch.wire import Incident, IncidentEvent
 
 __all__ = ["Delivery", "impact_urgency"]
@@ -220,13 +221,7 @@ class Delivery:
 
     async def stop_drains(self) -> None:
         """Cancel this delivery's drains (a shard handed over: its new owner drains it)."""
-        pending = set(self._tasks)
-        while pending:
-            # Cancelled again until done: on Python 3.11 a cancellation that lands as
-            # the drain's wait_for times out is swallowed, and the drain waits on.
-            for task in pending:
-                task.cancel()
-            _, pending = await asyncio.wait(pending, timeout=0.1)
+        await cancel_until_done(self._tasks)
         self._tasks = []
 
     # -- operations --------------------------------------------------------------------

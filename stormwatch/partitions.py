@@ -53,6 +53,7 @@ from rules import RuleSet
 from stormwatch.delivery import Delivery
 from stormwatch.errors import Overloaded, StoreUnavailable
 from stormwatch.metrics import Metrics
+from stormwatch.outage import StoreOutage
 from stormwatch.roles import PartitionConfig
 from stormwatch.wire import Alert, IncidentEvent
 
@@ -200,6 +201,8 @@ class PartitionedCorrelator:
         """True once the group has assigned this member and it is fetching."""
         self.processed = 0
         """Messages committed to the shards (for tests and logs)."""
+        self.outage = StoreOutage()
+        """Commits and loads failing on the store: logged once each way, for /readyz."""
         metrics.init_source("kafka")
 
     # -- the group's callbacks ----------------------------------------------------------
@@ -254,9 +257,13 @@ class PartitionedCorrelator:
             kept = parked is not None and parked.next_offset == offset
             state = None if kept else await self._store.load(sid)
         except (Fenced, StoreUnavailable, RedisError, OSError) as err:
-            log.warning("shard_open_failed", shard=sid, error=str(err), retry_in_s=_RETRY_S)
+            if isinstance(err, Fenced):
+                log.warning("shard_open_failed", shard=sid, error=str(err), retry_in_s=_RETRY_S)
+            else:
+                self.outage.failed(err)
             self._hold(consumer, tp, None, _RETRY_S)
             return
+        self.outage.ok()
         if parked is not None and kept:
             engine = parked.engine
         elif state is not None:
@@ -373,10 +380,12 @@ class PartitionedCorrelator:
                 except (StoreUnavailable, RedisError, OSError) as err:
                     # The engine ran ahead of what is stored: drop it, and reload the
                     # shard from its last commit once the store answers.
-                    log.warning("shard_commit_failed", shard=shard.id, error=str(err))
+                    self.outage.failed(err)
+                    log.debug("shard_commit_failed", shard=shard.id, error=str(err))
                     await self._close(tp)
                     self._hold(consumer, tp, None, _RETRY_S)
                     continue
+                self.outage.ok()
                 self.processed += len(messages)
                 self._metrics.batch_seconds.observe(time.perf_counter() - started)
                 if shard.next_offset is not None:

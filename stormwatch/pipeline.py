@@ -48,6 +48,7 @@ from correlate import Effects, Engine
 from correlate.delta import StateDelta, merge
 from stormwatch.errors import Overloaded, StoreReset, StoreUnavailable
 from stormwatch.metrics import Metrics
+from stormwatch.outage import StoreOutage
 from stormwatch.wire import Alert, IncidentEvent
 
 __all__ = ["Commit", "MonotonicClock", "Pipeline"]
@@ -110,9 +111,8 @@ class Pipeline:
         """Events of a batch whose commit failed: committed first, before anything new."""
         self._unsaved: StateDelta | None = None
         """The delta of that commit, merged into the next one."""
-        self.store_down_since: float | None = None
-        """When the current store outage began (time.monotonic), or None."""
-        self._down_error = ""
+        self.outage = StoreOutage()
+        """The current store outage, logged once each way."""
         self._metrics = metrics
         self._queue: asyncio.Queue[_Request] = asyncio.Queue(maxsize=capacity)
         self._max_batch = max_batch_alerts
@@ -143,8 +143,8 @@ class Pipeline:
             raise Overloaded("shutting down", retry_after_s=5)
         if not alerts:
             return
-        if self.store_down_since is not None:
-            raise StoreUnavailable(f"state store unavailable: {self._down_error}")
+        if self.outage.since is not None:
+            raise StoreUnavailable(f"state store unavailable: {self.outage.error}")
         if self._queue.full():
             raise Overloaded(retry_after_s=1)
         if self.queued_alerts and self.queued_alerts + len(alerts) > self._max_queued:
@@ -194,8 +194,11 @@ class Pipeline:
             else:
                 wait = next_tick - wall()
                 if wait > 0:
+                    # asyncio.timeout, not wait_for: on Python 3.11 wait_for swallows a
+                    # cancellation that lands as its timeout fires (stop would hang).
                     try:
-                        first = await asyncio.wait_for(self._queue.get(), timeout=wait)
+                        async with asyncio.timeout(wait):
+                            first = await self._queue.get()
                         requests = self._take(first)
                     except TimeoutError:
                         pass
@@ -289,19 +292,10 @@ class Pipeline:
             # retries both, merged with what changed since.
             self._unsaved, self._backlog = delta, events
             if isinstance(err, StoreUnavailable):
-                self._store_down(err)
+                self.outage.failed(err)
             raise
         self._unsaved = self._backlog = None
-        if self.store_down_since is not None:
-            down = time.monotonic() - self.store_down_since
-            self.store_down_since = None
-            log.info("store_recovered", duration_s=round(down, 3))
-
-    def _store_down(self, err: StoreUnavailable) -> None:
-        if self.store_down_since is None:
-            self.store_down_since = time.monotonic()
-            self._down_error = str(err)
-            log.error("store_unavailable", error=str(err))
+        self.outage.ok()
 
     def _observe(self, effects: Effects) -> None:
         m, c = self._metrics, effects.counts

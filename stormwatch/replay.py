@@ -125,7 +125,7 @@ def read_chunks(
 
 
 def _lines(body: bytes | memoryview, name: str, first: int) -> list[Alert]:
-    if b'"received_at"' in body[:512]:
+    if b'"received_at"' in bytes(body[:512]):  # `in` on a memoryview looks for one byte
         try:
             return _alert_lines.decode_lines(body)
         except (msgspec.ValidationError, msgspec.DecodeError):

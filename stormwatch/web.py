@@ -58,9 +58,13 @@ def build_web_app(app: App) -> web.Application:
     async def readyz(_: web.Request) -> web.Response:
         if not app.ready:
             return error_response(503, "not_ready", "starting or stopping")
-        if app.pipeline.store_down_since is not None:
+        correlator = app.correlator
+        if app.pipeline.outage.since is not None or (
+            correlator is not None and correlator.outage.since is not None
+        ):
             return error_response(503, "store_unavailable", "the state store takes no commits")
-        if app.kafka_source is not None and not app.kafka_source.consuming:
+        kafka = app.kafka_source if correlator is None else correlator
+        if kafka is not None and not kafka.consuming:
             return error_response(503, "kafka_not_consuming", "the Kafka source is not consuming")
         return _ok({"status": "ready", "rules": len(app.ruleset)})
 
