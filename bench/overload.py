@@ -15,7 +15,9 @@ JSONL file in a temporary folder; `--config` for another), then:
 
 Prints, for the overload phase, the offered and accepted alerts/s (goodput), p50/p99/max
 latency of accepted batches (from sending to the answer), refusals by status, client
-errors, and the daemon's peak RSS (VmHWM in /proc/PID/status) and RSS at the end.
+errors, answers per second, the share of a core the daemon used meanwhile, and its peak
+RSS (VmHWM in /proc/PID/status) and RSS at the end. Goodput and rates are over the
+whole phase, until the last answer (requests offered and not yet sent wait client-side).
 Bodies are the seeded workload's first `--alerts` alerts (bench/workload.py) in
 Alertmanager v2 format, as Prometheus batches them (up to `--batch` alerts), sent
 round-robin, so later rounds are re-sends, as Prometheus' are.
@@ -26,6 +28,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import signal
 import socket
 import statistics
@@ -44,6 +47,12 @@ def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+def _cpu_s(pid: int) -> float:
+    """User + system CPU seconds the process has used."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def _status_kb(pid: int, field: str) -> int:
@@ -175,9 +184,11 @@ async def main_async(args: argparse.Namespace) -> dict[str, object]:
         bodies = bodies_for(args.alerts, args.batch, 300.0)
         requests = [(_request(port, b), len(json.loads(b))) for b in bodies]
         cap = await capacity(port, requests, args.probe)
+        cpu = _cpu_s(proc.pid)
         t, elapsed, offered = await overload(
             port, requests, cap * args.factor, args.seconds, args.connections
         )
+        cpu = _cpu_s(proc.pid) - cpu
         q = (
             statistics.quantiles(t.accepted_latency, n=100)
             if len(t.accepted_latency) > 1
@@ -197,6 +208,8 @@ async def main_async(args: argparse.Namespace) -> dict[str, object]:
                 "max": round(max(t.accepted_latency, default=0.0), 3),
             },
             "statuses": dict(sorted(t.statuses.items())),
+            "answered_per_s": round(sum(t.statuses.values()) / elapsed),
+            "daemon_cpu_share": round(cpu / elapsed, 2),
             "client_errors": t.errors,
             "daemon_peak_rss_mb": round(_status_kb(proc.pid, "VmHWM") / 1024),
             "daemon_rss_end_mb": round(_status_kb(proc.pid, "VmRSS") / 1024),

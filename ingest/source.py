@@ -11,7 +11,8 @@ __all__ = ["Source", "Submit"]
 
 Submit: TypeAlias = Callable[[list[Alert]], Awaitable[None]]
 """Queue alerts for correlation; returns once they are correlated and their incident
-events queued. Raises `Overloaded` when the ingest queue is full."""
+events queued. Raises `Overloaded` when the ingest queue is full, `StoreUnavailable`
+while the state store is down (both carry `retry_after_s`)."""
 
 
 class Source(Protocol):
