@@ -28,8 +28,8 @@ from bench.workload import Workload, rules
 from correlate import Engine, EngineConfig
 from ingest.normalize.alertmanager import normalize_alertmanager_v2
 from rules import RuleSet
-from rules.schema import Condition, Duration, EventCount, IncidentSpec, Rule
-from stormwatch.wire import Alert
+from rules.schema import Condition, EventCount, IncidentSpec, Rule
+from stormwatch.wire import Alert, Duration
 
 __all__ = ["main"]
 
