@@ -221,3 +221,15 @@ async def test_an_event_the_sink_already_has_is_not_sent_again(kind: str) -> Non
     await box.put("s", [incident_event(kind, 2 if kind == "updated" else 1)])  # a redelivery
     await run_until(drain, clock, clock.now + 1)
     assert sink.got == [("inc-abc", "opened", 2)]  # folded before the first delivery
+
+
+async def test_a_delivered_slot_leaves_nothing_counted_in_the_outbox() -> None:
+    # Shutdown waits until `stats` says the outbox is empty: a count left behind by a
+    # delivered slot made every stop wait its whole grace period.
+    clock, sink = Clock(), Scripted()
+    drain, box, _ = drain_for(sink, clock)
+    await box.put("s", [incident_event("opened", 1, key="inc-1")])
+    await box.put("s", [incident_event("updated", 2, key="inc-2")])
+    await run_until(drain, clock, clock.now + 1)
+    assert sorted(sink.got) == [("inc-1", "opened", 1), ("inc-2", "updated", 2)]
+    assert await box.stats("s") == (0, 0, None)
