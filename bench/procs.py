@@ -16,8 +16,9 @@ def cpu_seconds(pid: int) -> float:
 
 
 def status_kib(pid: int | str, field: str) -> int:
-    """A kB figure of /proc/PID/status (`VmRSS`, `VmHWM`); pid may be "self"."""
+    """A kB figure of /proc/PID/status (`VmRSS`, `VmHWM`); pid may be "self". Raises
+    LookupError when the figure is not there (a zombie has no memory lines)."""
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith(field + ":"):
             return int(line.split()[1])
-    raise RuntimeError(f"no {field} in /proc/{pid}/status")
+    raise LookupError(f"no {field} in /proc/{pid}/status")

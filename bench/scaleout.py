@@ -223,7 +223,7 @@ class Run:
         """Peak resident memory of each live correlator (Linux /proc)."""
         out = []
         for p in self.procs:
-            with contextlib.suppress(OSError):
+            with contextlib.suppress(OSError, LookupError):  # gone, or a zombie
                 out.append(round(status_kib(p.pid, "VmHWM") / 1024, 1))
         return out
 
