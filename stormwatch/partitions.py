@@ -54,6 +54,7 @@ from stormwatch.delivery import Delivery
 from stormwatch.errors import Overloaded, StoreUnavailable
 from stormwatch.metrics import Metrics
 from stormwatch.outage import StoreOutage
+from stormwatch.pipeline import stamp_after
 from stormwatch.roles import PartitionConfig
 from stormwatch.wire import Alert, IncidentEvent
 
@@ -62,8 +63,6 @@ __all__ = ["PartitionClock", "PartitionedCorrelator", "Shard"]
 log = structlog.get_logger("stormwatch.partitions")
 Watch = Callable[[Coroutine[Any, Any, None], str], "asyncio.Task[None]"]
 
-_STEP = 1e-6
-"""As the pipeline's clock: the least gap between two stamps of one partition."""
 _decode_alerts = msgspec.json.Decoder(list[Alert])
 _RETRY_S = 1.0
 
@@ -75,11 +74,8 @@ class PartitionClock:
         self.last = last
 
     def __call__(self, timestamp_ms: int) -> float:
-        t = timestamp_ms / 1000
-        if t <= self.last:
-            t = self.last + _STEP
-        self.last = t
-        return t
+        self.last = stamp_after(self.last, timestamp_ms / 1000)
+        return self.last
 
 
 class Shard:

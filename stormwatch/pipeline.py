@@ -51,7 +51,7 @@ from stormwatch.metrics import Metrics
 from stormwatch.outage import StoreOutage
 from stormwatch.wire import Alert, IncidentEvent
 
-__all__ = ["Commit", "MonotonicClock", "Pipeline"]
+__all__ = ["Commit", "MonotonicClock", "Pipeline", "stamp_after"]
 
 Commit = Callable[[list[IncidentEvent], StateDelta], Awaitable[None]]
 """Stores what a batch changed and queues its incident events for the sinks, together
@@ -67,6 +67,12 @@ class Archive(Protocol):
     def write(self, alerts: list[Alert]) -> None: ...
 
 
+def stamp_after(last: float, t: float) -> float:
+    """`t`, or the least stamp after `last` if `t` is not later: stamps of one stream
+    never go back and never repeat (the pipeline's requests, a partition's messages)."""
+    return t if t > last else last + _STEP
+
+
 class MonotonicClock:
     """Wall-clock seconds that never go back and never repeat: each reading is later
     than the one before (by at least `_STEP`), so two requests never share a stamp."""
@@ -76,11 +82,8 @@ class MonotonicClock:
         self.last = 0.0
 
     def __call__(self) -> float:
-        t = self._clock()
-        if t <= self.last:
-            t = self.last + _STEP
-        self.last = t
-        return t
+        self.last = stamp_after(self.last, self._clock())
+        return self.last
 
 
 class _Request:
