@@ -81,8 +81,6 @@ def _regex_message(value: str, err: re.error) -> str:
     )
 
 
-
-
 def parse_matcher(text: str) -> Matcher:
     """Parse one matcher, e.g. `severity=~"critical|warning"`.
 

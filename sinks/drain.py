@@ -171,9 +171,7 @@ class OutboxDrain:
                 # Written ahead: a drain that dies mid-delivery leaves this event to be
                 # sent again as it is (sinks/outbox.py, Pending.inflight).
                 # A copy: the memory outbox keeps the slot, and `events` shrinks below.
-                slot = msgspec.structs.replace(
-                    slot, events=list(events), inflight=event.sequence
-                )
+                slot = msgspec.structs.replace(slot, events=list(events), inflight=event.sequence)
                 await self.outbox.save(self.name, slot)
             started = time.perf_counter()
             try:

@@ -29,7 +29,7 @@ from typing import Any
 import msgspec
 import redis.asyncio as aioredis
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import RedisError, WatchError
+from redis.exceptions import RedisError, ResponseError, WatchError
 
 from correlate.delta import RuleMeta, StateDelta
 from correlate.state import STATE_VERSION, IncidentState, RuleState, State, Tracked, Window
@@ -72,6 +72,8 @@ class RedisStore:
         self._commits = 0
         self._marks: dict[str, bytes | None] = {}
         """Per shard: the writer mark of the last write we made or loaded."""
+        self._in_doubt: dict[str, set[bytes]] = {}
+        """Per shard: marks of commits whose EXEC was sent but whose answer was lost."""
 
     @property
     def client(self) -> aioredis.Redis:
@@ -112,11 +114,15 @@ class RedisStore:
         keys = ShardKeys(self.prefix, shard)
         self._commits += 1
         mark = f"{self._run}:{self._commits}".encode()
+        sent = False
         try:
             async with self._client.pipeline(transaction=True) as pipe:
                 if not delta.full:
                     await pipe.watch(keys.meta)
-                    if await pipe.hget(keys.meta, "writer") != self._marks.get(shard):
+                    found = await pipe.hget(keys.meta, "writer")
+                    if found != self._marks.get(shard) and found not in self._in_doubt.get(
+                        shard, ()
+                    ):
                         await pipe.unwatch()  # type: ignore[no-untyped-call]
                         msg = f"shard {shard} in Redis at {self.url} is not as we saved it"
                         raise StoreReset(msg, retry_after_s=0)
@@ -150,10 +156,13 @@ class RedisStore:
                 _write(pipe, keys.rules, delta.rules)
                 _write(pipe, keys.incidents, delta.incidents)
                 _write(pipe, keys.open, delta.open, encode=False)
+                sent = True
                 await pipe.execute()
         except WatchError as err:
             lost = err.__context__
             if isinstance(lost, (RedisError, OSError)):  # the connection died mid-WATCH
+                if sent:
+                    self._in_doubt.setdefault(shard, set()).add(mark)
                 msg = f"cannot save shard {shard} to Redis at {self.url}: {lost}"
                 raise StoreUnavailable(msg) from lost
             if fence is not None and not await self._still_owner(fence):
@@ -162,9 +171,17 @@ class RedisStore:
             msg = f"shard {shard} in Redis at {self.url} changed under the commit"
             raise StoreReset(msg, retry_after_s=0) from err
         except (RedisError, OSError) as err:
+            if sent and not isinstance(err, ResponseError):
+                # The answer was lost, not the transaction refused: it may have landed
+                # (Redis stopping after EXEC; a watched pipeline reports that as a
+                # WatchError, above). The caller retries this delta merged with what
+                # came after, a superset of it, so a later delta may go on top of this
+                # mark as well as on top of the last one we know landed.
+                self._in_doubt.setdefault(shard, set()).add(mark)
             msg = f"cannot save shard {shard} to Redis at {self.url}: {err}"
             raise StoreUnavailable(msg) from err
         self._marks[shard] = mark
+        self._in_doubt.pop(shard, None)
 
     async def _still_owner(self, fence: ShardFence) -> bool:
         try:
@@ -182,6 +199,7 @@ class RedisStore:
         except (RedisError, OSError) as err:
             msg = f"cannot load shard {shard} from Redis at {self.url}: {err}"
             raise StoreUnavailable(msg) from err
+        self._in_doubt.pop(shard, None)
         if not meta:
             self._marks[shard] = None
             return None

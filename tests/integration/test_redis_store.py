@@ -9,6 +9,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 
+from correlate.store.keys import ShardKeys
 from correlate.store.redis import RedisStore
 from stormwatch.app import App
 from stormwatch.config import load_config
@@ -101,6 +102,48 @@ async def test_redis_down_mid_run_is_503_until_a_retry_saves_what_failed(
             assert status == 503
             await asyncio.sleep(0.05)
         assert status == 200 and (await c.get("/readyz"))[0] == 200
-        loaded = await good.load("0")
-        assert loaded is not None and _same_state(loaded, app.engine.state)
+        # Under the correlator's lock: no tick is between its engine step and its commit.
+        async with app.pipeline.lock:
+            loaded = await good.load("0")
+            assert loaded is not None and _same_state(loaded, app.engine.state)
     await bad.close()
+
+
+async def test_a_commit_whose_answer_was_lost_is_not_mistaken_for_a_reset(
+    redis_url: str, redis_prefix: str
+) -> None:
+    """Redis applied the transaction and the reply was lost (it stopped, the network
+    broke). The retry finds the lost commit's own mark: it must go on with the delta,
+    not take the shard for one written by someone else and rewrite it whole."""
+    import redis.asyncio as aioredis
+
+    from tests.tcp_proxy import LosingProxy
+
+    port = int(redis_url.rsplit(":", 1)[1].split("/")[0])
+    proxy = LosingProxy(port)
+    await proxy.start()
+    direct = aioredis.from_url(redis_url)
+    store = RedisStore(f"redis://127.0.0.1:{proxy.port}/0", prefix=redis_prefix)
+    meta = ShardKeys(redis_prefix, "0").meta
+    eng = engine(*_all_types())  # type: ignore[arg-type]
+    try:
+        eng.process([alert("A", t=0.0, service="s0")], 0.0)
+        await store.commit("0", eng.take_delta())
+        before = await direct.hget(meta, "writer")
+
+        async def landed() -> bool:
+            return await direct.hget(meta, "writer") != before
+
+        proxy.landed = landed
+        proxy.lose_after = b"EXEC"
+        eng.process([alert("B", t=5.0, service="s1")], 5.0)
+        delta = eng.take_delta()
+        assert not delta.full
+        await store.commit("0", delta)  # lost once, then taken on a fresh connection
+        assert proxy.lost == 1
+        loaded = await store.load("0")
+        assert loaded is not None and _same_state(loaded, eng.state)
+    finally:
+        await store.close()
+        await direct.aclose()
+        await proxy.stop()

@@ -100,8 +100,10 @@ async def test_a_failed_commit_is_retried_as_its_delta_merged_not_the_whole_stat
                 if t.alert.labels["alertname"] == "late"
             ]
             assert not retried.full and list(retried.tracked) == late
-            loaded = await store.load("0")
-            assert loaded is not None and _same_state(loaded, app.engine.state)
+            # Under the correlator's lock: no tick is between its engine step and its commit.
+            async with app.pipeline.lock:
+                loaded = await store.load("0")
+                assert loaded is not None and _same_state(loaded, app.engine.state)
     assert len(events(logs, "store_unavailable")) == 1
     recovered = events(logs, "store_recovered")
     assert len(recovered) == 1 and recovered[0]["duration_s"] > 0
@@ -157,10 +159,12 @@ async def test_redis_restarted_under_a_running_daemon_loses_nothing(
                 await post_until_taken(c, alerts("steady", "x"))
                 assert (await c.get("/readyz"))[0] == 200
                 await c.opened(1)
-                store = RedisStore(server.url, prefix="outage")
-                loaded = await store.load("0")
-                await store.close()
-                assert loaded is not None and _same_state(loaded, app.engine.state)
+                # Under the correlator's lock: no tick is between its engine step and its commit.
+                async with app.pipeline.lock:
+                    store = RedisStore(server.url, prefix="outage")
+                    loaded = await store.load("0")
+                    await store.close()
+                    assert loaded is not None and _same_state(loaded, app.engine.state)
                 assert len(loaded.tracked) == 4
     finally:
         server.stop()
