@@ -53,6 +53,7 @@ STATUS = {
     "timeout": 408,
     "unauthorized": 401,
     "rate_limited": 429,
+    "misdirected": 421,
     "overloaded": 429,
     "store_unavailable": 503,
     "internal": 500,

@@ -30,7 +30,7 @@ from rules import RuleSet, load_rules, rule_files
 from stormwatch.archive import AlertArchive
 from stormwatch.config import Config
 from stormwatch.delivery import Delivery
-from stormwatch.errors import Overloaded, RuleError
+from stormwatch.errors import PayloadError, RuleError
 from stormwatch.explain import explain
 from stormwatch.metrics import Metrics
 from stormwatch.partitions import PartitionedCorrelator
@@ -166,8 +166,10 @@ class App:
             await self.receiver.submit(alerts)
             return
         if self.correlator is not None:
-            msg = "a correlator takes alerts from its topic only: send them to a receiver"
-            raise Overloaded(msg, retry_after_s=30)
+            # Not a 429 or 503: retrying here can never succeed, and a 4xx other than
+            # 429 makes Prometheus and Grafana log the error and stop retrying.
+            msg = "this process is a correlator: it takes alerts from its topic only; send them to a receiver"
+            raise PayloadError(msg, reason="misdirected")
         self.delivery.check_capacity()
         await self.pipeline.submit(alerts)
 

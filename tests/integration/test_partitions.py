@@ -147,7 +147,10 @@ async def test_a_receiver_feeds_a_correlator_one_shard_per_partition(
             for s in range(4)
             for i in range(3)
         ]
-        await _post(receiver, alerts)
+        status, body = await _post(correlator, alerts)
+        assert status == 421 and body["error"] == "misdirected", body
+        assert "send them to a receiver" in body["message"]
+        assert (await _post(receiver, alerts))[0] == 200
         for _ in range(400):
             if jsonl.exists() and len(jsonl.read_text().splitlines()) >= 4:
                 break
@@ -164,10 +167,10 @@ async def test_a_receiver_feeds_a_correlator_one_shard_per_partition(
         assert all(o is not None and int(o) > 0 for o in offsets)
 
 
-async def _post(app: App, alerts: list[dict[str, Any]]) -> None:
+async def _post(app: App, alerts: list[dict[str, Any]]) -> tuple[int, dict[str, Any]]:
     import aiohttp
 
     host, port = app.config.host_port
     url = f"http://{host}:{port}/api/v2/alerts"
     async with aiohttp.ClientSession() as session, session.post(url, json=alerts) as resp:
-        assert resp.status == 200, await resp.text()
+        return resp.status, await resp.json()
