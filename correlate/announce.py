@@ -87,9 +87,10 @@ class Announcer:
         members = listed(state, inc)
         duplicates = sum(t.duplicates for t in members)
         changes = None
+        reclassified = kind != "updated" or not _SUMMARY_ONLY.issuperset(inc.dirty)
         if kind == "updated":
             severity, priority = inc.severity, inc.priority
-            if not _SUMMARY_ONLY.issuperset(inc.dirty):
+            if reclassified:
                 refresh(state, inc, lr)
             tracked = state.tracked
             changes = IncidentChanges(
@@ -120,11 +121,12 @@ class Announcer:
                 changes=changes,
             )
         )
-        index = self._index_of
-        was = index.drop_inhibitor(inc.key)
-        self._index(inc)
-        if was and not index.is_inhibitor(inc.key):
-            self._release(was, at)  # it de-escalated
+        if reclassified:  # else its severity and labels, what inhibition indexes, stand
+            index = self._index_of
+            was = index.drop_inhibitor(inc.key)
+            self._index(inc)
+            if was and not index.is_inhibitor(inc.key):
+                self._release(was, at)  # it de-escalated
         if lr.repeat_interval is not None and inc.status == "open":
             self.ctx.timers.at(state.clock + lr.repeat_interval, Timer.REPEAT, inc.key)
 

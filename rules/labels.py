@@ -44,16 +44,42 @@ def fill_placeholders(template: str, values: Mapping[str, str]) -> str:
     >>> fill_placeholders('{service.name}: {count} alerts', {"service.name": "checkout", "count": "3"})
     'checkout: 3 alerts'
     """
-    if "{" not in template and "}" not in template:
+    parts = _parsed.get(template)
+    if parts is None:
+        parts = _parse(template)
+    if not parts:
         return template
+    get = values.get
+    return "".join([text if key is None else get(key, text) for text, key in parts])
 
-    def fill(m: re.Match[str]) -> str:
+
+_Parts = tuple[tuple[str, str | None], ...]
+_parsed: dict[str, _Parts] = {}
+"""Templates parsed once: a rule's title and summary are filled for every event."""
+_PARSED_MAX = 4096
+
+
+def _parse(template: str) -> _Parts:
+    """(literal, None) and (as written, label name) pieces; () when nothing is filled."""
+    parts: list[tuple[str, str | None]] = []
+    at, filled = 0, False
+    for m in _PLACEHOLDER.finditer(template):
+        if m.start() > at:
+            parts.append((template[at : m.start()], None))
         token = m.group(0)
         if token in ("{{", "}}"):
-            return token[0]
-        name = m.group(1)
-        key = unquote(name[1:-1]) if name.startswith('"') else name.strip()
-        value = values.get(key)
-        return token if value is None else value
-
-    return _PLACEHOLDER.sub(fill, template)
+            parts.append((token[0], None))
+            filled = True  # the doubled brace is written once
+        else:
+            name = m.group(1)
+            key = unquote(name[1:-1]) if name.startswith('"') else name.strip()
+            parts.append((token, key))
+            filled = True
+        at = m.end()
+    if at < len(template):
+        parts.append((template[at:], None))
+    result: _Parts = tuple(parts) if filled else ()
+    if len(_parsed) >= _PARSED_MAX:
+        _parsed.clear()  # templates come from rule files: a bound, not an expected case
+    _parsed[template] = result
+    return result
