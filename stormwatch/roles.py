@@ -58,7 +58,7 @@ class PartitionConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, 
     heartbeat_interval: Duration = Duration(0.5)
     tick_interval: Duration = Duration(1)
     """How often the receiver sends each partition a tick (time for idle partitions)."""
-    max_records: int = 500
+    max_records: int = 2000
     """Messages per fetch; a partition's share of one fetch is one commit."""
 
 
