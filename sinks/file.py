@@ -8,7 +8,10 @@ A crash can also come after a line is written and before the outbox hears of it;
 drain then delivers that event again after the restart. So on opening the file the sink
 reads its tail (`TAIL_BYTES`) and skips any event whose incident already has a line of
 that sequence or a later one (what the drain would skip had it heard). A torn last line
-(the crash came mid-write) is cut off: its event is delivered again, whole.
+(the crash came mid-write) is cut off: its event is delivered again, whole. The same
+holds while it runs: an outbox in Redis that went away between the write and the
+outbox's acknowledgement has the drain deliver the event again, so the sink keeps the
+last sequence written of the `RECENT` incidents it wrote last.
 """
 
 from __future__ import annotations
@@ -45,6 +48,9 @@ _encoder = msgspec.json.Encoder()
 TAIL_BYTES = 1 << 20
 """How much of an existing file is read on start: far more than the one line per crash
 a drain can have written unacknowledged (it delivers one event at a time)."""
+RECENT = 100_000
+"""Incidents whose last written sequence is remembered (a few MiB); a repeat comes
+within seconds of its first delivery, long before this many others are written."""
 
 
 class _Key(msgspec.Struct):
@@ -101,6 +107,8 @@ class FileSink:
         if self._fh is None:
             if self.config.path == "-":
                 self._fh = sys.stdout.buffer
+                if self._written is None:
+                    self._written = {}
             else:
                 path = Path(self.config.path)
                 path.parent.mkdir(parents=True, exist_ok=True)
@@ -113,11 +121,17 @@ class FileSink:
         if event.event in self.config.events:
             try:
                 fh = self._open()
-                if event.sequence <= (self._written or {}).get(event.incident.key, 0):
-                    return Receipt(sink=self.name, remote_id=event.incident.key)
+                written, key = self._written, event.incident.key
+                if written is not None and event.sequence <= written.get(key, 0):
+                    return Receipt(sink=self.name, remote_id=key)
                 # One small write and flush: cheaper than a thread hop for a line of JSON.
                 fh.write(_encoder.encode(event) + b"\n")
                 fh.flush()
+                if written is not None:
+                    written.pop(key, None)  # most recent last: the oldest go first
+                    written[key] = event.sequence
+                    if len(written) > RECENT:
+                        del written[next(iter(written))]
             except OSError as err:  # a full or read-only disk: the events wait
                 self._fh = None
                 msg = f"{self.name}: cannot write {self.config.path}: {err.strerror}"

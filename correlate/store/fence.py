@@ -25,8 +25,10 @@ import secrets
 from typing import Any
 
 import redis.asyncio as aioredis
+from redis.exceptions import RedisError
 
 from correlate.store.keys import ShardKeys
+from stormwatch.errors import StoreUnavailable
 
 __all__ = ["Fenced", "ShardFence"]
 
@@ -76,8 +78,14 @@ class ShardFence:
         return int(raw) if raw is not None else None
 
     async def owned(self) -> bool:
-        """Whether this assignment still holds the shard (the shard's drains ask)."""
-        token: bytes | None = await self._client.hget(self._owner, "token")  # type: ignore[assignment]
+        """Whether this assignment still holds the shard (the shard's drains ask).
+        Raises StoreUnavailable: a drain waits out an outage quietly, as on its other
+        Redis calls."""
+        try:
+            token: bytes | None = await self._client.hget(self._owner, "token")  # type: ignore[assignment]
+        except (RedisError, OSError) as err:
+            msg = f"cannot read the owner of shard {self.shard}: {err}"
+            raise StoreUnavailable(msg) from err
         return token is not None and token.decode() == self.token
 
     async def guard(self, pipe: Any, *, offset: bool = True) -> None:

@@ -165,7 +165,7 @@ class RedisStore:
                     self._in_doubt.setdefault(shard, set()).add(mark)
                 msg = f"cannot save shard {shard} to Redis at {self.url}: {lost}"
                 raise StoreUnavailable(msg) from lost
-            if fence is not None and not await self._still_owner(fence):
+            if fence is not None and not await fence.owned():
                 raise Fenced(f"shard {shard} was claimed by another replica") from err
             # Meta changed between the check and the write: someone else wrote it.
             msg = f"shard {shard} in Redis at {self.url} changed under the commit"
@@ -182,12 +182,6 @@ class RedisStore:
             raise StoreUnavailable(msg) from err
         self._marks[shard] = mark
         self._in_doubt.pop(shard, None)
-
-    async def _still_owner(self, fence: ShardFence) -> bool:
-        try:
-            return await fence.owned()
-        except (RedisError, OSError) as err:
-            raise StoreUnavailable(f"cannot read the owner of shard {fence.shard}: {err}") from err
 
     async def load(self, shard: str) -> State | None:
         keys = ShardKeys(self.prefix, shard)

@@ -60,3 +60,31 @@ async def test_a_file_not_there_yet_is_created(tmp_path: Path) -> None:
     await sink.deliver(incident_event("opened", 1, key="a"))
     await sink.close()
     assert lines(path) == [("a", 1, "opened")]
+
+
+async def test_an_event_delivered_again_while_running_is_written_once(tmp_path: Path) -> None:
+    """The outbox lost its acknowledgement (Redis went away after the write): the drain
+    delivers the same event again, with no restart between."""
+    from sinks import file
+
+    path = tmp_path / "incidents.jsonl"
+    sink = FileSink(FileSinkConfig(path=str(path)))
+    await sink.deliver(incident_event("opened", 1, key="a"))
+    await sink.deliver(incident_event("opened", 1, key="a"))
+    await sink.deliver(incident_event("updated", 2, key="a"))
+    await sink.deliver(incident_event("opened", 1, key="b"))
+    await sink.deliver(incident_event("updated", 2, key="a"))
+    # Only the most recent RECENT incidents are remembered: the oldest is forgotten first.
+    file.RECENT, saved = 2, file.RECENT
+    try:
+        await sink.deliver(incident_event("opened", 1, key="c"))  # "a" forgotten
+        await sink.deliver(incident_event("opened", 1, key="b"))  # remembered: skipped
+    finally:
+        file.RECENT = saved
+    await sink.close()
+    assert lines(path) == [
+        ("a", 1, "opened"),
+        ("a", 2, "updated"),
+        ("b", 1, "opened"),
+        ("c", 1, "opened"),
+    ]
