@@ -10,7 +10,8 @@ Redis state, the shipped rules that group by service: deploy/scaleout/rules.yaml
 sinks, so the figure is intake, not delivery) reads it from the start; timed from its
 assignment to the last offset committed to Redis: fetch + decode + correlate + commit.
 Each round uses a fresh group and key prefix on the same topic. Printed as JSON, with
-the median.
+the median. `--without engine` / `--without decode` give the floors: what fetching,
+decoding and committing cost with no correlation, and fetching and committing alone.
 """
 
 from __future__ import annotations
@@ -27,11 +28,14 @@ from pathlib import Path
 from typing import Any
 
 import redis.asyncio as aioredis
+from aiokafka.structs import ConsumerRecord
 
 from bench.scaleout import PARTITIONS, EndOffsets, committed, produce, tansu
 from bench.workload import Workload
 from stormwatch.app import App
 from stormwatch.config import load_config
+from stormwatch.partitions import Shard
+from stormwatch.wire import Alert, IncidentEvent
 from tests.conftest import pick_free_port
 
 
@@ -91,12 +95,40 @@ async def run(bootstrap: str, redis_url: str, alerts: int, rounds: int) -> dict[
     }
 
 
+def _without(part: str) -> None:
+    """Take a part out of every correlator of this process, to see what the rest costs:
+    `engine` (batches are decoded, not correlated), `decode` (messages only move the
+    partition's offset)."""
+
+    def no_engine(self: Shard, alerts: list[Alert]) -> list[IncidentEvent]:
+        return []
+
+    async def offsets_only(
+        self: Shard, messages: list[ConsumerRecord[bytes, bytes]]
+    ) -> list[IncidentEvent]:
+        if messages:
+            self.next_offset = messages[-1].offset + 1
+        return []
+
+    if part in ("engine", "decode"):
+        Shard._process = no_engine  # type: ignore[method-assign]
+    if part == "decode":
+        Shard.take = offsets_only  # type: ignore[method-assign]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--alerts", type=int, default=300_000)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--redis", default=os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0"))
+    parser.add_argument(
+        "--without",
+        choices=["engine", "decode"],
+        help="floor figures: no correlation (`engine`), or no decode either (`decode`)",
+    )
     args = parser.parse_args()
+    if args.without:
+        _without(args.without)
     with tansu() as bootstrap:
         out = asyncio.run(run(bootstrap, args.redis, args.alerts, args.rounds))
     print(json.dumps(out, indent=2))
