@@ -53,7 +53,9 @@ def _opened(jsonl: Path) -> Counter[tuple[str, str]]:
     """(title, key) of each `opened` event the file sink wrote, and how often."""
     if not jsonl.exists():
         return Counter()
-    lines = [json.loads(x) for x in jsonl.read_text().splitlines() if x]
+    data = jsonl.read_bytes()
+    # Only whole lines: the sink may be writing the last one as we read.
+    lines = [json.loads(x) for x in data[: data.rfind(b"\n") + 1].splitlines() if x]
     return Counter(
         (e["incident"]["title"], e["incident"]["key"]) for e in lines if e["event"] == "opened"
     )
