@@ -140,8 +140,8 @@ def test_a_redis_outage_under_a_correlator_stops_nothing_for_good(
     twice = [k for k, n in opened.items() if n > 1]
     print(
         f"\n{restart}: outage {OUTAGE_S:.0f}s; receiver answers {dict(http.statuses)} "
-        f"({len(http.taken)} alerts, {len(http.taken) - taken_during} of them while Redis was "
-        f"down or after); correlator /readyz 503 {sum(c == 503 for _, c in ready)}/{len(ready)} "
+        f"({len(http.taken)} alerts, {taken_during} of them by the end of the outage); "
+        f"correlator /readyz 503 {sum(c == 503 for _, c in ready)}/{len(ready)} "
         f"polls while down, 200 again {recovered_after:.2f}s after Redis restarted; "
         f"{len(opened)} incidents opened, {len(twice)} twice; log lines {sum(names.values())}"
     )
