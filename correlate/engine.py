@@ -36,7 +36,7 @@ import msgspec
 
 from correlate.announce import Announcer
 from correlate.context import Context
-from correlate.dedup import Admission, DedupTable
+from correlate.dedup import Admission, DedupTable, notes_equal
 from correlate.delta import Changes, StateDelta, build_delta
 from correlate.incidents import IncidentBook
 from correlate.rulebook import LiveRule, Rulebook
@@ -286,6 +286,8 @@ class Engine:
         beat_marks = self.changes.beats
         timeout = self._dedup.resolve_timeout
         deadline_of, deadline = _NAN, 0.0  # one float per arrival, as DedupTable.deadline
+        last_end = _NAN  # records of one request mostly share their endsAt: one float
+        merge = self._dedup.merge
         expire_at = self.timers.expire_at
         book = self.book
         heartbeats = self._book.heartbeats is not None
@@ -306,15 +308,26 @@ class Engine:
             a = state.clock
             t.last_seen = a
             t.duplicates += 1
-            old = t.alert
-            if alert.annotations != old.annotations or alert.starts_at < old.starts_at:
-                t.alert = self._dedup.merged(old, alert)
+            # Its annotations unchanged (notes_equal, inlined for none and one), its
+            # start no earlier: only the heartbeat changed.
+            ann, names = alert.annotations, t.kind.notes
+            n = len(names)
+            if (
+                len(ann) != n
+                or (n == 1 and ann.get(names[0]) != t.notes[0])
+                or (n > 1 and not notes_equal(ann, t.kind, t.notes))
+                or alert.starts_at < t.starts_at
+            ) and merge(t, alert):
                 self.changes.tracked.add(fp)  # more than the heartbeat changed
             ends = alert.ends_at
             if ends is None:
                 if a != deadline_of:
                     deadline_of, deadline = a, a + timeout
                 ends = deadline
+            elif ends == last_end:
+                ends = last_end
+            else:
+                last_end = ends
             if ends < t.ends_at:
                 expire_at(ends, fp)
             t.ends_at = ends
@@ -368,16 +381,16 @@ class Engine:
                 tracked.muted = by
                 self._muted.setdefault(by, set()).add(alert.fingerprint)
                 return
-        self._feed(tracked, tracked.event_time, counts)
+        self._feed(tracked, tracked.event_time, counts, alert)
 
-    def _feed(self, tracked: Tracked, t: float, counts: Counts) -> None:
-        """A firing alert enters the rules at event time `t`."""
+    def _feed(self, tracked: Tracked, t: float, counts: Counts, alert: Alert) -> None:
+        """A firing alert enters the rules at event time `t`; `alert` is its record (or
+        one built from `tracked`: the same labels, source and severity)."""
         state = self.state
         if t > state.watermark:
             state.watermark = t
         if t > tracked.fed_at:
             tracked.fed_at = t
-        alert = tracked.alert
         feeds = self._feeds(alert)
         if not feeds:
             counts.unmatched += 1
@@ -523,17 +536,18 @@ class Engine:
             if t is None or t.status != "firing" or t.muted != silence_id:
                 continue
             self.changes.tracked.add(fp)
-            other = active_silence(self._silences, t.alert.labels, at)
+            alert = t.alert
+            other = active_silence(self._silences, alert.labels, at)
             if other is not None:
                 t.muted = other
                 self._muted.setdefault(other, set()).add(fp)
                 continue
             t.muted = ""
-            self._feed(t, at, self.ctx.counts)
+            self._feed(t, at, self.ctx.counts, alert)
 
     def _unmute(self, tracked: Tracked) -> None:
         if tracked.muted:
-            self._muted.get(tracked.muted, set()).discard(tracked.alert.fingerprint)
+            self._muted.get(tracked.muted, set()).discard(tracked.fingerprint)
             tracked.muted = ""
 
     # -- acknowledgement ----------------------------------------------------------------

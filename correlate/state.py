@@ -12,13 +12,17 @@ clock: when a record was received, and the due times of timers) and *event* time
 
 from __future__ import annotations
 
+from typing import Any
+
 import msgspec
 
 from correlate.suppress import Silence
 from stormwatch.wire import Alert, TimelineEntry
 
 __all__ = [
+    "STATE_VERSION",
     "IncidentState",
+    "Kind",
     "RuleState",
     "State",
     "Tracked",
@@ -27,13 +31,43 @@ __all__ = [
     "encode_state",
 ]
 
-STATE_VERSION = 2
+STATE_VERSION = 3
+"""3: `Tracked` keeps its alert compact (`Kind`, label and annotation values)."""
+
+
+class Kind(msgspec.Struct, frozen=True, array_like=True, gc=False):
+    """What the alerts of one source, rule and label schema share: their source,
+    normalised severity, generator URL, label names and annotation names. One object
+    stands for all the alerts of a kind (`DedupTable` hands them out), so a live alert
+    pays 8 bytes for these where its own copies cost hundreds (bench/README.md, memory)."""
+
+    source: str
+    severity: str
+    generator_url: str
+    labels: tuple[str, ...]
+    """Label names, in the order the alert's first record listed them."""
+    notes: tuple[str, ...] = ()
+    """Annotation names, in the order its latest record listed them."""
 
 
 class Tracked(msgspec.Struct, kw_only=True, gc=False):
-    """One alert the dedup table knows: its latest copy and what happened to it."""
+    """One alert the dedup table knows: its latest copy and what happened to it.
 
-    alert: Alert
+    The alert is kept compact: its label values (`values`, in `kind.labels` order) and
+    annotation values (`notes`, in `kind.notes` order) as tuples of shared strings,
+    everything its kind shares in one `Kind`. `labels`, `annotations` and `alert` build
+    the dicts and the wire `Alert` when a view asks; the hot path reads the record
+    being taken, never these."""
+
+    fingerprint: str
+    """The same string object as its key in `State.tracked`."""
+    kind: Kind
+    values: tuple[str, ...]
+    notes: tuple[str, ...] = ()
+    starts_at: float
+    """Its `startsAt`: the earliest of its records' (Alertmanager's merge)."""
+    raw: msgspec.Raw | None = None
+    """The payload item as it arrived, kept for evidence while an incident lists it."""
     status: str
     event_time: float
     """When it fired, in event time: its `startsAt` clamped to its first arrival."""
@@ -55,6 +89,40 @@ class Tracked(msgspec.Struct, kw_only=True, gc=False):
     and a object for the cyclic GC to walk (bench/README.md, memory)."""
     muted: str = ""
     """Id of the silence that kept it from the rules; it feeds them when that ends."""
+
+    @property
+    def labels(self) -> dict[str, str]:
+        """Its labels, as a new dict (a view; not for the hot path)."""
+        return dict(zip(self.kind.labels, self.values, strict=True))
+
+    @property
+    def annotations(self) -> dict[str, str]:
+        return dict(zip(self.kind.notes, self.notes, strict=True))
+
+    def label(self, name: str, default: str = "") -> str:
+        """One label's value, without building the dict."""
+        names = self.kind.labels
+        return self.values[names.index(name)] if name in names else default
+
+    def wire_fields(self) -> dict[str, Any]:
+        """What the wire types (`Alert`, `IncidentAlert`) take from it alike."""
+        kind = self.kind
+        return {
+            "fingerprint": self.fingerprint,
+            "source": kind.source,
+            "status": self.status,
+            "labels": self.labels,
+            "annotations": self.annotations,
+            "starts_at": self.starts_at,
+            "ends_at": self.ends_at if self.status == "firing" else self.resolved_at,
+            "generator_url": kind.generator_url,
+            "severity": kind.severity,
+        }
+
+    @property
+    def alert(self) -> Alert:
+        """The alert as the wire type, built for a reader (the HTTP API, explain)."""
+        return Alert(**self.wire_fields(), received_at=self.first_seen, raw=self.raw)
 
 
 class Window(msgspec.Struct, array_like=True, gc=False):

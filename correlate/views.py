@@ -12,13 +12,13 @@ replay (bench/README.md).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 from correlate.classify import Classification
 from correlate.rulebook import LiveRule
 from correlate.state import IncidentState, State, Tracked
 from rules import fill_placeholders
-from stormwatch.wire import Alert, Incident, IncidentAlert, TimelineEntry
+from stormwatch.wire import Incident, IncidentAlert, TimelineEntry
 
 __all__ = [
     "alert_view",
@@ -38,16 +38,25 @@ def render_template(template: str, values: Mapping[str, str]) -> str:
     return fill_placeholders(template, values)
 
 
-def common_labels(alerts: list[Alert]) -> dict[str, str]:
-    """The label pairs every alert shares (dict item views intersect in C)."""
+def common_labels(alerts: Sequence[Tracked]) -> dict[str, str]:
+    """The label pairs every alert shares, in the first alert's order (sets of pairs
+    intersect in C; alerts of one kind are compared value by value)."""
     if not alerts:
         return {}
-    common = alerts[0].labels.items()
-    for a in alerts[1:]:
-        common = common & a.labels.items()  # type: ignore[assignment]
+    first = alerts[0]
+    names, values = first.kind.labels, first.values
+    common: set[tuple[str, str]] | None = None
+    for t in alerts:
+        if t.values is values:
+            continue
+        if common is None:
+            common = set(zip(names, values, strict=True))
+        common.intersection_update(zip(t.kind.labels, t.values, strict=True))
         if not common:
             return {}
-    return dict(common)
+    if common is None:
+        return dict(zip(names, values, strict=True))
+    return {k: v for k, v in zip(names, values, strict=True) if (k, v) in common}
 
 
 def listed(state: State, inc: IncidentState) -> list[Tracked]:
@@ -56,27 +65,14 @@ def listed(state: State, inc: IncidentState) -> list[Tracked]:
 
 
 def alert_view(t: Tracked) -> IncidentAlert:
-    a = t.alert
-    return IncidentAlert(
-        fingerprint=a.fingerprint,
-        labels=a.labels,
-        annotations=a.annotations,
-        status=t.status,  # type: ignore[arg-type]
-        starts_at=a.starts_at,
-        last_seen=t.last_seen,
-        ends_at=t.ends_at if t.status == "firing" else t.resolved_at,
-        duplicates=t.duplicates,
-        source=a.source,
-        generator_url=a.generator_url,
-        severity=a.severity,
-    )
+    return IncidentAlert(**t.wire_fields(), last_seen=t.last_seen, duplicates=t.duplicates)
 
 
 def classify(
     state: State, inc: IncidentState, lr: LiveRule
 ) -> tuple[dict[str, str], Classification]:
     """The incident's labels (group + shared by its listed alerts) and classification."""
-    alerts = [t.alert for t in listed(state, inc)]
+    alerts = listed(state, inc)
     common = common_labels(alerts)
     labels = {**common, **inc.group}
     return labels, lr.classifier.classify(alerts, inc.alert_count, common)

@@ -308,10 +308,11 @@ class App:
         out = []
         for t in list(self.engine.state.tracked.values()):
             held = (self.engine.incident_state(k) for k in t.incidents)
-            silenced = active_silence(silences, t.alert.labels, now)
+            alert = t.alert  # built from the compact copy (correlate/state.py)
+            silenced = active_silence(silences, alert.labels, now)
             out.append(
                 AlertView(
-                    alert=t.alert,
+                    alert=alert,
                     status=t.status,
                     first_seen=t.first_seen,
                     last_seen=t.last_seen,
