@@ -106,8 +106,14 @@ def _alert_rows(w: Walk, tracked: list[Any]) -> list[tuple[str, int]]:
             ("Kind (shared)", w.deep(t.kind for t in tracked)),
             ("label values tuple", w.shallow(t.values for t in tracked)),
             ("label values", w.shallow(v for t in tracked for v in t.values)),
-            ("annotation values tuple", w.shallow(t.notes for t in tracked)),
-            ("annotation values", w.shallow(v for t in tracked for v in t.notes)),
+            (
+                "annotation values: the tuple (or the one value)",
+                w.shallow(t.notes for t in tracked),
+            ),
+            (
+                "annotation values in tuples",
+                w.shallow(v for t in tracked if isinstance(t.notes, tuple) for v in t.notes),
+            ),
         ]
     alerts = [t.alert for t in tracked]
     labels = [a.labels for a in alerts]

@@ -29,6 +29,7 @@ the same calls and predicts the live daemon.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable, Sequence
 from operator import attrgetter
 
@@ -36,14 +37,14 @@ import msgspec
 
 from correlate.announce import Announcer
 from correlate.context import Context
-from correlate.dedup import Admission, DedupTable, notes_equal
+from correlate.dedup import Admission, DedupTable
 from correlate.delta import Changes, StateDelta, build_delta
 from correlate.incidents import IncidentBook
 from correlate.rulebook import LiveRule, Rulebook
 from correlate.state import IncidentState, State, Tracked, decode_state, encode_state
 from correlate.suppress import InhibitRule, Silence, active_silence
 from correlate.timers import Timer
-from correlate.views import full_view
+from correlate.views import full_view, wire_alert
 from rules import Matcher, RuleSet
 from stormwatch.wire import Alert, Duration, Incident, IncidentEvent
 
@@ -144,6 +145,15 @@ def _in_order(alerts: Sequence[Alert]) -> Sequence[Alert]:
             i = j
         i += 1
     return out
+
+
+def _tally(items: list[str]) -> dict[str, int]:
+    """How often each item occurs, in the order they first occur (a request's re-sends
+    nearly always come from one source: one count in C)."""
+    first = items[0]
+    if items.count(first) == len(items):
+        return {first: len(items)}
+    return dict(Counter(items))
 
 
 class _Memo:
@@ -292,8 +302,8 @@ class Engine:
         book = self.book
         heartbeats = self._book.heartbeats is not None
         beats_of = self._beats
-        by_source: dict[str, int] = {}
-        duplicates = 0
+        sources: list[str] = []  # of the re-sends, tallied once at the end
+        resent = sources.append
         for alert in _in_order(alerts):
             a = alert.received_at
             if a > state.clock:
@@ -308,16 +318,14 @@ class Engine:
             a = state.clock
             t.last_seen = a
             t.duplicates += 1
-            # Its annotations unchanged (notes_equal, inlined for none and one), its
-            # start no earlier: only the heartbeat changed.
-            ann, names = alert.annotations, t.kind.notes
-            n = len(names)
-            if (
-                len(ann) != n
-                or (n == 1 and ann.get(names[0]) != t.notes[0])
-                or (n > 1 and not notes_equal(ann, t.kind, t.notes))
-                or alert.starts_at < t.starts_at
-            ) and merge(t, alert):
+            # Its annotations unchanged (notes_equal, inlined), its start no earlier:
+            # only the heartbeat changed.
+            ann, kind = alert.annotations, t.kind
+            try:
+                same = len(ann) == kind.n_notes and kind.read_notes(ann) == t.notes
+            except KeyError:
+                same = False
+            if (not same or alert.starts_at < t.starts_at) and merge(t, alert):
                 self.changes.tracked.add(fp)  # more than the heartbeat changed
             ends = alert.ends_at
             if ends is None:
@@ -332,17 +340,15 @@ class Engine:
                 expire_at(ends, fp)
             t.ends_at = ends
             beat_marks.add(fp)
-            duplicates += 1
-            src = alert.source
-            by_source[src] = by_source.get(src, 0) + 1
+            resent(alert.source)
             if t.incidents:
                 book.saw_duplicate(t)
             if heartbeats and not t.muted:
                 for beat, gkey, via in beats_of(alert):
                     beat(gkey(alert.labels, via), t)
-        if duplicates:
-            counts.duplicates += duplicates
-            counts.duplicates_by_source = by_source
+        if sources:
+            counts.duplicates += len(sources)
+            counts.duplicates_by_source = _tally(sources)
         if state.clock - state.last_gc >= _GC_EVERY:
             self._gc()
         return Effects(events=events, counts=counts)
@@ -536,7 +542,7 @@ class Engine:
             if t is None or t.status != "firing" or t.muted != silence_id:
                 continue
             self.changes.tracked.add(fp)
-            alert = t.alert
+            alert = wire_alert(t)
             other = active_silence(self._silences, alert.labels, at)
             if other is not None:
                 t.muted = other

@@ -12,17 +12,19 @@ clock: when a record was received, and the due times of timers) and *event* time
 
 from __future__ import annotations
 
-from typing import Any
+from operator import itemgetter
+from typing import ClassVar, Protocol, TypeAlias
 
 import msgspec
 
 from correlate.suppress import Silence
-from stormwatch.wire import Alert, TimelineEntry
+from stormwatch.wire import TimelineEntry
 
 __all__ = [
     "STATE_VERSION",
     "IncidentState",
     "Kind",
+    "Notes",
     "RuleState",
     "State",
     "Tracked",
@@ -35,7 +37,17 @@ STATE_VERSION = 3
 """3: `Tracked` keeps its alert compact (`Kind`, label and annotation values)."""
 
 
-class Kind(msgspec.Struct, frozen=True, array_like=True, gc=False):
+Notes: TypeAlias = str | tuple[str, ...]
+"""An alert's annotation values as `Kind.read_notes` reads them from a record's
+annotations: `()` for none, the value itself for one, a tuple in `Kind.notes` order for
+more (no tuple for the one-annotation alerts most senders send: 48 bytes each)."""
+
+
+class _ReadNotes(Protocol):
+    def __call__(self, annotations: dict[str, str], /) -> Notes: ...
+
+
+class Kind(msgspec.Struct, frozen=True, array_like=True, dict=True):
     """What the alerts of one source, rule and label schema share: their source,
     normalised severity, generator URL, label names and annotation names. One object
     stands for all the alerts of a kind (`DedupTable` hands them out), so a live alert
@@ -49,21 +61,36 @@ class Kind(msgspec.Struct, frozen=True, array_like=True, gc=False):
     notes: tuple[str, ...] = ()
     """Annotation names, in the order its latest record listed them."""
 
+    n_notes: ClassVar[int]
+    read_notes: ClassVar[_ReadNotes]
+    """Derived (in the instance's `__dict__`, not encoded): how many annotations, and a C
+    call reading their values from a record's annotations (raises KeyError for a missing
+    name), so a re-send compares its annotations without building a tuple."""
+
+    def __post_init__(self) -> None:
+        derived = self.__dict__
+        derived["n_notes"] = len(self.notes)
+        derived["read_notes"] = itemgetter(*self.notes) if self.notes else tuple
+
+    def note_values(self, notes: Notes) -> tuple[str, ...]:
+        """`notes` as a tuple in `self.notes` order."""
+        return (notes,) if self.n_notes == 1 else notes  # type: ignore[return-value]
+
 
 class Tracked(msgspec.Struct, kw_only=True, gc=False):
     """One alert the dedup table knows: its latest copy and what happened to it.
 
     The alert is kept compact: its label values (`values`, in `kind.labels` order) and
-    annotation values (`notes`, in `kind.notes` order) as tuples of shared strings,
-    everything its kind shares in one `Kind`. `labels`, `annotations` and `alert` build
-    the dicts and the wire `Alert` when a view asks; the hot path reads the record
-    being taken, never these."""
+    annotation values (`notes`, `Notes`) as tuples of shared strings,
+    everything its kind shares in one `Kind`. `labels` and `annotations` build the dicts
+    when a reader asks (views build theirs: `correlate.views.alert_view`, `wire_alert`);
+    the hot path reads the record being taken, never these."""
 
     fingerprint: str
     """The same string object as its key in `State.tracked`."""
     kind: Kind
     values: tuple[str, ...]
-    notes: tuple[str, ...] = ()
+    notes: Notes = ()
     starts_at: float
     """Its `startsAt`: the earliest of its records' (Alertmanager's merge)."""
     raw: msgspec.Raw | None = None
@@ -97,32 +124,13 @@ class Tracked(msgspec.Struct, kw_only=True, gc=False):
 
     @property
     def annotations(self) -> dict[str, str]:
-        return dict(zip(self.kind.notes, self.notes, strict=True))
+        kind = self.kind
+        return dict(zip(kind.notes, kind.note_values(self.notes), strict=True))
 
     def label(self, name: str, default: str = "") -> str:
         """One label's value, without building the dict."""
         names = self.kind.labels
         return self.values[names.index(name)] if name in names else default
-
-    def wire_fields(self) -> dict[str, Any]:
-        """What the wire types (`Alert`, `IncidentAlert`) take from it alike."""
-        kind = self.kind
-        return {
-            "fingerprint": self.fingerprint,
-            "source": kind.source,
-            "status": self.status,
-            "labels": self.labels,
-            "annotations": self.annotations,
-            "starts_at": self.starts_at,
-            "ends_at": self.ends_at if self.status == "firing" else self.resolved_at,
-            "generator_url": kind.generator_url,
-            "severity": kind.severity,
-        }
-
-    @property
-    def alert(self) -> Alert:
-        """The alert as the wire type, built for a reader (the HTTP API, explain)."""
-        return Alert(**self.wire_fields(), received_at=self.first_seen, raw=self.raw)
 
 
 class Window(msgspec.Struct, array_like=True, gc=False):

@@ -14,11 +14,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
+import msgspec
+
 from correlate.classify import Classification
 from correlate.rulebook import LiveRule
 from correlate.state import IncidentState, State, Tracked
 from rules import fill_placeholders
-from stormwatch.wire import Incident, IncidentAlert, TimelineEntry
+from stormwatch.wire import Alert, Incident, IncidentAlert, TimelineEntry
 
 __all__ = [
     "alert_view",
@@ -29,6 +31,7 @@ __all__ = [
     "listed",
     "refresh",
     "render_template",
+    "wire_alert",
 ]
 
 
@@ -39,24 +42,25 @@ def render_template(template: str, values: Mapping[str, str]) -> str:
 
 
 def common_labels(alerts: Sequence[Tracked]) -> dict[str, str]:
-    """The label pairs every alert shares, in the first alert's order (sets of pairs
-    intersect in C; alerts of one kind are compared value by value)."""
+    """The label pairs every alert shares, in the first alert's order. Alerts with the
+    same label names (nearly always) are compared column by column, in C."""
     if not alerts:
         return {}
-    first = alerts[0]
-    names, values = first.kind.labels, first.values
-    common: set[tuple[str, str]] | None = None
+    names = alerts[0].kind.labels
+    rows = [t.values for t in alerts if t.kind.labels == names]
+    if len(rows) == len(alerts):
+        n = len(rows)
+        return {
+            name: column[0]
+            for name, column in zip(names, zip(*rows, strict=True), strict=True)
+            if column.count(column[0]) == n
+        }
+    common = set(zip(names, alerts[0].values, strict=True))
     for t in alerts:
-        if t.values is values:
-            continue
-        if common is None:
-            common = set(zip(names, values, strict=True))
         common.intersection_update(zip(t.kind.labels, t.values, strict=True))
         if not common:
             return {}
-    if common is None:
-        return dict(zip(names, values, strict=True))
-    return {k: v for k, v in zip(names, values, strict=True) if (k, v) in common}
+    return {k: v for k, v in zip(names, alerts[0].values, strict=True) if (k, v) in common}
 
 
 def listed(state: State, inc: IncidentState) -> list[Tracked]:
@@ -65,7 +69,29 @@ def listed(state: State, inc: IncidentState) -> list[Tracked]:
 
 
 def alert_view(t: Tracked) -> IncidentAlert:
-    return IncidentAlert(**t.wire_fields(), last_seen=t.last_seen, duplicates=t.duplicates)
+    kind, notes = t.kind, t.notes
+    note_values = (notes,) if kind.n_notes == 1 else notes  # Kind.note_values, inlined
+    return IncidentAlert(
+        fingerprint=t.fingerprint,
+        labels=dict(zip(kind.labels, t.values, strict=False)),
+        annotations=dict(zip(kind.notes, note_values, strict=False)),  # type: ignore[arg-type]
+        status=t.status,  # type: ignore[arg-type]
+        starts_at=t.starts_at,
+        last_seen=t.last_seen,
+        ends_at=t.ends_at if t.status == "firing" else t.resolved_at,
+        duplicates=t.duplicates,
+        source=kind.source,
+        generator_url=kind.generator_url,
+        severity=kind.severity,
+    )
+
+
+def wire_alert(t: Tracked) -> Alert:
+    """The alert as the wire type, for readers (the HTTP API): its incident view's
+    fields, with its first arrival and raw payload."""
+    fields = msgspec.structs.asdict(alert_view(t))
+    del fields["last_seen"], fields["duplicates"]
+    return Alert(**fields, received_at=t.first_seen, raw=t.raw)
 
 
 def classify(

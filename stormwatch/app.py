@@ -23,6 +23,7 @@ from correlate import Engine
 from correlate.delta import StateDelta
 from correlate.store import MemoryStore, Store
 from correlate.suppress import Silence, active_silence
+from correlate.views import wire_alert
 from ingest import Intake, is_loopback
 from ingest.kafka_source import KafkaSource
 from ingest.limits import InflightBudget
@@ -308,7 +309,7 @@ class App:
         out = []
         for t in list(self.engine.state.tracked.values()):
             held = (self.engine.incident_state(k) for k in t.incidents)
-            alert = t.alert  # built from the compact copy (correlate/state.py)
+            alert = wire_alert(t)  # built from the compact copy (correlate/state.py)
             silenced = active_silence(silences, alert.labels, now)
             out.append(
                 AlertView(
