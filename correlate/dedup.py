@@ -43,7 +43,7 @@ table of interned strings would hold an entry for each (about 30 bytes a live al
 
 def notes_equal(annotations: dict[str, str], kind: Kind, notes: Notes) -> bool:
     """Whether a record's annotations are those the alert keeps (`kind`, `notes`):
-    a length and one C call (`Process` inlines it for re-sends)."""
+    a length and one C call (`Engine.process` inlines it for re-sends)."""
     try:
         return len(annotations) == kind.n_notes and kind.read_notes(annotations) == notes
     except KeyError:

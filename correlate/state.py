@@ -81,8 +81,8 @@ class Tracked(msgspec.Struct, kw_only=True, gc=False):
     """One alert the dedup table knows: its latest copy and what happened to it.
 
     The alert is kept compact: its label values (`values`, in `kind.labels` order) and
-    annotation values (`notes`, `Notes`) as tuples of shared strings,
-    everything its kind shares in one `Kind`. `labels` and `annotations` build the dicts
+    annotation values (`notes`, see `Notes`) as shared strings, and everything its kind
+    shares in one `Kind`. `labels` and `annotations` build the dicts
     when a reader asks (views build theirs: `correlate.views.alert_view`, `wire_alert`);
     the hot path reads the record being taken, never these."""
 
@@ -94,7 +94,8 @@ class Tracked(msgspec.Struct, kw_only=True, gc=False):
     starts_at: float
     """Its `startsAt`: the earliest of its records' (Alertmanager's merge)."""
     raw: msgspec.Raw | None = None
-    """The payload item as it arrived, kept for evidence while an incident lists it."""
+    """The payload item as it arrived, kept for evidence (dropped when it resolves
+    while no incident lists it)."""
     status: str
     event_time: float
     """When it fired, in event time: its `startsAt` clamped to its first arrival."""
