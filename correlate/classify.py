@@ -9,13 +9,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from correlate.state import Tracked
 from rules import Matcher, Rule, parse_matchers
 from rules.schema import ClassifyCase
-from stormwatch.wire import Alert, Severity
+from stormwatch.wire import Severity
 
 __all__ = ["Classification", "Classifier", "itil_priority"]
 
-# Normalised alert severities (Alert.severity), most severe first; unknown values rank lowest.
+# Normalised alert severities (Alert.severity, Kind.severity), most severe first; unknown values rank lowest.
 _ALERT_SEVERITY_RANK = {
     "critical": 0,
     "page": 0,
@@ -37,10 +38,10 @@ def itil_priority(impact: int, urgency: int) -> int:
     return impact + urgency - 1
 
 
-def highest_alert_severity(alerts: Sequence[Alert]) -> str:
+def highest_alert_severity(alerts: Sequence[Tracked]) -> str:
     best, rank = "", 99
     for a in alerts:
-        value = a.severity
+        value = a.kind.severity
         r = _ALERT_SEVERITY_RANK.get(value.lower(), 6)
         if r < rank:
             best, rank = value, r
@@ -63,16 +64,16 @@ class _Case:
         self.case = case
         self.matchers: list[Matcher] = parse_matchers(case.when.match)
 
-    def holds(self, alerts: Sequence[Alert], alert_count: int, common: dict[str, str]) -> bool:
+    def holds(self, alerts: Sequence[Tracked], alert_count: int, common: dict[str, str]) -> bool:
         w = self.case.when
         if w.alert_severity and highest_alert_severity(alerts) not in w.alert_severity:
             return False
         if w.min_alerts is not None and alert_count < w.min_alerts:
             return False
         for label, least in w.min_distinct.items():
-            if len({a.labels.get(label, "") for a in alerts}) < least:
+            if len({a.label(label) for a in alerts}) < least:
                 return False
-        if w.source and not any(a.source in w.source for a in alerts):
+        if w.source and not any(a.kind.source in w.source for a in alerts):
             return False
         return all(m.matches(common) for m in self.matchers)
 
@@ -86,7 +87,7 @@ class Classifier:
         self.cases = [_Case(c) for c in rule.classify]
 
     def classify(
-        self, alerts: Sequence[Alert], alert_count: int, common: dict[str, str]
+        self, alerts: Sequence[Tracked], alert_count: int, common: dict[str, str]
     ) -> Classification:
         severity: Severity = self.default_severity
         category = self.default.category

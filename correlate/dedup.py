@@ -15,10 +15,8 @@ from collections import deque
 from enum import IntEnum
 from sys import intern
 
-import msgspec
-
 from correlate.context import Context
-from correlate.state import Tracked
+from correlate.state import Kind, Notes, Tracked
 from stormwatch.wire import Alert
 
 __all__ = ["Admission", "DedupTable"]
@@ -35,24 +33,28 @@ class Admission(IntEnum):
     """Arrived resolved, but was not firing: nothing to do."""
 
 
-def _compact(alert: Alert) -> Alert:
-    """The copy of a new alert the table keeps: label names and values, annotations and
-    the generator URL interned, so the thousands of alerts of one service, cluster or
-    rule share one string for each (a live alert costs about 1 KiB; bench/README.md)."""
-    labels = {intern(k): intern(v) for k, v in alert.labels.items()}
-    annotations = (
-        {intern(k): intern(v) for k, v in alert.annotations.items()} if alert.annotations else {}
-    )
-    return msgspec.structs.replace(
-        alert, labels=labels, annotations=annotations, generator_url=intern(alert.generator_url)
-    )
+_KINDS_MAX = 10_000
+"""Distinct `Kind`s kept for sharing; dropped whole when full (only sharing is lost)."""
+_NOTES_MAX = 10_000
+"""Annotation values kept for sharing, likewise. Not `sys.intern`: most annotation
+values are unique to their alert (a summary naming its instance), and the interpreter's
+table of interned strings would hold an entry for each (about 30 bytes a live alert)."""
+
+
+def notes_equal(annotations: dict[str, str], kind: Kind, notes: Notes) -> bool:
+    """Whether a record's annotations are those the alert keeps (`kind`, `notes`):
+    a length and one C call (`Engine.process` inlines it for re-sends)."""
+    try:
+        return len(annotations) == kind.n_notes and kind.read_notes(annotations) == notes
+    except KeyError:
+        return False  # a name it had is gone (another took its place)
 
 
 def _shed(t: Tracked) -> None:
     """A resolved alert no incident lists no longer needs its raw payload (evidence
     for explain is kept for the alerts incidents list)."""
-    if t.alert.raw is not None and not t.incidents:
-        t.alert = msgspec.structs.replace(t.alert, raw=None)
+    if t.raw is not None and not t.incidents:
+        t.raw = None
 
 
 class DedupTable:
@@ -67,16 +69,70 @@ class DedupTable:
         self._gone: deque[tuple[float, str]] = deque()
         """(arrival clock it resolved at, fingerprint), in clock order: what `forget`
         looks at, oldest first, so forgetting costs O(1) per alert, not a scan."""
+        self._kinds: dict[tuple[str, str, str, tuple[str, ...], tuple[str, ...]], Kind] = {}
+        self._notes: dict[str, str] = {}
+        self._start = self._end = float("nan")
+        """The last `startsAt` and `endsAt` kept: the alerts of one request mostly share
+        them, and so share one float (24 bytes a live alert each otherwise)."""
 
     def schedule_from_state(self) -> None:
         timers = self.ctx.timers
         gone = []
         for fp, t in self.tracked.items():
+            # A decoded state holds its own copy of every string of every alert: share
+            # them as taking the alert in would have (the key is the fingerprint too).
+            t.fingerprint = fp
+            t.kind = self.kind(t.kind)
+            t.values = tuple(map(intern, t.values))
+            t.notes = self.notes_of(t.annotations)
             if t.status == "firing":
                 timers.expire_at(t.ends_at, fp)
             else:
                 gone.append((t.last_seen, fp))
         self._gone = deque(sorted(gone))
+
+    def kind(self, kind: Kind) -> Kind:
+        """The shared `Kind` equal to `kind`."""
+        return self._kind((kind.source, kind.severity, kind.generator_url, kind.labels, kind.notes))
+
+    def _kind(self, key: tuple[str, str, str, tuple[str, ...], tuple[str, ...]]) -> Kind:
+        # Keyed by a plain tuple: building and hashing one costs less than a Struct.
+        shared = self._kinds.get(key)
+        if shared is None:
+            if len(self._kinds) >= _KINDS_MAX:
+                self._kinds.clear()
+            source, severity, url, labels, notes = key
+            shared = self._kinds[key] = Kind(
+                source=intern(source),
+                severity=intern(severity),
+                generator_url=intern(url),
+                labels=tuple(map(intern, labels)),
+                notes=tuple(map(intern, notes)),
+            )
+        return shared
+
+    def notes_of(self, annotations: dict[str, str]) -> Notes:
+        """A record's annotation values (`Notes`), each shared with equal values kept
+        before."""
+        n = len(annotations)
+        if n == 0:
+            return ()
+        shared = self._notes
+        if len(shared) >= _NOTES_MAX:
+            shared.clear()
+        if n == 1:
+            (v,) = annotations.values()
+            return shared.setdefault(v, v)
+        return tuple([shared.setdefault(v, v) for v in annotations.values()])
+
+    def take_notes(self, t: Tracked, alert: Alert) -> None:
+        """The record's annotations replace those the alert kept (the newest win); the
+        rest of its kind stays the first copy's."""
+        ann, k = alert.annotations, t.kind
+        names = tuple(ann)
+        if names != k.notes:
+            t.kind = self._kind((k.source, k.severity, k.generator_url, k.labels, names))
+        t.notes = self.notes_of(ann)
 
     def admit(self, alert: Alert, a: float) -> tuple[Admission, Tracked | None]:
         fp = alert.fingerprint
@@ -90,17 +146,15 @@ class DedupTable:
             t.resolved_at = t.ends_at = min(max(end, t.event_time), a)
             _shed(t)
             self._gone.append((a, fp))
-            if alert.annotations != t.alert.annotations:
-                t.alert = msgspec.structs.replace(t.alert, annotations=alert.annotations)
+            if not notes_equal(alert.annotations, t.kind, t.notes):
+                self.take_notes(t, alert)
             self.ctx.changes.tracked.add(fp)
             return Admission.RESOLVED, t
         ends_at = alert.ends_at if alert.ends_at is not None else self.deadline(a)
         if t is not None and t.status == "firing":
             t.last_seen = a
             t.duplicates += 1
-            old = t.alert
-            if alert.annotations != old.annotations or alert.starts_at < old.starts_at:
-                t.alert = self.merged(old, alert)
+            self.merge(t, alert)
             if ends_at < t.ends_at:
                 self.ctx.timers.expire_at(ends_at, fp)
             # A later deadline needs no push: the queued entry re-queues itself when it
@@ -108,11 +162,38 @@ class DedupTable:
             t.ends_at = ends_at
             self.ctx.changes.tracked.add(fp)
             return Admission.DUPLICATE, t
-        event_time = alert.starts_at if alert.starts_at < a else a
-        alert = _compact(alert)
+        starts_at = alert.starts_at
+        if starts_at == self._start:
+            starts_at = self._start
+        else:
+            self._start = starts_at
+        if ends_at == self._end:
+            ends_at = self._end
+        else:
+            self._end = ends_at
+        event_time = starts_at if starts_at < a else a
+        # The fingerprint cache (ingest/fingerprint.py) interned the label values: the
+        # table shares those strings with it.
+        labels = alert.labels
+        kind = self._kind(
+            (
+                alert.source,
+                alert.severity,
+                alert.generator_url,
+                tuple(labels),
+                tuple(alert.annotations),
+            )
+        )
+        values = tuple(map(intern, labels.values()))
+        notes = self.notes_of(alert.annotations)
         if t is None:
             t = Tracked(
-                alert=alert,
+                fingerprint=fp,
+                kind=kind,
+                values=values,
+                notes=notes,
+                starts_at=starts_at,
+                raw=alert.raw,
                 status="firing",
                 event_time=event_time,
                 first_seen=a,
@@ -122,7 +203,8 @@ class DedupTable:
             self.tracked[fp] = t
         else:
             # Back from resolved: a new occurrence of the same alert.
-            t.alert = alert
+            t.kind, t.values, t.notes = kind, values, notes
+            t.starts_at, t.raw = starts_at, alert.raw
             t.status = "firing"
             t.event_time = event_time
             t.first_seen = t.last_seen = a
@@ -142,13 +224,18 @@ class DedupTable:
             self._deadline_of, self._deadline = a, a + self.resolve_timeout
         return self._deadline
 
-    @staticmethod
-    def merged(old: Alert, resent: Alert) -> Alert:
-        """The alert a re-send leaves: the first copy's label dict (shared by every
-        re-send), the newest annotations, the earliest start (Alertmanager's merge)."""
-        return msgspec.structs.replace(
-            old, annotations=resent.annotations, starts_at=min(old.starts_at, resent.starts_at)
-        )
+    def merge(self, t: Tracked, resent: Alert) -> bool:
+        """What a re-send leaves: the first copy's labels (shared by every re-send), the
+        newest annotations, the earliest start (Alertmanager's merge). True when more
+        than the heartbeat changed."""
+        changed = False
+        if not notes_equal(resent.annotations, t.kind, t.notes):
+            self.take_notes(t, resent)
+            changed = True
+        if resent.starts_at < t.starts_at:
+            t.starts_at = resent.starts_at
+            changed = True
+        return changed
 
     def expire(self, fp: str, due: float) -> Tracked | None:
         """An EXPIRE entry came up: resolve the alert if its deadline really is `due`."""

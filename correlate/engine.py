@@ -29,6 +29,7 @@ the same calls and predicts the live daemon.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable, Sequence
 from operator import attrgetter
 
@@ -43,7 +44,7 @@ from correlate.rulebook import LiveRule, Rulebook
 from correlate.state import IncidentState, State, Tracked, decode_state, encode_state
 from correlate.suppress import InhibitRule, Silence, active_silence
 from correlate.timers import Timer
-from correlate.views import full_view
+from correlate.views import full_view, wire_alert
 from rules import Matcher, RuleSet
 from stormwatch.wire import Alert, Duration, Incident, IncidentEvent
 
@@ -147,6 +148,15 @@ def _in_order(alerts: Sequence[Alert]) -> Sequence[Alert]:
             i = j
         i += 1
     return out
+
+
+def _tally(items: list[str]) -> dict[str, int]:
+    """How often each item occurs, in the order they first occur (a request's re-sends
+    nearly always come from one source: one count in C)."""
+    first = items[0]
+    if items.count(first) == len(items):
+        return {first: len(items)}
+    return dict(Counter(items))
 
 
 class _Memo:
@@ -289,12 +299,14 @@ class Engine:
         beat_marks = self.changes.beats
         timeout = self._dedup.resolve_timeout
         deadline_of, deadline = _NAN, 0.0  # one float per arrival, as DedupTable.deadline
+        last_end = _NAN  # records of one request mostly share their endsAt: one float
+        merge = self._dedup.merge
         expire_at = self.timers.expire_at
         book = self.book
         heartbeats = self._book.heartbeats is not None
         beats_of = self._beats
-        by_source: dict[str, int] = {}
-        duplicates = 0
+        sources: list[str] = []  # of the re-sends, tallied once at the end
+        resent = sources.append
         for alert in _in_order(alerts):
             a = alert.received_at
             if a > state.clock:
@@ -309,30 +321,37 @@ class Engine:
             a = state.clock
             t.last_seen = a
             t.duplicates += 1
-            old = t.alert
-            if alert.annotations != old.annotations or alert.starts_at < old.starts_at:
-                t.alert = self._dedup.merged(old, alert)
+            # Its annotations unchanged (notes_equal, inlined), its start no earlier:
+            # only the heartbeat changed.
+            ann, kind = alert.annotations, t.kind
+            try:
+                same = len(ann) == kind.n_notes and kind.read_notes(ann) == t.notes
+            except KeyError:
+                same = False
+            if (not same or alert.starts_at < t.starts_at) and merge(t, alert):
                 self.changes.tracked.add(fp)  # more than the heartbeat changed
             ends = alert.ends_at
             if ends is None:
                 if a != deadline_of:
                     deadline_of, deadline = a, a + timeout
                 ends = deadline
+            elif ends == last_end:
+                ends = last_end
+            else:
+                last_end = ends
             if ends < t.ends_at:
                 expire_at(ends, fp)
             t.ends_at = ends
             beat_marks.add(fp)
-            duplicates += 1
-            src = alert.source
-            by_source[src] = by_source.get(src, 0) + 1
+            resent(alert.source)
             if t.incidents:
                 book.saw_duplicate(t)
             if heartbeats and not t.muted:
                 for beat, gkey, via in beats_of(alert):
                     beat(gkey(alert.labels, via), t)
-        if duplicates:
-            counts.duplicates += duplicates
-            counts.duplicates_by_source = by_source
+        if sources:
+            counts.duplicates += len(sources)
+            counts.duplicates_by_source = _tally(sources)
         if state.clock - state.last_gc >= _GC_EVERY:
             self._gc()
         return Effects(events=events, counts=counts)
@@ -371,16 +390,16 @@ class Engine:
                 tracked.muted = by
                 self._muted.setdefault(by, set()).add(alert.fingerprint)
                 return
-        self._feed(tracked, tracked.event_time, counts)
+        self._feed(tracked, tracked.event_time, counts, alert)
 
-    def _feed(self, tracked: Tracked, t: float, counts: Counts) -> None:
-        """A firing alert enters the rules at event time `t`."""
+    def _feed(self, tracked: Tracked, t: float, counts: Counts, alert: Alert) -> None:
+        """A firing alert enters the rules at event time `t`; `alert` is its record (or
+        one built from `tracked`: the same labels, source and severity)."""
         state = self.state
         if t > state.watermark:
             state.watermark = t
         if t > tracked.fed_at:
             tracked.fed_at = t
-        alert = tracked.alert
         feeds = self._feeds(alert)
         if not feeds:
             counts.unmatched += 1
@@ -526,17 +545,18 @@ class Engine:
             if t is None or t.status != "firing" or t.muted != silence_id:
                 continue
             self.changes.tracked.add(fp)
-            other = active_silence(self._silences, t.alert.labels, at)
+            alert = wire_alert(t)
+            other = active_silence(self._silences, alert.labels, at)
             if other is not None:
                 t.muted = other
                 self._muted.setdefault(other, set()).add(fp)
                 continue
             t.muted = ""
-            self._feed(t, at, self.ctx.counts)
+            self._feed(t, at, self.ctx.counts, alert)
 
     def _unmute(self, tracked: Tracked) -> None:
         if tracked.muted:
-            self._muted.get(tracked.muted, set()).discard(tracked.alert.fingerprint)
+            self._muted.get(tracked.muted, set()).discard(tracked.fingerprint)
             tracked.muted = ""
 
     # -- acknowledgement ----------------------------------------------------------------

@@ -171,7 +171,7 @@ class IncidentBook:
         return inc
 
     def _add_member(self, inc: IncidentState, tracked: Tracked, at: float, *, log: bool) -> None:
-        fp = tracked.alert.fingerprint
+        fp = tracked.fingerprint
         firing = tracked.status == "firing"
         changes = self.ctx.changes
         changes.incidents.add(inc.key)
@@ -251,11 +251,11 @@ class IncidentBook:
             for k in tracked.incidents
             if (i := incidents.get(k)) is not None and i.status == "open"
         )
-        self.ctx.changes.tracked.add(tracked.alert.fingerprint)
+        self.ctx.changes.tracked.add(tracked.fingerprint)
 
     def alert_resolved(self, tracked: Tracked, at: float) -> None:
         """A member resolved at event time `at`."""
-        fp = tracked.alert.fingerprint
+        fp = tracked.fingerprint
         stale = False
         for key in tracked.incidents:
             inc = self.state.incidents.get(key)

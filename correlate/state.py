@@ -12,13 +12,19 @@ clock: when a record was received, and the due times of timers) and *event* time
 
 from __future__ import annotations
 
+from operator import itemgetter
+from typing import ClassVar, Protocol, TypeAlias
+
 import msgspec
 
 from correlate.suppress import Silence
-from stormwatch.wire import Alert, TimelineEntry
+from stormwatch.wire import TimelineEntry
 
 __all__ = [
+    "STATE_VERSION",
     "IncidentState",
+    "Kind",
+    "Notes",
     "RuleState",
     "State",
     "Tracked",
@@ -27,13 +33,69 @@ __all__ = [
     "encode_state",
 ]
 
-STATE_VERSION = 2
+STATE_VERSION = 3
+"""3: `Tracked` keeps its alert compact (`Kind`, label and annotation values)."""
+
+
+Notes: TypeAlias = str | tuple[str, ...]
+"""An alert's annotation values as `Kind.read_notes` reads them from a record's
+annotations: `()` for none, the value itself for one, a tuple in `Kind.notes` order for
+more (no tuple for the one-annotation alerts most senders send: 48 bytes each)."""
+
+
+class _ReadNotes(Protocol):
+    def __call__(self, annotations: dict[str, str], /) -> Notes: ...
+
+
+class Kind(msgspec.Struct, frozen=True, array_like=True, dict=True):
+    """What the alerts of one source, rule and label schema share: their source,
+    normalised severity, generator URL, label names and annotation names. One object
+    stands for all the alerts of a kind (`DedupTable` hands them out), so a live alert
+    pays 8 bytes for these where its own copies cost hundreds (bench/README.md, memory)."""
+
+    source: str
+    severity: str
+    generator_url: str
+    labels: tuple[str, ...]
+    """Label names, in the order the alert's first record listed them."""
+    notes: tuple[str, ...] = ()
+    """Annotation names, in the order its latest record listed them."""
+
+    n_notes: ClassVar[int]
+    read_notes: ClassVar[_ReadNotes]
+    """Derived (in the instance's `__dict__`, not encoded): how many annotations, and a C
+    call reading their values from a record's annotations (raises KeyError for a missing
+    name), so a re-send compares its annotations without building a tuple."""
+
+    def __post_init__(self) -> None:
+        derived = self.__dict__
+        derived["n_notes"] = len(self.notes)
+        derived["read_notes"] = itemgetter(*self.notes) if self.notes else tuple
+
+    def note_values(self, notes: Notes) -> tuple[str, ...]:
+        """`notes` as a tuple in `self.notes` order."""
+        return (notes,) if self.n_notes == 1 else notes  # type: ignore[return-value]
 
 
 class Tracked(msgspec.Struct, kw_only=True, gc=False):
-    """One alert the dedup table knows: its latest copy and what happened to it."""
+    """One alert the dedup table knows: its latest copy and what happened to it.
 
-    alert: Alert
+    The alert is kept compact: its label values (`values`, in `kind.labels` order) and
+    annotation values (`notes`, see `Notes`) as shared strings, and everything its kind
+    shares in one `Kind`. `labels` and `annotations` build the dicts
+    when a reader asks (views build theirs: `correlate.views.alert_view`, `wire_alert`);
+    the hot path reads the record being taken, never these."""
+
+    fingerprint: str
+    """The same string object as its key in `State.tracked`."""
+    kind: Kind
+    values: tuple[str, ...]
+    notes: Notes = ()
+    starts_at: float
+    """Its `startsAt`: the earliest of its records' (Alertmanager's merge)."""
+    raw: msgspec.Raw | None = None
+    """The payload item as it arrived, kept for evidence (dropped when it resolves
+    while no incident lists it)."""
     status: str
     event_time: float
     """When it fired, in event time: its `startsAt` clamped to its first arrival."""
@@ -55,6 +117,21 @@ class Tracked(msgspec.Struct, kw_only=True, gc=False):
     and a object for the cyclic GC to walk (bench/README.md, memory)."""
     muted: str = ""
     """Id of the silence that kept it from the rules; it feeds them when that ends."""
+
+    @property
+    def labels(self) -> dict[str, str]:
+        """Its labels, as a new dict (a view; not for the hot path)."""
+        return dict(zip(self.kind.labels, self.values, strict=True))
+
+    @property
+    def annotations(self) -> dict[str, str]:
+        kind = self.kind
+        return dict(zip(kind.notes, kind.note_values(self.notes), strict=True))
+
+    def label(self, name: str, default: str = "") -> str:
+        """One label's value, without building the dict."""
+        names = self.kind.labels
+        return self.values[names.index(name)] if name in names else default
 
 
 class Window(msgspec.Struct, array_like=True, gc=False):

@@ -12,7 +12,9 @@ replay (bench/README.md).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+
+import msgspec
 
 from correlate.classify import Classification
 from correlate.rulebook import LiveRule
@@ -29,6 +31,7 @@ __all__ = [
     "listed",
     "refresh",
     "render_template",
+    "wire_alert",
 ]
 
 
@@ -38,16 +41,26 @@ def render_template(template: str, values: Mapping[str, str]) -> str:
     return fill_placeholders(template, values)
 
 
-def common_labels(alerts: list[Alert]) -> dict[str, str]:
-    """The label pairs every alert shares (dict item views intersect in C)."""
+def common_labels(alerts: Sequence[Tracked]) -> dict[str, str]:
+    """The label pairs every alert shares, in the first alert's order. Alerts with the
+    same label names (nearly always) are compared column by column, in C."""
     if not alerts:
         return {}
-    common = alerts[0].labels.items()
-    for a in alerts[1:]:
-        common = common & a.labels.items()  # type: ignore[assignment]
+    names = alerts[0].kind.labels
+    rows = [t.values for t in alerts if t.kind.labels == names]
+    if len(rows) == len(alerts):
+        n = len(rows)
+        return {
+            name: column[0]
+            for name, column in zip(names, zip(*rows, strict=True), strict=True)
+            if column.count(column[0]) == n
+        }
+    common = set(zip(names, alerts[0].values, strict=True))
+    for t in alerts:
+        common.intersection_update(zip(t.kind.labels, t.values, strict=True))
         if not common:
             return {}
-    return dict(common)
+    return {k: v for k, v in zip(names, alerts[0].values, strict=True) if (k, v) in common}
 
 
 def listed(state: State, inc: IncidentState) -> list[Tracked]:
@@ -56,27 +69,36 @@ def listed(state: State, inc: IncidentState) -> list[Tracked]:
 
 
 def alert_view(t: Tracked) -> IncidentAlert:
-    a = t.alert
+    kind, notes = t.kind, t.notes
+    note_values = (notes,) if kind.n_notes == 1 else notes  # Kind.note_values, inlined
     return IncidentAlert(
-        fingerprint=a.fingerprint,
-        labels=a.labels,
-        annotations=a.annotations,
+        fingerprint=t.fingerprint,
+        labels=dict(zip(kind.labels, t.values, strict=False)),
+        annotations=dict(zip(kind.notes, note_values, strict=False)),  # type: ignore[arg-type]
         status=t.status,  # type: ignore[arg-type]
-        starts_at=a.starts_at,
+        starts_at=t.starts_at,
         last_seen=t.last_seen,
         ends_at=t.ends_at if t.status == "firing" else t.resolved_at,
         duplicates=t.duplicates,
-        source=a.source,
-        generator_url=a.generator_url,
-        severity=a.severity,
+        source=kind.source,
+        generator_url=kind.generator_url,
+        severity=kind.severity,
     )
+
+
+def wire_alert(t: Tracked) -> Alert:
+    """The alert as the wire type, for readers (the HTTP API): its incident view's
+    fields, with its first arrival and raw payload."""
+    fields = msgspec.structs.asdict(alert_view(t))
+    del fields["last_seen"], fields["duplicates"]
+    return Alert(**fields, received_at=t.first_seen, raw=t.raw)
 
 
 def classify(
     state: State, inc: IncidentState, lr: LiveRule
 ) -> tuple[dict[str, str], Classification]:
     """The incident's labels (group + shared by its listed alerts) and classification."""
-    alerts = [t.alert for t in listed(state, inc)]
+    alerts = listed(state, inc)
     common = common_labels(alerts)
     labels = {**common, **inc.group}
     return labels, lr.classifier.classify(alerts, inc.alert_count, common)

@@ -23,6 +23,7 @@ from correlate import Engine
 from correlate.delta import StateDelta
 from correlate.store import MemoryStore, Store
 from correlate.suppress import Silence, active_silence
+from correlate.views import wire_alert
 from ingest import Intake, is_loopback
 from ingest.kafka_source import KafkaSource
 from ingest.limits import InflightBudget
@@ -310,10 +311,11 @@ class App:
         out = []
         for t in list(self.engine.state.tracked.values()):
             held = (self.engine.incident_state(k) for k in t.incidents)
-            silenced = active_silence(silences, t.alert.labels, now)
+            alert = wire_alert(t)  # built from the compact copy (correlate/state.py)
+            silenced = active_silence(silences, alert.labels, now)
             out.append(
                 AlertView(
-                    alert=t.alert,
+                    alert=alert,
                     status=t.status,
                     first_seen=t.first_seen,
                     last_seen=t.last_seen,

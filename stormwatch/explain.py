@@ -29,7 +29,7 @@ def explain(engine: Engine, ruleset: RuleSet, key: str) -> dict[str, Any] | None
             entry["value"] = value
         alert = tracked.get(fp)
         if alert is not None:
-            entry["labels"] = alert.alert.labels
+            entry["labels"] = alert.labels
             entry["status"] = alert.status
         window.append(entry)
     return {

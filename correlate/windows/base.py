@@ -144,7 +144,7 @@ class Aggregator:
             if w.times and w.times[0] < cutoff:
                 self.evicted(gkey, evict_before(w, cutoff))
         value = self.value_of(tracked, via) if self.with_values else None
-        in_order = insert(w, t, tracked.alert.fingerprint, value)
+        in_order = insert(w, t, tracked.fingerprint, value)
         ctx.changes.groups.add((self.name, gkey))
         hit = self.hit(gkey, w, t, in_order)
         if hit is not None:

@@ -146,7 +146,7 @@ class CountBelow(Aggregator):
         if gkey not in rs.last_seen:
             rs.last_seen[gkey] = clock
             ctx.changes.rules.add(self.name)
-        insert(w, t, tracked.alert.fingerprint, None)
+        insert(w, t, tracked.fingerprint, None)
         ctx.changes.groups.add((self.name, gkey))
         inc = ctx.book.open_for(self.name, gkey)
         count = self._count(w, clock)

@@ -105,8 +105,8 @@ class ValueCount(Distinct):
     kind = "value"
 
     def value_of(self, tracked: Tracked, via: str) -> str:
-        labels = tracked.alert.labels
-        return "\x1f".join(labels.get(f, "") for f in self.lr.field)
+        label = tracked.label
+        return "\x1f".join(label(f) for f in self.lr.field)
 
     def why(self, n: int, group: dict[str, str], window: list[tuple[float, str, str]]) -> str:
         distinct = len({e[2] for e in window})

@@ -329,7 +329,7 @@ async def test_soak_hostile_requests_interleaved_with_valid_ones(app: Any) -> No
             "stormwatch_alerts_received_total", {"source": source, "status": "firing"}
         )
         assert got == count, (source, got, count)
-    by_name = {t.alert.labels.get("alertname"): t for t in running.engine.state.tracked.values()}
+    by_name = {t.label("alertname"): t for t in running.engine.state.tracked.values()}
     for n in range(DISTINCT):
         tracked = by_name[f"Valid{n}"]
         assert (tracked.status, tracked.duplicates) == ("firing", resent[n]), n

@@ -95,9 +95,7 @@ async def test_a_failed_commit_is_retried_as_its_delta_merged_not_the_whole_stat
             retried = store.written[before]
             # The failed batch's one alert (plus clock and rule state), not 200 alerts.
             late = [
-                fp
-                for fp, t in app.engine.state.tracked.items()
-                if t.alert.labels["alertname"] == "late"
+                fp for fp, t in app.engine.state.tracked.items() if t.label("alertname") == "late"
             ]
             assert not retried.full and list(retried.tracked) == late
             # Under the correlator's lock: no tick is between its engine step and its commit.
