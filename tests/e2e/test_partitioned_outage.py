@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import Daemon, start_daemon
-from tests.e2e.test_redis_outage import OUTAGE_S, HttpLoad, _log_events
+from tests.e2e.test_redis_outage import OUTAGE_S, HttpLoad, _log_events, restart_until_ready
 from tests.e2e.tools import wait_for
 from tests.redis_server import OwnRedis
 
@@ -109,12 +109,7 @@ def test_a_redis_outage_under_a_correlator_stops_nothing_for_good(
         assert {r for r, _ in ready} == {200}, ready  # the receiver never needed Redis
         assert ready[-1][1] == 503, ready
         taken_during = len(http.taken)
-        if restart == "empty":
-            server.wipe()
-        server.start()
-        restarted = time.monotonic()
-        wait_for("correlator /readyz 200 again", lambda: correlator.get("/readyz")[0] == 200, 30)
-        recovered_after = time.monotonic() - restarted
+        recovered_after = restart_until_ready(server, restart, correlator)
         after = len(http.taken)
         wait_for("load after the recovery", lambda: len(http.taken) >= after + 50, 30)
         http.stop.set()

@@ -112,6 +112,16 @@ class KafkaLoad(threading.Thread):
             await producer.stop()
 
 
+def restart_until_ready(server: OwnRedis, restart: str, daemon: Daemon) -> float:
+    """Start Redis again (`empty`: without its data); seconds until `daemon` is ready."""
+    if restart == "empty":
+        server.wipe()
+    server.start()
+    restarted = time.monotonic()
+    wait_for("/readyz 200 again", lambda: daemon.get("/readyz")[0] == 200, 30)
+    return time.monotonic() - restarted
+
+
 def _log_events(path: Path) -> list[dict[str, Any]]:
     out = []
     for line in path.read_text().splitlines():
@@ -155,12 +165,7 @@ def test_redis_outage_under_http_and_kafka_load_loses_nothing(
             ready_during.append(daemon.get("/readyz")[0])
             time.sleep(0.1)
         assert 503 in ready_during and ready_during[-1] == 503
-        if restart == "empty":
-            server.wipe()
-        server.start()
-        restarted = time.monotonic()
-        wait_for("/readyz 200 again", lambda: daemon.get("/readyz")[0] == 200, 30)
-        recovered_after = time.monotonic() - restarted
+        recovered_after = restart_until_ready(server, restart, daemon)
         time.sleep(1.5)  # load after the recovery
         http.stop.set()
         kafka.stop.set()
