@@ -3,6 +3,7 @@ runs in a fresh interpreter per round, with the checkout under test on PYTHONPAT
 the same workload code drives the old and the new core).
 
     python -m bench.measure core --alerts 200000 --rules 50
+    python -m bench.measure core --alerts 300000 --rule-file deploy/scaleout/rules.yaml
     python -m bench.measure groups --groups 100000
     python -m bench.measure memory --checkpoints 10000,100000,1000000 [--tracemalloc]
     valgrind --tool=callgrind --callgrind-out-file=/dev/null python -m bench.measure core [--dry]
@@ -28,7 +29,7 @@ from bench.procs import status_kib
 from bench.workload import Workload, rules
 from correlate import Engine, EngineConfig
 from ingest.normalize.alertmanager import normalize_alertmanager_v2
-from rules import RuleSet
+from rules import RuleSet, load_rules
 from rules.schema import Condition, EventCount, IncidentSpec, Rule
 from stormwatch.wire import Alert, Duration
 
@@ -46,15 +47,21 @@ def _timed(engine: Engine, requests: list[list[Alert]]) -> dict[str, Any]:
     return {"alerts": n, "seconds": seconds, "alerts_per_s": n / seconds, "events": events}
 
 
-def core(alerts: int, n_rules: int, dry: bool = False) -> dict[str, Any]:
-    """Alerts/s of `feed` on the workload's first `alerts` records with `n_rules` rules.
-    `dry`: everything but the feed, so that an instruction count of a dry run, taken
-    from one of a full run, leaves the feed's (callgrind counts whole processes)."""
+def core(
+    alerts: int, n_rules: int, dry: bool = False, rule_file: str | None = None
+) -> dict[str, Any]:
+    """Alerts/s of `feed` on the workload's first `alerts` records with `n_rules` rules
+    (or the rules of `rule_file`, e.g. deploy/scaleout/rules.yaml: the engine's share of
+    a correlator's Kafka intake, bench/kafka_load.py). `dry`: everything but the feed, so
+    that an instruction count of a dry run, taken from one of a full run, leaves the
+    feed's (callgrind counts whole processes)."""
     requests = list(Workload().requests(alerts))
-    engine = Engine(rules(n_rules))
+    ruleset = load_rules([rule_file]) if rule_file else rules(n_rules)
+    engine = Engine(ruleset)
+    described: dict[str, Any] = {"rules": rule_file or n_rules}
     if dry:
-        return {"rules": n_rules, "alerts": sum(len(r) for r in requests), "dry": True}
-    return {"rules": n_rules, **_timed(engine, requests)}
+        return {**described, "alerts": sum(len(r) for r in requests), "dry": True}
+    return {**described, **_timed(engine, requests)}
 
 
 def _fleet_requests(
@@ -143,9 +150,10 @@ def main() -> None:
     p.add_argument("--checkpoints", default="10000,100000,1000000")
     p.add_argument("--tracemalloc", action="store_true")
     p.add_argument("--dry", action="store_true", help="core: build the workload, do not feed")
+    p.add_argument("--rule-file", help="core: these rules instead of --rules N generated ones")
     args = p.parse_args()
     if args.kind == "core":
-        result = core(args.alerts, args.rules, args.dry)
+        result = core(args.alerts, args.rules, args.dry, args.rule_file)
     elif args.kind == "groups":
         result = groups(args.groups, args.alerts)
     else:
