@@ -3,7 +3,10 @@
 - `POST /api/v1/incidents/{key}/ack` with `{"by": "ada", "comment": "on it"}`:
   acknowledges an open incident and tells the sinks that have it. 200 with the
   incident (also when it was already acknowledged: the answer says by whom); 404 for
-  an unknown incident, 409 for a resolved one, 400 naming the bad field.
+  an unknown incident, 409 for a resolved one, 400 naming the bad field. In
+  partitioned mode 202 `{"key", "queued": true, "incident"}`: the acknowledgement goes
+  to every partition and the shard holding the incident applies it
+  (stormwatch/control.py).
 - `POST /api/v1/sinks/{sink}/webhook`: a vendor's acknowledgement (sinks/inbound.py
   says what each vendor sends and how it is authenticated). 401 without the sink's
   secret, 400 for a body that is not the vendor's, else 200 with how many incidents it
@@ -65,12 +68,16 @@ def ack_routes(app: App) -> list[web.RouteDef]:
             return error_response(400, "invalid_payload", message, field)
         except msgspec.DecodeError as err:
             return error_response(400, "invalid_json", str(err))
-        before = app.engine.incident(key)
-        if before is None:
+        before = app.incident(key)
+        if before is None and not app.partitioned:
             return error_response(404, "not_found", "no such incident", "key")
-        if before.status == "resolved":
+        if before is not None and before.status == "resolved":
             return error_response(409, "conflict", f"incident {key} is resolved", "key")
-        return _answer(await app.acknowledge(key, spec.by, "api", comment=spec.comment))
+        after = await app.acknowledge(key, spec.by, "api", comment=spec.comment)
+        if app.partitioned:
+            # Sent to every partition; the shard holding the incident applies it in turn.
+            return _answer({"key": key, "queued": True, "incident": after}, status=202)
+        return _answer(after)
 
     async def webhook(request: web.Request) -> web.Response:
         name = request.match_info["sink"]
@@ -95,8 +102,10 @@ def ack_routes(app: App) -> list[web.RouteDef]:
             return error_response(400, err.reason, err.message, err.field)
         done = 0
         for ack in acks:
-            before = app.engine.incident(ack.key)
-            if before is None or before.status != "open" or before.acknowledged_at is not None:
+            before = app.incident(ack.key)
+            if before is None and app.partitioned:
+                pass  # another correlator may hold it: sent on, the shards decide
+            elif before is None or before.status != "open" or before.acknowledged_at is not None:
                 continue
             await app.acknowledge(ack.key, ack.by, name)
             done += 1
@@ -107,9 +116,9 @@ def ack_routes(app: App) -> list[web.RouteDef]:
 
     async def deliveries(request: web.Request) -> web.Response:
         key = request.match_info["key"]
-        if app.engine.incident(key) is None:
+        if app.incident(key) is None:
             return error_response(404, "not_found", "no such incident", "key")
-        return _answer(await app.delivery.deliveries(key))
+        return _answer(await app.delivery_of(key).deliveries(key))
 
     return [
         web.post("/api/v1/incidents/{key}/ack", acknowledge),

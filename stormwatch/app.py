@@ -17,6 +17,7 @@ from typing import Any
 
 import structlog
 from aiohttp import web
+from aiokafka.errors import KafkaError
 from prometheus_client import disable_created_metrics
 
 from correlate import Engine
@@ -30,6 +31,7 @@ from ingest.limits import InflightBudget
 from rules import RuleSet, load_rules, rule_files
 from stormwatch.archive import AlertArchive
 from stormwatch.config import Config
+from stormwatch.control import Acknowledge, AddSilence, ExpireSilence, encode_control
 from stormwatch.delivery import Delivery
 from stormwatch.errors import PayloadError, RuleError
 from stormwatch.explain import explain
@@ -121,6 +123,8 @@ class App:
         self.http_source = self.intake.http
         self.correlator: PartitionedCorrelator | None = None
         self.receiver: Receiver | None = None
+        self.broadcaster: Receiver | None = None
+        """Partitioned mode: produces operators' actions to every partition (stormwatch/control.py)."""
         if config.role != "all":
             self._build_role(config)
         self._clock = clock
@@ -140,8 +144,9 @@ class App:
         part = config.partitioning
         assert part is not None  # config.py checks it
         if config.role == "receiver":
-            self.receiver = Receiver(part)
+            self.receiver = self.broadcaster = Receiver(part)
             return
+        self.broadcaster = Receiver(part)  # a correlator's silences and acks go out too
         from correlate.store.redis import RedisStore
 
         if not isinstance(self.store, RedisStore):
@@ -191,7 +196,15 @@ class App:
         """Acknowledge an open incident; the sinks that have it are told (PagerDuty and
         Opsgenie acknowledge, tickets get a note), except `source` when the
         acknowledgement came from that sink's webhook. None if the incident is unknown;
-        a resolved or already acknowledged one is returned unchanged."""
+        a resolved or already acknowledged one is returned unchanged. Partitioned: sent
+        to every partition, applied by the shard that holds it; returns the incident as
+        this process sees it before (None if another correlator holds it)."""
+        if self.broadcaster is not None:
+            await self.broadcaster.broadcast(
+                encode_control(Acknowledge(key=key, by=by, source=source, comment=comment))
+            )
+            log.info("incident_acknowledgement_sent", incident_key=key, by=by, source=source)
+            return self.incident(key)
         state = self.engine.incident_state(key)
         if state is None or state.status != "open" or state.acknowledged_at is not None:
             return self.engine.incident(key)
@@ -247,7 +260,10 @@ class App:
         """Validate and add a silence (raises msgspec.ValidationError or MatcherError)."""
         silence = to_silence(request, self._clock())
         silence.compiled()  # a bad matcher is the client's mistake: raise before queueing
-        await self.pipeline.act(lambda engine, now: engine.add_silence(silence, now))
+        if self.broadcaster is not None:
+            await self.broadcaster.broadcast(encode_control(AddSilence(silence=silence)))
+        else:
+            await self.pipeline.act(lambda engine, now: engine.add_silence(silence, now))
         log.info(
             "silence_added",
             silence=silence.id,
@@ -269,7 +285,14 @@ class App:
                     await self.reload_rules()
 
     async def expire_silence(self, silence_id: str) -> bool:
-        """End a silence now; the alerts it held feed the rules. False if unknown."""
+        """End a silence now; the alerts it held feed the rules. False if unknown
+        (a receiver holds no silences: it sends any id on, and says True)."""
+        if self.broadcaster is not None:
+            if self.correlator is not None and not any(s.id == silence_id for s in self.silences()):
+                return False
+            await self.broadcaster.broadcast(encode_control(ExpireSilence(id=silence_id)))
+            log.info("silence_expired", silence=silence_id)
+            return True
         effects = await self.pipeline.act(
             lambda engine, now: engine.expire_silence(silence_id, now)
         )
@@ -282,6 +305,19 @@ class App:
 
     def now(self) -> float:
         return self._clock()
+
+    @property
+    def partitioned(self) -> bool:
+        """Receivers and correlators: actions go through the topic."""
+        return self.broadcaster is not None
+
+    def delivery_of(self, key: str) -> Delivery:
+        """The delivery (outboxes, remote records) of the shard holding incident `key`."""
+        if self.correlator is not None:
+            for shard in self.correlator.shards.values():
+                if shard.engine.incident_state(key) is not None:
+                    return shard.delivery
+        return self.delivery
 
     def _engines(self) -> list[Engine]:
         if self.correlator is not None:
@@ -299,18 +335,33 @@ class App:
         return None
 
     def explain(self, key: str) -> dict[str, Any] | None:
-        return explain(self.engine, self.ruleset, key)
+        for e in self._engines():
+            if e.incident_state(key) is not None:
+                return explain(e, self.ruleset, key)
+        return None
 
     def silences(self) -> list[Silence]:
-        return list(self.engine.state.silences)
+        """Every shard holds every silence (each applies it at its own place in its
+        partition): listed once per id, the latest version."""
+        found: dict[str, Silence] = {}
+        for e in self._engines():
+            for s in e.state.silences:
+                found[s.id] = s
+        return list(found.values())
 
     def alerts(self) -> list[AlertView]:
         """Every alert tracked, with the silences and inhibitions that mute it now."""
         now = self._clock()
-        silences = [(s, s.compiled()) for s in self.engine.state.silences]
         out = []
-        for t in list(self.engine.state.tracked.values()):
-            held = (self.engine.incident_state(k) for k in t.incidents)
+        for engine in self._engines():
+            out.extend(self._alerts_of(engine, now))
+        return out
+
+    def _alerts_of(self, engine: Engine, now: float) -> list[AlertView]:
+        silences = [(s, s.compiled()) for s in engine.state.silences]
+        out = []
+        for t in list(engine.state.tracked.values()):
+            held = (engine.incident_state(k) for k in t.incidents)
             alert = wire_alert(t)  # built from the compact copy (correlate/state.py)
             silenced = active_silence(silences, alert.labels, now)
             out.append(
@@ -354,12 +405,25 @@ class App:
             await self._start_correlating()
         elif self.correlator is not None:
             self._watch(self.correlator.run(), "partitions")
+            self._watch(self._start_broadcaster(), "control-producer")
         elif self.receiver is not None:
             await self.receiver.start()
             self._watch(self.receiver.run_ticks(), "ticks")
             if self.kafka_source is not None:
                 self._watch(self.kafka_source.run(self.submit), "kafka-source")
         await self._start_serving()
+
+    async def _start_broadcaster(self) -> None:
+        """A correlator's producer of actions: retried until the broker answers (the
+        actions answer 503 meanwhile), never a reason not to start."""
+        assert self.broadcaster is not None
+        while True:
+            try:
+                await self.broadcaster.start()
+                return
+            except (KafkaError, OSError) as err:
+                log.warning("control_producer_failed", error=str(err), retry_in_s=5)
+                await asyncio.sleep(5)
 
     async def _start_correlating(self) -> None:
         """The single process: its one shard, the drains, the correlator, Kafka in."""
@@ -437,8 +501,8 @@ class App:
         await cancel_until_done(self._tasks)
         if self._runner is not None:
             await self._runner.cleanup()
-        if self.receiver is not None:
-            await self.receiver.stop()
+        if self.broadcaster is not None:
+            await self.broadcaster.stop()
         if self.config.role == "all":
             await self.pipeline.save()
         if self.archive is not None:

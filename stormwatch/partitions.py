@@ -11,7 +11,8 @@ revoked(p):  (the batch in hand is committed) ─► stop p's drains ─► drop
 strictly increasing along the partition (a message not later than the one before gets
 the previous time + 1 us), and every alert of the message is stamped with it. An empty
 message is a receiver's tick: `engine.tick(its time)`, so timers fire in an idle
-partition too. The engine's clock is the last stamp, and it is stored with the shard,
+partition too; a JSON object is an operator's action (a silence, an acknowledgement:
+stormwatch/control.py), applied at its time. The engine's clock is the last stamp, and it is stored with the shard,
 so the stamps of a partition are a function of its messages alone: one process reading
 the topic from the start, or any number of replicas handing partitions around, give
 the same incidents (the engine is batch-invariant, tests/property).
@@ -45,11 +46,12 @@ from aiokafka.errors import KafkaError
 from aiokafka.structs import ConsumerRecord, OffsetAndMetadata
 from redis.exceptions import RedisError
 
-from correlate import Engine, EngineConfig
+from correlate import Effects, Engine, EngineConfig
 from correlate.store.fence import Fenced, ShardFence
 from correlate.store.keys import shard_id
 from correlate.store.redis import RedisStore
-from rules import RuleSet
+from rules import MatcherError, RuleSet
+from stormwatch.control import AddSilence, ExpireSilence, decode_control, is_control
 from stormwatch.delivery import Delivery
 from stormwatch.errors import Overloaded, StoreUnavailable
 from stormwatch.metrics import Metrics
@@ -115,6 +117,12 @@ class Shard:
                     pending = []
                 events.extend(engine.tick(self.clock(msg.timestamp)).events)
                 continue
+            if is_control(value):
+                if pending:
+                    events.extend(self._process(pending))
+                    pending = []
+                events.extend(await self._act(msg, value))
+                continue
             try:
                 alerts = _decode_alerts.decode(value)
             except (msgspec.DecodeError, msgspec.ValidationError) as err:
@@ -139,6 +147,39 @@ class Shard:
         if messages:
             self.next_offset = messages[-1].offset + 1
         return events
+
+    async def _act(self, msg: ConsumerRecord[bytes, bytes], value: bytes) -> list[IncidentEvent]:
+        """An operator's action (stormwatch/control.py), at its place in the partition."""
+        try:
+            action = decode_control(value)
+        except (msgspec.DecodeError, msgspec.ValidationError) as err:
+            self.rejected += 1
+            log.warning("message_rejected", shard=self.id, offset=msg.offset, error=str(err))
+            return []
+        t = self.clock(msg.timestamp)
+        engine = self.engine
+        effects: Effects | None
+        if isinstance(action, AddSilence):
+            try:
+                effects = engine.add_silence(action.silence, t)
+            except MatcherError as err:  # checked before it was produced; an old producer?
+                log.warning("message_rejected", shard=self.id, offset=msg.offset, error=str(err))
+                return []
+        elif isinstance(action, ExpireSilence):
+            effects = engine.expire_silence(action.id, t)
+        else:
+            inc = engine.incident_state(action.key)
+            if inc is None or inc.status != "open" or inc.acknowledged_at is not None:
+                return []  # another partition's incident, or acknowledged already
+            drain = self.delivery.drains.get(action.source)
+            if drain is not None:
+                # The sink whose webhook said so is not told again. Not in the shard's
+                # commit: if it fails, the commit will too and the action is re-read.
+                with contextlib.suppress(RedisError, OSError, StoreUnavailable):
+                    refs = drain.refs
+                    await refs.mark(action.key, await refs.get(action.key), acknowledged=True)
+            effects = engine.acknowledge(action.key, action.by, t)
+        return effects.events if effects is not None else []
 
     def _process(self, alerts: list[Alert]) -> list[IncidentEvent]:
         return self.engine.process(alerts, alerts[-1].received_at).events

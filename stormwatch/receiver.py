@@ -11,7 +11,8 @@ means the alerts are in the topic; a broker that does not answer is `StoreUnavai
 passed the message's (stormwatch/partitions.py).
 
 `run_ticks()` sends every partition an empty message each `tick_interval`: the time a
-partition's timers fire by when no alert arrives there.
+partition's timers fire by when no alert arrives there. `broadcast()` sends every
+partition an operator's action (stormwatch/control.py); correlators use it too.
 """
 
 from __future__ import annotations
@@ -135,12 +136,27 @@ class Receiver:
 
     async def tick(self) -> None:
         """One tick to every partition, at one stamp."""
+        if self._producer is not None:
+            await self._to_every_partition(b"")
+
+    async def broadcast(self, value: bytes) -> None:
+        """One control message (stormwatch/control.py) to every partition, at one stamp;
+        returns once the broker has every copy (StoreUnavailable when it cannot)."""
+        if self._producer is None:
+            msg = "this process is not connected to Kafka yet"
+            raise StoreUnavailable(msg)
+        try:
+            await self._to_every_partition(value)
+        except KafkaError as err:
+            msg = f"cannot produce to Kafka topic {self.config.topic!r}: {err}"
+            raise StoreUnavailable(msg) from err
+
+    async def _to_every_partition(self, value: bytes) -> None:
         producer = self._producer
-        if producer is None:
-            return
+        assert producer is not None
         ms = self._stamp_ms()
         sent = [
-            await producer.send(self.config.topic, b"", partition=p, timestamp_ms=ms)
+            await producer.send(self.config.topic, value, partition=p, timestamp_ms=ms)
             for p in self._partitions
         ]
         await asyncio.gather(*sent)

@@ -174,3 +174,120 @@ async def _post(app: App, alerts: list[dict[str, Any]]) -> tuple[int, dict[str, 
     url = f"http://{host}:{port}/api/v2/alerts"
     async with aiohttp.ClientSession() as session, session.post(url, json=alerts) as resp:
         return resp.status, await resp.json()
+
+
+async def _call(app: App, method: str, path: str, body: Any = None) -> tuple[int, Any]:
+    import aiohttp
+
+    host, port = app.config.host_port
+    async with (
+        aiohttp.ClientSession() as session,
+        session.request(method, f"http://{host}:{port}{path}", json=body) as resp,
+    ):
+        return resp.status, await resp.json(content_type=None)
+
+
+async def _until(condition: Any, what: str) -> None:
+    for _ in range(600):
+        if condition():
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"not within 30 s: {what}")
+
+
+@pytest.mark.kafka
+async def test_silences_and_acknowledgements_reach_every_shard_through_the_topic(
+    tmp_path: Path, kafka_bootstrap: str, kafka_topic: str, redis_url: str, redis_prefix: str
+) -> None:
+    """A silence made on any process mutes its alerts on whichever shard holds them, and
+    an acknowledgement sent to a receiver reaches the shard holding the incident."""
+    part = (
+        f"partitioning: {{bootstrap: '{kafka_bootstrap}', topic: {kafka_topic}, partitions: 3, "
+        f"group_id: {kafka_topic}, tick_interval: 100ms}}\n"
+    )
+    state = f"state: {{backend: redis, url: '{redis_url}', key_prefix: '{redis_prefix}'}}\n"
+    jsonl = tmp_path / "incidents.jsonl"
+    sinks = f"sinks: [{{type: file, name: jsonl, path: '{jsonl}'}}]\n"
+    receiver = App(load_config(_config(tmp_path, "r", "receiver", part), env={}))
+    correlator = App(
+        load_config(_config(tmp_path, "c", "correlator", part + state + sinks), env={})
+    )
+
+    def events() -> list[dict[str, Any]]:
+        if not jsonl.exists():
+            return []
+        return [json.loads(x) for x in jsonl.read_text().splitlines()]
+
+    def opened(service: str) -> list[dict[str, Any]]:
+        title = f"{service} burst"
+        return [e for e in events() if e["event"] == "opened" and e["incident"]["title"] == title]
+
+    async with receiver, correlator:
+        assert correlator.correlator is not None
+        corr = correlator.correlator
+        await _until(lambda: len(corr.shards) == 3, "the correlator holds the 3 partitions")
+        await _until(
+            lambda: (
+                correlator.broadcaster is not None and correlator.broadcaster._producer is not None
+            ),
+            "the correlator's producer started",
+        )
+        silence = {
+            "matchers": [{"name": "service", "value": "svc0", "isRegex": False}],
+            "startsAt": "2026-01-01T00:00:00Z",
+            "endsAt": "2099-01-01T00:00:00Z",
+            "createdBy": "ops",
+            "comment": "maintenance",
+        }
+        status, body = await _call(correlator, "POST", "/api/v2/silences", silence)
+        assert status == 200, body
+        sid = body["silenceID"]
+        engines = corr.engines()
+        await _until(
+            lambda: all([s.id for s in e.state.silences] == [sid] for e in engines),
+            "every shard holds the silence",
+        )
+        status, listed = await _call(correlator, "GET", "/api/v2/silences")
+        assert [s["id"] for s in listed] == [sid]
+
+        alerts = [
+            {"labels": {"alertname": f"A{i}", "service": svc}, "startsAt": "2026-01-01T00:00:00Z"}
+            for svc in ("svc0", "svc1")
+            for i in range(3)
+        ]
+        assert (await _post(receiver, alerts))[0] == 200
+        await _until(lambda: len(opened("svc1")) == 1, "svc1's burst opened")
+        status, firing = await _call(correlator, "GET", "/api/v2/alerts")
+        muted = sorted(a["labels"]["alertname"] for a in firing if a["status"]["silencedBy"])
+        assert muted == ["A0", "A1", "A2"], firing
+        assert all(a["labels"]["service"] == "svc0" for a in firing if a["status"]["silencedBy"])
+        assert opened("svc0") == []
+
+        # Expired through the receiver, which holds no silences: the shards end it, and
+        # the alerts it held feed the rule then.
+        status, _ = await _call(receiver, "DELETE", f"/api/v2/silence/{sid}")
+        assert status == 200
+        await _until(lambda: len(opened("svc0")) == 1, "svc0's burst opened once the silence ended")
+        assert all(e.state.silences == [] for e in engines)
+
+        key = opened("svc1")[0]["incident"]["key"]
+        status, explained = await _call(correlator, "GET", f"/api/v1/incidents/{key}/explain")
+        assert status == 200 and explained["incident"]["key"] == key, explained
+        status, body = await _call(
+            receiver, "POST", f"/api/v1/incidents/{key}/ack", {"by": "ada", "comment": "on it"}
+        )
+        assert status == 202 and body["queued"] is True, body
+
+        def acknowledged() -> bool:
+            inc = correlator.incident(key)
+            return inc is not None and inc.acknowledged_by == "ada"
+
+        await _until(acknowledged, "the incident acknowledged on its shard")
+        await _until(
+            lambda: any(
+                e["incident"]["key"] == key and e["incident"].get("acknowledged_by") == "ada"
+                for e in events()
+                if e["event"] == "updated"
+            ),
+            "an updated event saying so",
+        )
