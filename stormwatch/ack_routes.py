@@ -112,7 +112,7 @@ def ack_routes(app: App) -> list[web.RouteDef]:
         return _answer({"sink": name, "acknowledged": done, "received": len(acks)})
 
     async def sinks(_: web.Request) -> web.Response:
-        return _answer(await app.delivery.health())
+        return _answer(await app.sink_health())
 
     async def deliveries(request: web.Request) -> web.Response:
         key = request.match_info["key"]

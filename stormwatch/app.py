@@ -29,10 +29,11 @@ from ingest import Intake, is_loopback
 from ingest.kafka_source import KafkaSource
 from ingest.limits import InflightBudget
 from rules import RuleSet, load_rules, rule_files
+from sinks.outbox import DeadLetter
 from stormwatch.archive import AlertArchive
 from stormwatch.config import Config
 from stormwatch.control import Acknowledge, AddSilence, ExpireSilence, encode_control
-from stormwatch.delivery import Delivery
+from stormwatch.delivery import Delivery, merge_health
 from stormwatch.errors import PayloadError, RuleError
 from stormwatch.explain import explain
 from stormwatch.metrics import Metrics
@@ -227,7 +228,23 @@ class App:
 
     async def replay_dead_letters(self, sink: str) -> int:
         """Put a sink's dead letters back: each incident's latest state, once."""
-        return await self.delivery.replay(sink)
+        return sum([await d.replay(sink) for d in self.deliveries()])
+
+    def deliveries(self) -> list[Delivery]:
+        """Every outbox this process drains: a correlator has one per shard it holds."""
+        if self.correlator is not None and self.correlator.shards:
+            return [s.delivery for s in self.correlator.shards.values()]
+        return [self.delivery]  # a correlator holding no shard yet: the sinks, all empty
+
+    async def dead_letters(self, sink: str) -> list[DeadLetter]:
+        return [d for dl in self.deliveries() for d in await dl.outbox.dead_letters(sink)]
+
+    def dropped_dead_letters(self, sink: str) -> int:
+        return sum(d.outbox.dropped.get(sink, 0) for d in self.deliveries())
+
+    async def sink_health(self) -> list[dict[str, object]]:
+        """Per sink, over every outbox held (stormwatch/delivery.py: `Delivery.health`)."""
+        return merge_health([await d.health() for d in self.deliveries()])
 
     async def reload_rules(self) -> int:
         """Load the rule files again; on any error keep the old rules and raise RuleError."""
@@ -380,7 +397,7 @@ class App:
         return out
 
     def drain_alive(self, sink: str) -> bool:
-        return self.delivery.drain_alive(sink)
+        return any(d.drain_alive(sink) for d in self.deliveries())
 
     def routed_sinks(self, incident: Incident) -> list[str]:
         """The sinks the routing tree sends this incident's events to."""

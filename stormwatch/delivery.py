@@ -303,3 +303,29 @@ class Delivery:
         for sink in self.sinks.values():
             await sink.close()
         return {name: (await self.outbox.stats(name))[0] for name in self.sinks}
+
+
+_BREAKER_ORDER = {"closed": 0, "half_open": 1, "open": 2}
+
+
+def merge_health(per_outbox: list[list[dict[str, object]]]) -> list[dict[str, object]]:
+    """One row per sink from several outboxes' `Delivery.health` (a correlator's shards):
+    counts summed, the oldest wait and the worst breaker kept."""
+    merged: dict[str, dict[str, object]] = {}
+    for rows in per_outbox:
+        for row in rows:
+            into = merged.get(str(row["sink"]))
+            if into is None:
+                merged[str(row["sink"])] = dict(row)
+                continue
+            for field in ("pending_incidents", "pending_events", "dead_letters"):
+                into[field] = int(into[field]) + int(row[field])  # type: ignore[call-overload]
+            into["oldest_pending_age_s"] = max(
+                float(into["oldest_pending_age_s"]),  # type: ignore[arg-type]
+                float(row["oldest_pending_age_s"]),  # type: ignore[arg-type]
+            )
+            if _BREAKER_ORDER.get(str(row["breaker"]), 0) > _BREAKER_ORDER.get(
+                str(into["breaker"]), 0
+            ):
+                into["breaker"] = row["breaker"]
+    return list(merged.values())

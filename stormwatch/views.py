@@ -101,7 +101,7 @@ def intake_by_source(registry: CollectorRegistry) -> list[SourceIntake]:
 
 async def sink_health(app: App) -> list[SinkHealth]:
     out = []
-    for row in await app.delivery.health():
+    for row in await app.sink_health():
         name = str(row["sink"])
         age = float(row["oldest_pending_age_s"])  # type: ignore[arg-type]
         out.append(
@@ -111,7 +111,7 @@ async def sink_health(app: App) -> list[SinkHealth]:
                 pending=int(row["pending_incidents"]),  # type: ignore[call-overload]
                 oldest_pending_at=app.now() - age if age else None,
                 dead_letters=int(row["dead_letters"]),  # type: ignore[call-overload]
-                dropped_dead_letters=app.outbox.dropped.get(name, 0),
+                dropped_dead_letters=app.dropped_dead_letters(name),
                 delivered={
                     o: app.metrics.registry.get_sample_value(
                         "stormwatch_sink_requests_total", {"sink": name, "outcome": o}
@@ -131,12 +131,12 @@ async def deliveries(app: App, keys: list[str]) -> dict[str, dict[str, str]]:
     out: dict[str, dict[str, str]] = {}
     wanted = set(keys)
     for name in app.sinks:
-        for d in await app.outbox.dead_letters(name):
+        for d in await app.dead_letters(name):
             key = d.entry.event.incident.key
             if key in wanted:
                 out.setdefault(key, {})[name] = "dead letter"
         for key in keys:
-            slot = await app.outbox.slot(name, key)
+            slot = await app.delivery_of(key).outbox.slot(name, key)
             if slot is not None and slot.events:
                 out.setdefault(key, {})[name] = "pending"
     return out

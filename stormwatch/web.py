@@ -120,9 +120,9 @@ def build_web_app(app: App) -> web.Application:
         sink = request.match_info["sink"]
         if sink not in app.sinks:
             return error_response(404, "not_found", f"no sink {sink!r}", "sink")
-        letters = await app.outbox.dead_letters(sink)
+        letters = await app.dead_letters(sink)
         return _ok(
-            {"sink": sink, "dead_letters": letters, "dropped": app.outbox.dropped.get(sink, 0)}
+            {"sink": sink, "dead_letters": letters, "dropped": app.dropped_dead_letters(sink)}
         )
 
     async def replay_dead_letters(request: web.Request) -> web.Response:

@@ -291,3 +291,7 @@ async def test_silences_and_acknowledgements_reach_every_shard_through_the_topic
             ),
             "an updated event saying so",
         )
+        # Sink health sums the shards' outboxes (each shard drains its own).
+        status, health = await _call(correlator, "GET", "/api/v1/sinks")
+        assert status == 200 and [h["sink"] for h in health] == ["jsonl"], health
+        assert health[0]["dead_letters"] == 0 and health[0]["breaker"] == "closed"
