@@ -295,3 +295,21 @@ def test_a_resend_with_a_later_starts_at_keeps_the_earliest_as_alertmanager_merg
     view = eng.incident(opened[0].incident.key)
     assert view is not None and view.alerts[0].starts_at == T0
     assert view.alerts[0].duplicates == 1
+
+
+def test_a_resolved_alert_is_forgotten_once_no_window_can_list_it_and_not_before() -> None:
+    # A 1 h window (never reached) may list an alert for lateness + 1 h after its event
+    # time; after that and `retention`, a resolved alert is dropped from memory.
+    eng = engine(count_rule(gte=1000, timespan=3600), retention=900, allowed_lateness=600)
+    gone = alert("Gone", t=0, service="a")
+    eng.process([gone], T0)
+    eng.process([alert("Gone", t=0, service="a", status="resolved", ends_at=T0 + 30)], T0 + 30)
+    held_until = T0 + 600 + 3600  # the watermark must pass this before it may go
+    seen_after = []
+    for t in range(60, 3 * 3600, 60):  # other alerts move the watermark on
+        eng.process([alert(f"Other{t}", t=t, service="b")], T0 + t)
+        if gone.fingerprint not in eng.state.tracked:
+            seen_after.append(T0 + t)
+    assert seen_after, "the resolved alert was never forgotten"
+    assert seen_after[0] > held_until
+    assert seen_after[0] <= held_until + 900 + 2 * 60  # within a retention and a sweep
