@@ -11,7 +11,8 @@ sinks, so the figure is intake, not delivery) reads it from the start; timed fro
 assignment to the last offset committed to Redis: fetch + decode + correlate + commit.
 Each round uses a fresh group and key prefix on the same topic. Printed as JSON, with
 the median. `--without engine` / `--without decode` give the floors: what fetching,
-decoding and committing cost with no correlation, and fetching and committing alone.
+decoding and committing cost with no correlation, and fetching and committing alone;
+`--breakdown` times the parts of the same run (engine, decode, commit, the rest).
 """
 
 from __future__ import annotations
@@ -116,6 +117,56 @@ def _without(part: str) -> None:
         Shard.take = offsets_only  # type: ignore[method-assign]
 
 
+_SPENT: dict[str, float] = {}
+
+
+def _timing() -> None:
+    """`--breakdown`: seconds inside the correlators' engine calls, their decoding (the
+    rest of `Shard.take`) and their fenced commits; the remainder of the round is
+    fetching, the event loop and Kafka offset commits."""
+    spent = _SPENT
+    process, take, commit = Shard._process, Shard.take, Shard.commit
+
+    def timed_process(self: Shard, alerts: list[Alert]) -> list[IncidentEvent]:
+        t = time.perf_counter()
+        try:
+            return process(self, alerts)
+        finally:
+            spent["engine_s"] = spent.get("engine_s", 0.0) + time.perf_counter() - t
+
+    async def timed_take(
+        self: Shard, messages: list[ConsumerRecord[bytes, bytes]]
+    ) -> list[IncidentEvent]:
+        t = time.perf_counter()
+        try:
+            return await take(self, messages)
+        finally:
+            spent["take_s"] = spent.get("take_s", 0.0) + time.perf_counter() - t
+
+    async def timed_commit(self: Shard, store: Any, events: list[IncidentEvent]) -> None:
+        t = time.perf_counter()
+        try:
+            await commit(self, store, events)
+        finally:
+            spent["commit_s"] = spent.get("commit_s", 0.0) + time.perf_counter() - t
+
+    Shard._process = timed_process  # type: ignore[method-assign]
+    Shard.take = timed_take  # type: ignore[method-assign]
+    Shard.commit = timed_commit  # type: ignore[method-assign]
+
+
+def _breakdown(total_s: float) -> dict[str, float]:
+    engine = _SPENT.get("engine_s", 0.0)
+    decode = _SPENT.get("take_s", 0.0) - engine  # ticks and control messages included
+    commit = _SPENT.get("commit_s", 0.0)
+    return {
+        "engine_s": round(engine, 3),
+        "decode_s": round(decode, 3),
+        "commit_s": round(commit, 3),
+        "fetch_and_rest_s": round(total_s - engine - decode - commit, 3),
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--alerts", type=int, default=300_000)
@@ -126,11 +177,20 @@ def main() -> None:
         choices=["engine", "decode"],
         help="floor figures: no correlation (`engine`), or no decode either (`decode`)",
     )
+    parser.add_argument(
+        "--breakdown",
+        action="store_true",
+        help="also print where one round's time went (give --rounds 1): engine, decode, commit, the rest",
+    )
     args = parser.parse_args()
     if args.without:
         _without(args.without)
+    if args.breakdown:
+        _timing()
     with tansu() as bootstrap:
         out = asyncio.run(run(bootstrap, args.redis, args.alerts, args.rounds))
+    if args.breakdown:
+        out["breakdown"] = _breakdown(sum(out["seconds"]))
     print(json.dumps(out, indent=2))
 
 
