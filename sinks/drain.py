@@ -162,6 +162,7 @@ class OutboxDrain:
         key, m = slot.key, self._metrics
         ref = await self.refs.get(key)
         events = list(slot.events)
+        held = len(slot.events)  # what the stored slot holds: only this drain writes it
         while events:
             event = events[0]
             if event.sequence <= ref.sequence:  # the sink has it (or something newer)
@@ -172,7 +173,8 @@ class OutboxDrain:
                 # sent again as it is (sinks/outbox.py, Pending.inflight).
                 # A copy: the memory outbox keeps the slot, and `events` shrinks below.
                 slot = msgspec.structs.replace(slot, events=list(events), inflight=event.sequence)
-                await self.outbox.save(self.name, slot)
+                await self.outbox.save(self.name, slot, held=held)
+                held = len(slot.events)
             started = time.perf_counter()
             try:
                 await self.sink.deliver(event)
@@ -202,7 +204,7 @@ class OutboxDrain:
                 done["state"] = "resolved"
             ref = await self.refs.mark(key, ref, **done)
             events.pop(0)
-        await self.outbox.done(self.name, key)
+        await self.outbox.done(self.name, key, held=held)
 
     async def _failed(self, slot: Pending, err: SinkError) -> None:
         if not err.retryable:

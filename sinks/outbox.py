@@ -146,11 +146,13 @@ class Outbox(Protocol):
 
     async def due(self, sink: str, now: float, limit: int) -> list[Pending]: ...
     async def next_due(self, sink: str) -> float | None: ...
-    async def save(self, sink: str, slot: Pending) -> None:
-        """Write a slot back (fewer events left, or a failure and its next attempt)."""
+    async def save(self, sink: str, slot: Pending, *, held: int | None = None) -> None:
+        """Write a slot back (fewer events left, or a failure and its next attempt).
+        `held`: how many events the stored slot holds, when the caller knows it (the
+        drain read it and is its only writer), which spares reading it again."""
         ...
 
-    async def done(self, sink: str, key: str) -> None: ...
+    async def done(self, sink: str, key: str, *, held: int | None = None) -> None: ...
     async def dead_letter(self, sink: str, slot: Pending, reason: str, error: str) -> None:
         """Move a slot's events to the dead letters."""
         ...
@@ -249,10 +251,10 @@ class MemoryOutbox:
             heapq.heappop(s.heap)
         return s.heap[0][0] if s.heap else None
 
-    async def save(self, sink: str, slot: Pending) -> None:
+    async def save(self, sink: str, slot: Pending, *, held: int | None = None) -> None:
         self._set(self._s(sink), slot)
 
-    async def done(self, sink: str, key: str) -> None:
+    async def done(self, sink: str, key: str, *, held: int | None = None) -> None:
         self._drop(self._s(sink), key)
 
     async def dead_letter(self, sink: str, slot: Pending, reason: str, error: str) -> None:

@@ -303,9 +303,12 @@ class App:
 
     async def expire_silence(self, silence_id: str) -> bool:
         """End a silence now; the alerts it held feed the rules. False if unknown
-        (a receiver holds no silences: it sends any id on, and says True)."""
+        (a receiver, or a correlator holding no shard, knows no silences: it sends any
+        id on, and says True)."""
         if self.broadcaster is not None:
-            if self.correlator is not None and not any(s.id == silence_id for s in self.silences()):
+            # Every shard holds every silence: one shard held is enough to know.
+            knows = self.correlator is not None and bool(self.correlator.shards)
+            if knows and not any(s.id == silence_id for s in self.silences()):
                 return False
             await self.broadcaster.broadcast(encode_control(ExpireSilence(id=silence_id)))
             log.info("silence_expired", silence=silence_id)

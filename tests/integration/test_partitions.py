@@ -269,6 +269,8 @@ async def test_silences_and_acknowledgements_reach_every_shard_through_the_topic
         assert status == 200
         await _until(lambda: len(opened("svc0")) == 1, "svc0's burst opened once the silence ended")
         assert all(e.state.silences == [] for e in engines)
+        status, _ = await _call(correlator, "DELETE", f"/api/v2/silence/{sid}")
+        assert status == 404  # a correlator holding shards knows it is gone
 
         key = opened("svc1")[0]["incident"]["key"]
         status, explained = await _call(correlator, "GET", f"/api/v1/incidents/{key}/explain")

@@ -101,3 +101,56 @@ async def test_an_unreadable_inbox_entry_is_logged_and_does_not_stall_the_sink(
     assert [s.key for s in await box.due("s", 1.0, 10)] == ["inc-a"]
     assert (await box.stats("s"))[1] == 1  # the inbox is empty
     await client.aclose()
+
+
+async def test_the_event_count_follows_a_drain_through_failures_and_deliveries(
+    box: Outbox,
+) -> None:
+    # The drain tells the outbox how many events a slot held (it is the slot's only
+    # writer) instead of having it read the slot back: the count must still come to 0.
+    import random
+
+    from sinks import MemoryRemoteStore, OutboxDrain, Receipt, Refs, RetryPolicy
+    from stormwatch.errors import RetryableSinkError
+    from stormwatch.metrics import Metrics
+    from stormwatch.wire import IncidentEvent
+
+    class FailsEverySecondCall:
+        name = "s"
+
+        def __init__(self) -> None:
+            self.calls = 0
+            self.got: list[tuple[str, int]] = []
+
+        async def deliver(self, event: IncidentEvent) -> Receipt:
+            self.calls += 1
+            if self.calls % 2 == 0:
+                raise RetryableSinkError("busy", status=503)
+            self.got.append((event.incident.key, event.sequence))
+            return Receipt(sink="s", status=200)
+
+    now = [100.0]
+    sink, metrics = FailsEverySecondCall(), Metrics()
+    metrics.init_sink("s")
+    drain = OutboxDrain(
+        box,
+        sink,  # type: ignore[arg-type]
+        metrics,
+        Refs(MemoryRemoteStore(), "s"),
+        retry=RetryPolicy(initial_backoff=1, max_backoff=1),
+        clock=lambda: now[0],
+        rng=random.Random(1),
+    )
+    for i in range(3):
+        key = f"inc-{i}"
+        await box.put("s", [incident_event("opened", 1, key=key)])
+        await drain.step()  # delivered or failed once before the next events come
+        await box.put("s", [incident_event("resolved", 2, key=key)])
+    for _ in range(40):
+        if await box.stats("s") == (0, 0, None):
+            break
+        if await drain.step() is not False:
+            now[0] += 1.0
+    assert await box.stats("s") == (0, 0, None)
+    assert sorted(sink.got) == [(f"inc-{i}", n) for i in range(3) for n in (1, 2)]
+    assert await box.dead_letters("s") == []
