@@ -51,6 +51,29 @@ def _ok(payload: Any, status: int = 200) -> web.Response:
     return web.Response(status=status, body=_json.encode(payload), content_type="application/json")
 
 
+_HELD_BY_CORRELATORS = (
+    "/api/v1/incidents",
+    "/api/v1/silences",
+    "/api/v2/alerts",
+    "/api/v2/silence",
+)
+"""Reads of what correlators hold (incidents, alerts, silences): a receiver holds none."""
+
+
+@web.middleware
+async def _reads_elsewhere(request: web.Request, handler: Any) -> web.StreamResponse:
+    """A receiver's answer to those reads: not an empty list, which reads as "none"."""
+    if request.method == "GET" and request.path.startswith(_HELD_BY_CORRELATORS):
+        return error_response(
+            421,
+            "misdirected",
+            "this process is a receiver: it holds no incidents, alerts or silences; "
+            "read them from a correlator (writes are taken here)",
+        )
+    response: web.StreamResponse = await handler(request)
+    return response
+
+
 def build_web_app(app: App) -> web.Application:
     async def healthz(_: web.Request) -> web.Response:
         return _ok({"status": "ok"})
@@ -142,8 +165,11 @@ def build_web_app(app: App) -> web.Application:
             )
         return _ok(found)
 
+    middlewares = [app.intake.guard]
+    if app.receiver is not None:
+        middlewares.append(_reads_elsewhere)
     web_app = web.Application(
-        client_max_size=app.config.ingest.max_body_bytes, middlewares=[app.intake.guard]
+        client_max_size=app.config.ingest.max_body_bytes, middlewares=middlewares
     )
     web_app.add_routes(app.http_source.routes())
     web_app.add_routes(am_routes(app))  # Alertmanager's API v2 (stormwatch/amapi.py)

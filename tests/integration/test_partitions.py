@@ -249,6 +249,8 @@ async def test_silences_and_acknowledgements_reach_every_shard_through_the_topic
         )
         status, listed = await _call(correlator, "GET", "/api/v2/silences")
         assert [s["id"] for s in listed] == [sid]
+        status, body = await _call(receiver, "GET", "/api/v2/silences")
+        assert status == 421 and "read them from a correlator" in body["message"], body
 
         alerts = [
             {"labels": {"alertname": f"A{i}", "service": svc}, "startsAt": "2026-01-01T00:00:00Z"}
