@@ -12,8 +12,8 @@ its start and that arrival), or when its `ends_at` (its `endsAt`, or arrival +
 from __future__ import annotations
 
 from collections import deque
-from heapq import heappop, heappush
 from enum import IntEnum
+from heapq import heappop, heappush
 from sys import intern
 
 from correlate.context import Context
