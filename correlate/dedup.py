@@ -13,7 +13,6 @@ from __future__ import annotations
 
 from collections import deque
 from enum import IntEnum
-from heapq import heappop, heappush
 from sys import intern
 
 from correlate.context import Context
@@ -70,10 +69,6 @@ class DedupTable:
         self._gone: deque[tuple[float, str]] = deque()
         """(arrival clock it resolved at, fingerprint), in clock order: what `forget`
         looks at, oldest first, so forgetting costs O(1) per alert, not a scan."""
-        self._recheck: list[tuple[float, str]] = []
-        """A heap of (arrival clock to look again at, fingerprint): resolved alerts a
-        window could still list when last looked at, due when the horizon will have
-        passed their event time."""
         self._kinds: dict[tuple[str, str, str, tuple[str, ...], tuple[str, ...]], Kind] = {}
         self._notes: dict[str, str] = {}
         self._start = self._end = float("nan")
@@ -95,7 +90,6 @@ class DedupTable:
             else:
                 gone.append((t.last_seen, fp))
         self._gone = deque(sorted(gone))
-        self._recheck = []
 
     def kind(self, kind: Kind) -> Kind:
         """The shared `Kind` equal to `kind`."""
@@ -269,40 +263,21 @@ class DedupTable:
         conditions make forgetting invisible in the incident events, so when it runs
         cannot matter."""
         cutoff = clock - self.ctx.config.retention
-        gone, recheck = self._gone, self._recheck
-        held: list[tuple[float, str]] = []
-        windowed: list[tuple[float, str]] = []
-        dropped = 0
+        incidents, tracked, gone = self.ctx.state.incidents, self.tracked, self._gone
+        dropped, kept = 0, []
         while gone and gone[0][0] < cutoff:
-            dropped += self._drop_or_keep(gone.popleft()[1], clock, horizon, held, windowed)
-        while recheck and recheck[0][0] <= clock:
-            dropped += self._drop_or_keep(heappop(recheck)[1], clock, horizon, held, windowed)
-        gone.extend(held)  # look again a retention later
-        for entry in windowed:
-            heappush(recheck, entry)
+            _, fp = gone.popleft()
+            t = tracked.get(fp)
+            if t is None or t.status != "resolved":
+                continue  # forgotten already, or firing again (its next resolve queues it)
+            held = any(
+                (i := incidents.get(k)) is not None and i.status == "open" for k in t.incidents
+            )
+            if held or t.fed_at >= horizon:
+                kept.append((clock, fp))  # look again a retention later
+                continue
+            del tracked[fp]
+            self.ctx.changes.tracked.add(fp)
+            dropped += 1
+        gone.extend(kept)
         return dropped
-
-    def _drop_or_keep(
-        self,
-        fp: str,
-        clock: float,
-        horizon: float,
-        held: list[tuple[float, str]],
-        windowed: list[tuple[float, str]],
-    ) -> int:
-        t = self.tracked.get(fp)
-        if t is None or t.status != "resolved":
-            return 0  # forgotten already, or firing again (its next resolve queues it)
-        incidents = self.ctx.state.incidents
-        if any((i := incidents.get(k)) is not None and i.status == "open" for k in t.incidents):
-            held.append((clock, fp))
-            return 0
-        if t.fed_at >= horizon:
-            # A window may still list it: look again once the horizon has moved past it
-            # (with a 1 h window that is 4 retentions; looking every retention was 8 %
-            # of the engine on deploy/scaleout/rules.yaml, bench/README.md).
-            windowed.append((clock + (t.fed_at - horizon), fp))
-            return 0
-        del self.tracked[fp]
-        self.ctx.changes.tracked.add(fp)
-        return 1
