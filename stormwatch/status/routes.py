@@ -39,6 +39,16 @@ def _same_origin(request: web.Request) -> bool:
 
 def status_routes(app: App) -> list[web.RouteDef]:
     async def overview(_: web.Request) -> web.Response:
+        if app.receiver is not None:
+            # An empty list here would read as "nothing is wrong" at 3 a.m.
+            return _html(
+                page(
+                    "receiver",
+                    "<h1>This process is a receiver</h1><p>It takes alerts in and writes them "
+                    "to the topic. Incidents, alerts and silences are held by the correlators: "
+                    "open a correlator's status page. Silences made here reach them.</p>",
+                )
+            )
         incidents = app.incidents()
         routed = {i.key: app.routed_sinks(i) for i in incidents}
         shown = await deliveries(app, [i.key for i in incidents])
@@ -131,6 +141,8 @@ def status_routes(app: App) -> list[web.RouteDef]:
             status, text = 0, str(err)
         if status == 404 and "no such incident" not in text:
             notice = "this daemon has no acknowledgements yet (POST /api/v1/incidents/{key}/ack answered 404)"
+        elif status == 202:  # partitioned: sent to the shard holding the incident
+            notice = f"acknowledgement by {body['by']} sent; it shows here once its shard has it"
         elif 200 <= status < 300:
             notice = f"acknowledged by {body['by']}"
         else:

@@ -187,6 +187,15 @@ async def _call(app: App, method: str, path: str, body: Any = None) -> tuple[int
         return resp.status, await resp.json(content_type=None)
 
 
+async def _text(app: App, path: str) -> str:
+    import aiohttp
+
+    host, port = app.config.host_port
+    async with aiohttp.ClientSession() as session, session.get(f"http://{host}:{port}{path}") as r:
+        assert r.status == 200, r.status
+        return await r.text()
+
+
 async def _until(condition: Any, what: str) -> None:
     for _ in range(600):
         if condition():
@@ -251,6 +260,7 @@ async def test_silences_and_acknowledgements_reach_every_shard_through_the_topic
         assert [s["id"] for s in listed] == [sid]
         status, body = await _call(receiver, "GET", "/api/v2/silences")
         assert status == 421 and "read them from a correlator" in body["message"], body
+        assert "This process is a receiver" in await _text(receiver, "/")
 
         alerts = [
             {"labels": {"alertname": f"A{i}", "service": svc}, "startsAt": "2026-01-01T00:00:00Z"}
