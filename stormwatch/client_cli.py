@@ -158,7 +158,11 @@ def _incidents(args: argparse.Namespace, now: float) -> str | Any:
     if cmd == "ack":
         body = {"by": args.by, "comment": args.comment}
         answer = _call(args.url, "POST", f"/api/v1/incidents/{key}/ack", body)
-        return answer if args.output == "json" else f"acknowledged {args.key} as {args.by}"
+        if args.output == "json":
+            return answer
+        if isinstance(answer, dict) and answer.get("queued"):  # partitioned mode: 202
+            return f"acknowledgement of {args.key} as {args.by} sent to the shard holding it"
+        return f"acknowledged {args.key} as {args.by}"
     if cmd == "show":
         i = _call(args.url, "GET", f"/api/v1/incidents/{key}")
         if args.output == "json":
