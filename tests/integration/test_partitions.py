@@ -261,6 +261,15 @@ async def test_silences_and_acknowledgements_reach_every_shard_through_the_topic
         status, body = await _call(receiver, "GET", "/api/v2/silences")
         assert status == 421 and "read them from a correlator" in body["message"], body
         assert "This process is a receiver" in await _text(receiver, "/")
+        # amtool's `silence update` posts the id: a receiver sends it on to every shard.
+        status, body = await _call(
+            receiver, "POST", "/api/v2/silences", {**silence, "id": sid, "comment": "longer"}
+        )
+        assert status == 200 and body["silenceID"] == sid, body
+        await _until(
+            lambda: all([s.comment for s in e.state.silences] == ["longer"] for e in engines),
+            "every shard holds the updated silence",
+        )
 
         alerts = [
             {"labels": {"alertname": f"A{i}", "service": svc}, "startsAt": "2026-01-01T00:00:00Z"}
