@@ -103,9 +103,11 @@ def ack_routes(app: App) -> list[web.RouteDef]:
         done = 0
         for ack in acks:
             before = app.incident(ack.key)
-            if before is None and app.partitioned:
-                pass  # another correlator may hold it: sent on, the shards decide
-            elif before is None or before.status != "open" or before.acknowledged_at is not None:
+            if before is None and not app.partitioned:
+                continue  # unknown, with no other shard to send it to
+            if before is not None and (
+                before.status != "open" or before.acknowledged_at is not None
+            ):
                 continue
             await app.acknowledge(ack.key, ack.by, name)
             done += 1

@@ -209,10 +209,8 @@ class App:
         state = self.engine.incident_state(key)
         if state is None or state.status != "open" or state.acknowledged_at is not None:
             return self.engine.incident(key)
-        if source in self.sinks:
-            # Before the event is queued: the sink it came from is not told again.
-            refs = self.delivery.drains[source].refs
-            await refs.mark(key, await refs.get(key), acknowledged=True)
+        # Before the event is queued: the sink it came from is not told again.
+        await self.delivery.mark_acknowledged(key, source)
         effects = await self.pipeline.act(lambda engine, now: engine.acknowledge(key, by, now))
         for e in effects.events if effects is not None else []:
             log.info(

@@ -238,6 +238,14 @@ class Delivery:
         task = next((t for t in self._tasks if t.get_name() == f"drain:{sink}"), None)
         return task is not None and not task.done()
 
+    async def mark_acknowledged(self, key: str, source: str) -> None:
+        """Record that sink `source` (its webhook) acknowledged incident `key`, so the
+        acknowledgement's event is not sent back to it; nothing for `api` or another
+        non-sink source."""
+        drain = self.drains.get(source)
+        if drain is not None:
+            await drain.refs.mark(key, await drain.refs.get(key), acknowledged=True)
+
     async def health(self) -> list[dict[str, object]]:
         out: list[dict[str, object]] = []
         for name, drain in self.drains.items():

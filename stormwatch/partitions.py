@@ -111,17 +111,14 @@ class Shard:
         engine = self.engine
         for msg in messages:
             value = msg.value
-            if not value:  # a tick
+            if not value or is_control(value):  # a tick, or an operator's action
                 if pending:
                     events.extend(self._process(pending))
                     pending = []
-                events.extend(engine.tick(self.clock(msg.timestamp)).events)
-                continue
-            if is_control(value):
-                if pending:
-                    events.extend(self._process(pending))
-                    pending = []
-                events.extend(await self._act(msg, value))
+                if value:
+                    events.extend(await self._act(msg, value))
+                else:
+                    events.extend(engine.tick(self.clock(msg.timestamp)).events)
                 continue
             try:
                 alerts = _decode_alerts.decode(value)
@@ -171,13 +168,10 @@ class Shard:
             inc = engine.incident_state(action.key)
             if inc is None or inc.status != "open" or inc.acknowledged_at is not None:
                 return []  # another partition's incident, or acknowledged already
-            drain = self.delivery.drains.get(action.source)
-            if drain is not None:
-                # The sink whose webhook said so is not told again. Not in the shard's
-                # commit: if it fails, the commit will too and the action is re-read.
-                with contextlib.suppress(RedisError, OSError, StoreUnavailable):
-                    refs = drain.refs
-                    await refs.mark(action.key, await refs.get(action.key), acknowledged=True)
+            # Not in the shard's commit: if it fails, the commit will too and the
+            # action is re-read.
+            with contextlib.suppress(RedisError, OSError, StoreUnavailable):
+                await self.delivery.mark_acknowledged(action.key, action.source)
             effects = engine.acknowledge(action.key, action.by, t)
         return effects.events if effects is not None else []
 
