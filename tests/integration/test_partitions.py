@@ -110,6 +110,25 @@ def _config(tmp_path: Path, name: str, role: str, extra: str) -> Path:
     return cfg
 
 
+def _receiver_and_correlator(
+    tmp_path: Path, bootstrap: str, topic: str, redis_url: str, redis_prefix: str
+) -> tuple[App, App, Path]:
+    """A receiver and a correlator on a 3-partition topic; the correlator writes its
+    incident events to the returned JSONL file."""
+    part = (
+        f"partitioning: {{bootstrap: '{bootstrap}', topic: {topic}, partitions: 3, "
+        f"group_id: {topic}, tick_interval: 100ms}}\n"
+    )
+    state = f"state: {{backend: redis, url: '{redis_url}', key_prefix: '{redis_prefix}'}}\n"
+    jsonl = tmp_path / "incidents.jsonl"
+    sinks = f"sinks: [{{type: file, name: jsonl, path: '{jsonl}'}}]\n"
+    receiver = App(load_config(_config(tmp_path, "r", "receiver", part), env={}))
+    correlator = App(
+        load_config(_config(tmp_path, "c", "correlator", part + state + sinks), env={})
+    )
+    return receiver, correlator, jsonl
+
+
 def test_a_rule_that_does_not_group_by_the_shard_key_is_refused_by_name(tmp_path: Path) -> None:
     rules = tmp_path / "cluster.yaml"
     rules.write_text(RULES.replace("burst", "by-cluster").replace("[service]", "[cluster]"))
@@ -127,16 +146,8 @@ def test_a_rule_that_does_not_group_by_the_shard_key_is_refused_by_name(tmp_path
 async def test_a_receiver_feeds_a_correlator_one_shard_per_partition(
     tmp_path: Path, kafka_bootstrap: str, kafka_topic: str, redis_url: str, redis_prefix: str
 ) -> None:
-    part = (
-        f"partitioning: {{bootstrap: '{kafka_bootstrap}', topic: {kafka_topic}, partitions: 3, "
-        f"group_id: {kafka_topic}, tick_interval: 100ms}}\n"
-    )
-    state = f"state: {{backend: redis, url: '{redis_url}', key_prefix: '{redis_prefix}'}}\n"
-    jsonl = tmp_path / "incidents.jsonl"
-    sinks = f"sinks: [{{type: file, name: jsonl, path: '{jsonl}'}}]\n"
-    receiver = App(load_config(_config(tmp_path, "r", "receiver", part), env={}))
-    correlator = App(
-        load_config(_config(tmp_path, "c", "correlator", part + state + sinks), env={})
+    receiver, correlator, jsonl = _receiver_and_correlator(
+        tmp_path, kafka_bootstrap, kafka_topic, redis_url, redis_prefix
     )
     async with receiver, correlator:
         alerts = [
@@ -167,13 +178,8 @@ async def test_a_receiver_feeds_a_correlator_one_shard_per_partition(
         assert all(o is not None and int(o) > 0 for o in offsets)
 
 
-async def _post(app: App, alerts: list[dict[str, Any]]) -> tuple[int, dict[str, Any]]:
-    import aiohttp
-
-    host, port = app.config.host_port
-    url = f"http://{host}:{port}/api/v2/alerts"
-    async with aiohttp.ClientSession() as session, session.post(url, json=alerts) as resp:
-        return resp.status, await resp.json()
+async def _post(app: App, alerts: list[dict[str, Any]]) -> tuple[int, Any]:
+    return await _call(app, "POST", "/api/v2/alerts", alerts)
 
 
 async def _call(app: App, method: str, path: str, body: Any = None) -> tuple[int, Any]:
@@ -210,16 +216,8 @@ async def test_silences_and_acknowledgements_reach_every_shard_through_the_topic
 ) -> None:
     """A silence made on any process mutes its alerts on whichever shard holds them, and
     an acknowledgement sent to a receiver reaches the shard holding the incident."""
-    part = (
-        f"partitioning: {{bootstrap: '{kafka_bootstrap}', topic: {kafka_topic}, partitions: 3, "
-        f"group_id: {kafka_topic}, tick_interval: 100ms}}\n"
-    )
-    state = f"state: {{backend: redis, url: '{redis_url}', key_prefix: '{redis_prefix}'}}\n"
-    jsonl = tmp_path / "incidents.jsonl"
-    sinks = f"sinks: [{{type: file, name: jsonl, path: '{jsonl}'}}]\n"
-    receiver = App(load_config(_config(tmp_path, "r", "receiver", part), env={}))
-    correlator = App(
-        load_config(_config(tmp_path, "c", "correlator", part + state + sinks), env={})
+    receiver, correlator, jsonl = _receiver_and_correlator(
+        tmp_path, kafka_bootstrap, kafka_topic, redis_url, redis_prefix
     )
 
     def events() -> list[dict[str, Any]]:
