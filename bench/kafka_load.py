@@ -35,6 +35,7 @@ from bench.scaleout import PARTITIONS, EndOffsets, committed, produce, tansu
 from bench.workload import Workload
 from stormwatch.app import App
 from stormwatch.config import load_config
+from stormwatch.gctune import tune_gc
 from stormwatch.partitions import Shard
 from stormwatch.wire import Alert, IncidentEvent
 from tests.conftest import pick_free_port
@@ -182,7 +183,14 @@ def main() -> None:
         action="store_true",
         help="also print where one round's time went (give --rounds 1): engine, decode, commit, the rest",
     )
+    parser.add_argument(
+        "--default-gc",
+        action="store_true",
+        help="leave the garbage collector as CPython sets it (`stormwatch run` tunes it)",
+    )
     args = parser.parse_args()
+    if not args.default_gc:
+        tune_gc()  # as `stormwatch run` does: the figure is a correlator process's
     if args.without:
         _without(args.without)
     if args.breakdown:

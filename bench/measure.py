@@ -38,8 +38,19 @@ __all__ = ["main"]
 _START = Workload().start
 
 
+def _tune_gc() -> None:
+    """The checkout's daemon's garbage-collector settings (`stormwatch run` applies them;
+    a checkout without them runs CPython's)."""
+    try:
+        from stormwatch.gctune import tune_gc
+    except ImportError:
+        gc.collect()
+        return
+    tune_gc()
+
+
 def _timed(engine: Engine, requests: list[list[Alert]]) -> dict[str, Any]:
-    gc.collect()
+    _tune_gc()
     started = time.perf_counter()
     events = feed(engine, requests)
     seconds = time.perf_counter() - started

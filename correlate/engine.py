@@ -123,31 +123,20 @@ def _order(a: Alert) -> tuple[float, float, str, str, float]:
     return (a.received_at, a.starts_at, a.fingerprint, a.status, a.ends_at or 0.0)
 
 
-_by_arrival_time_fp = attrgetter("received_at", "starts_at", "fingerprint")
+_full_order = attrgetter("received_at", "starts_at", "fingerprint", "status", "ends_at")
 
 
 def _in_order(alerts: Sequence[Alert]) -> Sequence[Alert]:
     """Records in arrival order, those of one instant by (event time, fingerprint,
-    status, endsAt). A key of three attributes sorts in C; only when one alert comes
-    twice in one instant (rare) do status and endsAt need the full key."""
+    status, endsAt). A key of attributes sorts in C; it compares `ends_at` only for one
+    alert twice in one instant with one status, and only when one of them has no
+    `endsAt` (None against a float raises) does the slower key that reads None as 0 run."""
     if len(alerts) < 2:
         return alerts
-    out = sorted(alerts, key=_by_arrival_time_fp)
-    i, n = 1, len(out)
-    while i < n:
-        a, prev = out[i], out[i - 1]
-        if (
-            a.fingerprint == prev.fingerprint
-            and a.received_at == prev.received_at
-            and a.starts_at == prev.starts_at
-        ):
-            j = i + 1
-            while j < n and _by_arrival_time_fp(out[j]) == _by_arrival_time_fp(prev):
-                j += 1
-            out[i - 1 : j] = sorted(out[i - 1 : j], key=_order)
-            i = j
-        i += 1
-    return out
+    try:
+        return sorted(alerts, key=_full_order)
+    except TypeError:
+        return sorted(alerts, key=_order)
 
 
 def _tally(items: list[str]) -> dict[str, int]:

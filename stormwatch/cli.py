@@ -22,6 +22,7 @@ import msgspec
 from stormwatch.client_cli import CLIENT_COMMANDS, add_client_commands, run_client_command
 from stormwatch.defaults import DEFAULT_LISTEN
 from stormwatch.errors import ConfigError, RuleError, StormwatchError
+from stormwatch.gctune import tune_gc
 from stormwatch.version import version
 
 __all__ = ["main"]
@@ -201,6 +202,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     except (ConfigError, RuleError) as err:
         print(f"stormwatch: {err}", file=sys.stderr)
         return EXIT_INVALID
+    tune_gc()
     try:
         asyncio.run(serve(app, signals=(signal.SIGINT, signal.SIGTERM)))
     except KeyboardInterrupt:
@@ -310,6 +312,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
         out = open(args.out, "wb") if args.out else (None if baseline else sys.stdout.buffer)  # noqa: SIM115
     except OSError as err:
         return fail(f"cannot write {err.filename}: {err.strerror}")
+    tune_gc()
     try:
         stats = replay(
             read_chunks(inputs, progress),
