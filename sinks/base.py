@@ -41,6 +41,10 @@ class Receipt(msgspec.Struct, kw_only=True, frozen=True):
 
 
 class Sink(Protocol):
+    """A sink may set `keeps_refs = False` when it never reads or writes its refs
+    (`SinkContext.refs`): its drain then reads them once a round and not again after a
+    delivery (sinks/drain.py). Without it the drain assumes it does."""
+
     name: str
 
     async def deliver(self, event: IncidentEvent) -> Receipt:

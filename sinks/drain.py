@@ -31,7 +31,7 @@ import structlog
 
 from sinks.base import Sink
 from sinks.outbox import Outbox, Pending
-from sinks.remote import Refs
+from sinks.remote import Refs, RemoteRef
 from sinks.retry import MAX_RETRY_AFTER_S, BreakerPolicy, CircuitBreaker, RetryPolicy
 from stormwatch.errors import SinkError, StoreUnavailable
 from stormwatch.metrics import BREAKER_STATES, Metrics
@@ -127,10 +127,8 @@ class OutboxDrain:
             await self.refresh()
             return blocked
         slots = await self.outbox.due(self.name, now, self._batch)
-        for slot in slots:
-            await self._deliver(slot)
-            if self._blocked_until(self._clock()) is not None:
-                break
+        if slots:
+            await self._deliver_round(slots)
         await self.refresh()
         if slots or taken == ABSORB_LIMIT:
             return False
@@ -158,14 +156,57 @@ class OutboxDrain:
             return self._pause_until
         return self.breaker.blocked_until(now)
 
-    async def _deliver(self, slot: Pending) -> None:
+    async def _deliver_round(self, slots: list[Pending]) -> None:
+        """Deliver the round's slots in order, until the sink is blocked. The slots
+        delivered are dropped from the outbox in one write at the end: the sink's ref,
+        marked after each delivery, is what keeps an event from going twice should the
+        drain die before that write."""
+        # A sink that neither reads nor writes its refs (file, webhook, kafka) has them
+        # written by this drain alone: one read for the round, the first events'
+        # write-ahead in one write, no ref read again after a delivery.
+        alone = not getattr(self.sink, "keeps_refs", True)
+        todo: list[tuple[Pending, RemoteRef | None, int]] = []
+        done: list[tuple[str, int]] = []
+        if alone:
+            ahead: list[tuple[Pending, int]] = []
+            refs = await self.refs.get_many([slot.key for slot in slots])
+            for slot, ref in zip(slots, refs, strict=True):
+                held = len(slot.events)
+                events = [e for e in slot.events if e.sequence > ref.sequence]
+                if not events:
+                    done.append((slot.key, held))
+                    continue
+                if slot.inflight != events[0].sequence:
+                    slot = msgspec.structs.replace(slot, events=events, inflight=events[0].sequence)
+                    ahead.append((slot, held))
+                    held = len(events)
+                todo.append((slot, ref, held))
+            await self.outbox.settle(self.name, ahead, [])
+        else:
+            todo = [(slot, None, len(slot.events)) for slot in slots]
+        try:
+            for slot, known, held in todo:
+                left = await self._deliver(slot, known, held)
+                if left is not None:
+                    done.append((slot.key, left))
+                if self._blocked_until(self._clock()) is not None:
+                    break
+        finally:
+            await self.outbox.settle(self.name, [], done)
+
+    async def _deliver(self, slot: Pending, ref: RemoteRef | None, held: int) -> int | None:
+        """Deliver a slot's events in order. `ref`: the sink's ref, when only this drain
+        writes it (else it is read here, and again after each delivery, since the sink
+        may have written it). `held`: the events the stored slot holds (only this drain
+        writes it). Returns what the stored slot holds once every event is delivered,
+        None if it failed (the slot is saved for a retry, or dead-lettered)."""
         key, m = slot.key, self._metrics
-        ref = await self.refs.get(key)
+        reread = ref is None
+        known = ref if ref is not None else await self.refs.get(key)
         events = list(slot.events)
-        held = len(slot.events)  # what the stored slot holds: only this drain writes it
         while events:
             event = events[0]
-            if event.sequence <= ref.sequence:  # the sink has it (or something newer)
+            if event.sequence <= known.sequence:  # the sink has it (or something newer)
                 events.pop(0)
                 continue
             if slot.inflight != event.sequence:
@@ -187,24 +228,24 @@ class OutboxDrain:
                 await self._failed(
                     msgspec.structs.replace(slot, events=events, inflight=inflight), err
                 )
-                return
+                return None
             except Exception as err:
                 self._log.exception("sink_delivery_crashed", incident_key=key)
                 await self._dead(msgspec.structs.replace(slot, events=events), "error", repr(err))
-                return
+                return None
             m.sink_seconds.labels(self.name).observe(time.perf_counter() - started)
             m.sink_requests.labels(self.name, "ok").inc()
             self.breaker.success()
             self._last_reason = ""
-            # The sink may have written the ref while delivering: read it back. A
-            # resolution is final for every sink, whether it keeps a state or not.
-            ref = await self.refs.get(key)
+            if reread:  # the sink may have written the ref while delivering
+                known = await self.refs.get(key)
+            # A resolution is final for every sink, whether it keeps a state or not.
             done: dict[str, object] = {"sequence": event.sequence}
-            if event.event == "resolved" and ref.state != "resolved":
+            if event.event == "resolved" and known.state != "resolved":
                 done["state"] = "resolved"
-            ref = await self.refs.mark(key, ref, **done)
+            known = await self.refs.mark(key, known, **done)
             events.pop(0)
-        await self.outbox.done(self.name, key, held=held)
+        return held
 
     async def _failed(self, slot: Pending, err: SinkError) -> None:
         if not err.retryable:

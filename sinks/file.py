@@ -96,6 +96,9 @@ def _last_written(path: Path) -> dict[str, int]:
 
 
 class FileSink:
+    keeps_refs = False
+    """Its drain alone writes its refs (sinks/drain.py): it dedups by its file's tail."""
+
     def __init__(self, config: FileSinkConfig) -> None:
         self.name = config.name
         self.config = config

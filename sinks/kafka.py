@@ -45,6 +45,9 @@ class KafkaSinkConfig(
 
 
 class KafkaSink:
+    keeps_refs = False
+    """Its drain alone writes its refs (sinks/drain.py)."""
+
     def __init__(self, config: KafkaSinkConfig) -> None:
         self.name = config.name
         self.config = config

@@ -153,6 +153,14 @@ class Outbox(Protocol):
         ...
 
     async def done(self, sink: str, key: str, *, held: int | None = None) -> None: ...
+    async def settle(
+        self, sink: str, saved: list[tuple[Pending, int]], done: list[tuple[str, int]]
+    ) -> None:
+        """In one write: store each of `saved` (a slot and the events the stored one
+        held) and drop each of `done` (a key and the events its slot held). A drain's
+        round writes its slots ahead, and its deliveries' ends, with one each."""
+        ...
+
     async def dead_letter(self, sink: str, slot: Pending, reason: str, error: str) -> None:
         """Move a slot's events to the dead letters."""
         ...
@@ -256,6 +264,15 @@ class MemoryOutbox:
 
     async def done(self, sink: str, key: str, *, held: int | None = None) -> None:
         self._drop(self._s(sink), key)
+
+    async def settle(
+        self, sink: str, saved: list[tuple[Pending, int]], done: list[tuple[str, int]]
+    ) -> None:
+        s = self._s(sink)
+        for slot, _ in saved:
+            self._set(s, slot)
+        for key, _ in done:
+            self._drop(s, key)
 
     async def dead_letter(self, sink: str, slot: Pending, reason: str, error: str) -> None:
         s = self._s(sink)

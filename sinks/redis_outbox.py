@@ -178,6 +178,16 @@ class RedisOutbox:
         await self._write(sink, {}, before, gone=[key], held=held)
 
     @translated
+    async def settle(
+        self, sink: str, saved: list[tuple[Pending, int]], done: list[tuple[str, int]]
+    ) -> None:
+        if not saved and not done:
+            return
+        held = sum(n for _, n in saved) + sum(n for _, n in done)
+        slots = {slot.key: slot for slot, _ in saved}
+        await self._write(sink, slots, {}, gone=[key for key, _ in done], held=held)
+
+    @translated
     async def dead_letter(self, sink: str, slot: Pending, reason: str, error: str) -> None:
         letters = [
             _enc.encode(

@@ -48,6 +48,7 @@ class RemoteRef(msgspec.Struct, kw_only=True):
 
 class RemoteStore(Protocol):
     async def get(self, sink: str, key: str) -> RemoteRef | None: ...
+    async def get_many(self, sink: str, keys: list[str]) -> list[RemoteRef | None]: ...
     async def put(self, sink: str, key: str, ref: RemoteRef) -> None: ...
 
 
@@ -74,6 +75,9 @@ class MemoryRemoteStore:
         # Stored encoded, so a caller's changes reach the store only through `put`.
         return _dec.decode(found[1])
 
+    async def get_many(self, sink: str, keys: list[str]) -> list[RemoteRef | None]:
+        return [await self.get(sink, key) for key in keys]
+
     async def put(self, sink: str, key: str, ref: RemoteRef) -> None:
         now = time.time()
         self._refs.pop((sink, key), None)  # re-inserted last: the dict is in write order
@@ -97,6 +101,13 @@ class RedisRemoteStore:
         return _dec.decode(raw) if raw is not None else None
 
     @translated
+    async def get_many(self, sink: str, keys: list[str]) -> list[RemoteRef | None]:
+        if not keys:
+            return []
+        raws = await self._client.mget([remote_key(self.prefix, sink, key) for key in keys])
+        return [_dec.decode(raw) if raw is not None else None for raw in raws]
+
+    @translated
     async def put(self, sink: str, key: str, ref: RemoteRef) -> None:
         await self._client.set(
             remote_key(self.prefix, sink, key), _enc.encode(ref), ex=REMOTE_TTL_S
@@ -113,6 +124,10 @@ class Refs:
     async def get(self, key: str) -> RemoteRef:
         """The incident's ref; an empty one if the sink never had it."""
         return await self.store.get(self.sink, key) or RemoteRef()
+
+    async def get_many(self, keys: list[str]) -> list[RemoteRef]:
+        """The refs of `keys`, in order, in one read."""
+        return [r or RemoteRef() for r in await self.store.get_many(self.sink, keys)]
 
     async def put(self, key: str, ref: RemoteRef) -> None:
         await self.store.put(self.sink, key, ref)

@@ -44,6 +44,9 @@ _encoder = msgspec.json.Encoder()
 
 
 class WebhookSink:
+    keeps_refs = False
+    """Its drain alone writes its refs (sinks/drain.py)."""
+
     def __init__(self, config: WebhookSinkConfig) -> None:
         self.name = config.name
         self.config = config

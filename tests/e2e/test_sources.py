@@ -210,7 +210,9 @@ def _brute_force(sources: Sources, src: str) -> dict[str, Any]:
     """The `ssh-brute-force` incident of one source address, once it opened."""
     deadline = time.monotonic() + 15
     while time.monotonic() < deadline:
-        for line in sources.daemon.jsonl.read_text().splitlines():
+        # The file is made by the first event written: none yet when this test runs alone.
+        text = sources.daemon.jsonl.read_text() if sources.daemon.jsonl.exists() else ""
+        for line in text.splitlines():
             e = json.loads(line)
             inc = e["incident"]
             if (

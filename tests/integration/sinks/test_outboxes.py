@@ -154,3 +154,87 @@ async def test_the_event_count_follows_a_drain_through_failures_and_deliveries(
     assert await box.stats("s") == (0, 0, None)
     assert sorted(sink.got) == [(f"inc-{i}", n) for i in range(3) for n in (1, 2)]
     assert await box.dead_letters("s") == []
+
+
+class _Killed(BaseException):
+    """The process dies here: nothing after it runs (not an error a drain handles)."""
+
+
+@pytest.mark.parametrize("keeps_refs", [True, False])
+async def test_a_drain_killed_before_its_round_ends_sends_nothing_twice_after(
+    box: Outbox, keeps_refs: bool
+) -> None:
+    # A round drops the slots it delivered in one write at its end; the refs, marked
+    # after each delivery, are what the next drain skips by. A sink that keeps no refs
+    # has its refs read once a round, and its slots written ahead in one write.
+    import random
+
+    from sinks import MemoryRemoteStore, OutboxDrain, Receipt, Refs
+    from stormwatch.metrics import Metrics
+    from stormwatch.wire import IncidentEvent
+
+    class Recording:
+        name = "s"
+
+        def __init__(self, kill_after: int | None) -> None:
+            self.keeps_refs = keeps_refs
+            self.got: list[tuple[str, int]] = []
+            self.kill_after = kill_after
+
+        async def deliver(self, event: IncidentEvent) -> Receipt:
+            if self.kill_after is not None and len(self.got) == self.kill_after:
+                raise _Killed
+            self.got.append((event.incident.key, event.sequence))
+            return Receipt(sink="s", status=200)
+
+    class DiesAtTheEndOfItsRound:
+        """The outbox as the first drain sees it: it dies before the round's last write."""
+
+        def __getattr__(self, name: str) -> object:
+            return getattr(box, name)
+
+        async def settle(self, sink: str, saved: list, done: list) -> None:  # type: ignore[type-arg]
+            if done:
+                raise _Killed
+            await box.settle(sink, saved, done)
+
+    def drain_of(outbox: object, sink: Recording) -> OutboxDrain:
+        metrics = Metrics()
+        metrics.init_sink("s")
+        return OutboxDrain(
+            outbox,  # type: ignore[arg-type]
+            sink,  # type: ignore[arg-type]
+            metrics,
+            refs,
+            clock=lambda: 100.0,
+            rng=random.Random(1),
+        )
+
+    refs = Refs(MemoryRemoteStore(), "s")
+    for i in range(4):
+        await box.put("s", [incident_event("opened", 1, key=f"inc-{i}")])
+    first = Recording(kill_after=None)
+    with pytest.raises(_Killed):
+        await drain_of(DiesAtTheEndOfItsRound(), first).step()
+    assert sorted(first.got) == [(f"inc-{i}", 1) for i in range(4)]
+    assert (await box.stats("s"))[:2] == (4, 4)  # none dropped: the round died first
+
+    again = Recording(kill_after=None)
+    drain = drain_of(box, again)
+    while await drain.step() is False:
+        pass
+    assert again.got == []  # every event was skipped by its ref
+    assert await box.stats("s") == (0, 0, None)
+
+    # Killed mid-round: what was delivered is skipped, the rest goes once.
+    for i in range(4):
+        await box.put("s", [incident_event("updated", 2, key=f"inc-{i}")])
+    cut = Recording(kill_after=2)
+    with pytest.raises(_Killed):
+        await drain_of(box, cut).step()
+    rest = Recording(kill_after=None)
+    drain = drain_of(box, rest)
+    while await drain.step() is False:
+        pass
+    assert sorted(cut.got + rest.got) == [(f"inc-{i}", 2) for i in range(4)]
+    assert await box.stats("s") == (0, 0, None)
