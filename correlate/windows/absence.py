@@ -19,7 +19,6 @@ from correlate.reasons import describe_group
 from correlate.state import Tracked, Window
 from correlate.timers import Timer
 from correlate.windows.base import Aggregator, Hit
-from stormwatch.wire import format_duration
 
 __all__ = ["Absence"]
 
@@ -66,7 +65,7 @@ class Absence(Aggregator):
         if book.open_for(self.name, gkey) is not None:
             return
         group = self.lr.group_of(gkey)
-        why = f"no matching alert for {describe_group(group)} within {format_duration(self.span)}"
+        why = f"no matching alert for {describe_group(group)} within {self.within}"
         book.open(self.lr, group, gkey, [], key_time=due, at=due, why=why, idle_resolves=False)
 
     def schedule_from_state(self) -> None:

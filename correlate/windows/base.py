@@ -21,8 +21,10 @@ from bisect import bisect_left, bisect_right
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
+from correlate.reasons import describe_condition
 from correlate.state import RuleState, Tracked, Window
 from correlate.timers import Timer
+from stormwatch.wire import format_duration
 
 if TYPE_CHECKING:
     from correlate.context import Context
@@ -109,6 +111,9 @@ class Aggregator:
         self.name = lr.name
         self.span = lr.timespan
         self.ctx = ctx
+        # The fixed words of `why`, spelled once per rule: an incident opens per storm.
+        self.within = format_duration(self.span)
+        self.condition_text = describe_condition(lr.condition)
 
     @property
     def rs(self) -> RuleState:

@@ -33,12 +33,11 @@ from __future__ import annotations
 from bisect import bisect_left, bisect_right
 from typing import TYPE_CHECKING
 
-from correlate.reasons import describe_condition, describe_group
+from correlate.reasons import describe_group
 from correlate.state import Tracked, Window
 from correlate.timers import Timer
 from correlate.windows.base import Aggregator, Hit, insert
 from rules.schema import Condition
-from stormwatch.wire import format_duration
 
 if TYPE_CHECKING:
     from correlate.context import Context
@@ -76,8 +75,8 @@ class EventCount(Aggregator):
 
     def why(self, n: int, group: dict[str, str], window: list[tuple[float, str, str]]) -> str:
         return (
-            f"{n} matching alerts within {format_duration(self.span)} "
-            f"(event_count {describe_condition(self.lr.condition)}) for {describe_group(group)}"
+            f"{n} matching alerts within {self.within} "
+            f"(event_count {self.condition_text}) for {describe_group(group)}"
         )
 
 
@@ -154,7 +153,7 @@ class CountBelow(Aggregator):
             ctx.book.resolve(
                 inc,
                 max(t, inc.opened_at),
-                f"{count} matching alerts within {format_duration(self.span)} again",
+                f"{count} matching alerts within {self.within} again",
             )
         self._schedule(gkey, w, clock)
 
@@ -182,7 +181,7 @@ class CountBelow(Aggregator):
             if self.holds(count) and book.open_for(self.name, gkey) is None:
                 group = self.lr.group_of(gkey)
                 why = (
-                    f"only {count} matching alerts within {format_duration(self.span)} "
+                    f"only {count} matching alerts within {self.within} "
                     f"for {describe_group(group)}"
                 )
                 book.open(
@@ -199,4 +198,4 @@ class CountBelow(Aggregator):
         """Its windows only hold events inside the timespan: its timers evict them."""
 
     def why(self, n: int, group: dict[str, str], window: list[tuple[float, str, str]]) -> str:
-        return f"only {n} matching alerts within {format_duration(self.span)}"
+        return f"only {n} matching alerts within {self.within}"

@@ -23,10 +23,9 @@ from __future__ import annotations
 from bisect import bisect_left, bisect_right
 from typing import TYPE_CHECKING
 
-from correlate.reasons import describe_condition, describe_group
+from correlate.reasons import describe_group
 from correlate.state import Tracked, Window
 from correlate.windows.base import Aggregator, Hit
-from stormwatch.wire import format_duration
 
 if TYPE_CHECKING:
     from correlate.context import Context
@@ -111,8 +110,8 @@ class ValueCount(Distinct):
     def why(self, n: int, group: dict[str, str], window: list[tuple[float, str, str]]) -> str:
         distinct = len({e[2] for e in window})
         return (
-            f"{distinct} distinct {'+'.join(self.lr.field)} within {format_duration(self.span)} "
-            f"(value_count {describe_condition(self.lr.condition)}) for {describe_group(group)}"
+            f"{distinct} distinct {'+'.join(self.lr.field)} within {self.within} "
+            f"(value_count {self.condition_text}) for {describe_group(group)}"
         )
 
 
@@ -124,4 +123,4 @@ class Temporal(Distinct):
 
     def why(self, n: int, group: dict[str, str], window: list[tuple[float, str, str]]) -> str:
         rules = ", ".join(sorted({e[2] for e in window}))
-        return f"rules {rules} all matched within {format_duration(self.span)} for {describe_group(group)}"
+        return f"rules {rules} all matched within {self.within} for {describe_group(group)}"

@@ -22,7 +22,6 @@ from bisect import bisect_left
 from correlate.reasons import describe_group
 from correlate.state import Tracked, Window
 from correlate.windows.base import Aggregator, Hit
-from stormwatch.wire import format_duration
 
 __all__ = ["TemporalOrdered", "ordered_hit"]
 
@@ -64,4 +63,4 @@ class TemporalOrdered(Aggregator):
 
     def why(self, n: int, group: dict[str, str], window: list[tuple[float, str, str]]) -> str:
         order = " -> ".join(e[2] for e in window)
-        return f"rules {order} matched in order within {format_duration(self.span)} for {describe_group(group)}"
+        return f"rules {order} matched in order within {self.within} for {describe_group(group)}"
