@@ -181,8 +181,7 @@ class CountBelow(Aggregator):
             if self.holds(count) and book.open_for(self.name, gkey) is None:
                 group = self.lr.group_of(gkey)
                 why = (
-                    f"only {count} matching alerts within {self.within} "
-                    f"for {describe_group(group)}"
+                    f"only {count} matching alerts within {self.within} for {describe_group(group)}"
                 )
                 book.open(
                     self.lr, group, gkey, [], key_time=due, at=due, why=why, idle_resolves=False

@@ -14,13 +14,14 @@ One bad item rejects the whole body: nothing is half-accepted.
 
 from __future__ import annotations
 
+import math
 from datetime import datetime
 from typing import Literal
 
 import msgspec
 
 from ingest.fingerprint import fingerprint_labels
-from ingest.normalize._common import check_labels, decode, epoch, event_times
+from ingest.normalize._common import MAX_AHEAD_S, check_labels, decode, epoch, event_times
 from ingest.normalize.severity import normalize_severity
 from stormwatch.wire import Alert
 
@@ -62,18 +63,26 @@ _webhook = msgspec.json.Decoder(WebhookPayload)
 def normalize_alertmanager_v2(body: bytes, received_at: float) -> list[Alert]:
     """An Alertmanager v2 API body -> alerts. Raises PayloadError."""
     items = decode(_v2, body, SOURCE)
-    out = []
+    out: list[Alert] = []
+    append = out.append
+    limit = received_at + MAX_AHEAD_S if received_at > 0 else math.inf
     for i, item in enumerate(items):
         labels = item.labels
-        check_labels(labels, SOURCE, f"$[{i}].labels")
-        starts_at, ends_at = event_times(
-            epoch(item.starts_at, None),
-            epoch(item.ends_at, None),
-            received_at,
-            source=SOURCE,
-            at=f"$[{i}]",
-        )
-        out.append(
+        if not labels or "" in labels:
+            check_labels(labels, SOURCE, f"$[{i}].labels")  # raises, naming the field
+        starts_at = epoch(item.starts_at, None)
+        ends_at = epoch(item.ends_at, None)
+        # The checks of event_times, inlined for the alerts that pass them (nearly all):
+        # it runs only to derive a missing start or to name what is wrong.
+        if (
+            starts_at is None
+            or not 0.0 <= starts_at <= limit
+            or (ends_at is not None and not starts_at <= ends_at <= limit)
+        ):
+            starts_at, ends_at = event_times(
+                starts_at, ends_at, received_at, source=SOURCE, at=f"$[{i}]"
+            )
+        append(
             Alert(
                 source=SOURCE,
                 fingerprint=fingerprint_labels(labels),
@@ -99,7 +108,8 @@ def webhook_alert(
 ) -> Alert:
     """One alert of a webhook payload (Alertmanager's, or Grafana's that extends it);
     `at` is its `$.path`."""
-    check_labels(item.labels, source, f"{at}.labels")
+    if not item.labels or "" in item.labels:
+        check_labels(item.labels, source, f"{at}.labels")  # raises, naming the field
     # Firing alerts carry the sender's own resolve deadline; we apply ours.
     starts_at, ends_at = event_times(
         epoch(item.starts_at, None),
