@@ -6,6 +6,7 @@ the same workload code drives the old and the new core).
     python -m bench.measure core --alerts 300000 --rule-file deploy/scaleout/rules.yaml
     python -m bench.measure groups --groups 100000
     python -m bench.measure memory --checkpoints 10000,100000,1000000 [--tracemalloc]
+    python -m bench.measure decode --alerts 20000 --passes 5 [--dry]
     valgrind --tool=callgrind --callgrind-out-file=/dev/null python -m bench.measure core [--dry]
 
 Only the engine work is timed: the workload is built first, and each figure says what it
@@ -118,6 +119,24 @@ def groups(n_groups: int, alerts: int) -> dict[str, Any]:
     return {"groups": n_groups, "live_groups": live, "live_after": after, **result}
 
 
+def decode(alerts: int, passes: int, dry: bool = False) -> dict[str, Any]:
+    """Alerts/s of the HTTP route's Alertmanager API normaliser (decode, checks,
+    fingerprint) on the fleet's bodies of 100: a first pass untimed (the fingerprint
+    cache warm, as for re-sends), then `passes` timed. `dry`: the bodies only."""
+    now = _START + 3600
+    bodies = [body for _, body in fleet_bodies(alerts, start=now - 3600, span_s=3600)]
+    if dry:
+        return {"alerts": 0, "seconds": 0.0, "alerts_per_s": 0.0}
+    n = sum(len(normalize_alertmanager_v2(body, now)) for body in bodies)
+    _tune_gc()
+    started = time.perf_counter()
+    for _ in range(passes):
+        for body in bodies:
+            normalize_alertmanager_v2(body, now)
+    seconds = time.perf_counter() - started
+    return {"alerts": n * passes, "seconds": seconds, "alerts_per_s": n * passes / seconds}
+
+
 def _rss_kib() -> int:
     return status_kib("self", "VmRSS")
 
@@ -154,19 +173,22 @@ def main() -> None:
     p = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    p.add_argument("kind", choices=("core", "groups", "memory"))
+    p.add_argument("kind", choices=("core", "groups", "memory", "decode"))
     p.add_argument("--alerts", type=int, default=200_000)
     p.add_argument("--rules", type=int, default=50)
     p.add_argument("--groups", type=int, default=100_000)
     p.add_argument("--checkpoints", default="10000,100000,1000000")
     p.add_argument("--tracemalloc", action="store_true")
-    p.add_argument("--dry", action="store_true", help="core: build the workload, do not feed")
+    p.add_argument("--dry", action="store_true", help="core, decode: build the input only")
+    p.add_argument("--passes", type=int, default=5, help="decode: timed passes over the bodies")
     p.add_argument("--rule-file", help="core: these rules instead of --rules N generated ones")
     args = p.parse_args()
     if args.kind == "core":
         result = core(args.alerts, args.rules, args.dry, args.rule_file)
     elif args.kind == "groups":
         result = groups(args.groups, args.alerts)
+    elif args.kind == "decode":
+        result = decode(args.alerts, args.passes, args.dry)
     else:
         points = [int(x) for x in args.checkpoints.split(",")]
         result = memory(points, args.tracemalloc)
