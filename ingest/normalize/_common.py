@@ -158,6 +158,18 @@ def _when(ts: float) -> str:
         return repr(ts)
 
 
+def arrival_limit(received_at: float) -> float:
+    """The latest time an alert that arrived at `received_at` may carry (`received_at` 0:
+    replay reading an archive, no arrival clock to be ahead of)."""
+    return received_at + MAX_AHEAD_S if received_at > 0 else math.inf
+
+
+def times_pass(starts_at: float, ends_at: float | None, limit: float) -> bool:
+    """What `check_times` lets through, decided without naming a field: the common case,
+    checked per alert before any error text is built."""
+    return 0.0 <= starts_at <= limit and (ends_at is None or starts_at <= ends_at <= limit)
+
+
 def check_times(
     starts_at: float,
     ends_at: float | None,
@@ -172,7 +184,7 @@ def check_times(
 
     `received_at` 0 is `stormwatch replay` reading an archive: there is no arrival clock
     to be ahead of, so only the other two checks apply."""
-    limit = received_at + MAX_AHEAD_S if received_at > 0 else math.inf
+    limit = arrival_limit(received_at)
     for value, field in ((starts_at, starts_field), (ends_at, ends_field)):
         if value is not None and not 0.0 <= value <= limit:
             why = "before 1970" if value < 0 else "more than a day after it arrived"
@@ -199,9 +211,8 @@ def event_times(
     only to resolve it), as Alertmanager's API does."""
     if starts_at is None:
         starts_at = received_at if ends_at is None else min(received_at, ends_at)
-    limit = received_at + MAX_AHEAD_S if received_at > 0 else math.inf
-    if 0.0 <= starts_at <= limit and (ends_at is None or starts_at <= ends_at <= limit):
-        return starts_at, ends_at  # what check_times would pass, without naming fields
+    if times_pass(starts_at, ends_at, arrival_limit(received_at)):
+        return starts_at, ends_at
     check_times(
         starts_at,
         ends_at,
