@@ -61,6 +61,8 @@ class OutboxDrain:
         self._owner = owner
         """A partitioned shard's drain runs only while its replica owns the shard."""
         self.sink = sink
+        self._refs_alone = not getattr(sink, "keeps_refs", True)
+        """The sink neither reads nor writes its refs (`Sink`): only this drain does."""
         self.name = sink.name
         self.refs = refs
         self.retry = retry or RetryPolicy()
@@ -164,10 +166,9 @@ class OutboxDrain:
         # A sink that neither reads nor writes its refs (file, webhook, kafka) has them
         # written by this drain alone: one read for the round, the first events'
         # write-ahead in one write, no ref read again after a delivery.
-        alone = not getattr(self.sink, "keeps_refs", True)
         todo: list[tuple[Pending, RemoteRef | None, int]] = []
         done: list[tuple[str, int]] = []
-        if alone:
+        if self._refs_alone:
             ahead: list[tuple[Pending, int]] = []
             refs = await self.refs.get_many([slot.key for slot in slots])
             for slot, ref in zip(slots, refs, strict=True):

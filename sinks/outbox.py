@@ -152,7 +152,6 @@ class Outbox(Protocol):
         drain read it and is its only writer), which spares reading it again."""
         ...
 
-    async def done(self, sink: str, key: str, *, held: int | None = None) -> None: ...
     async def settle(
         self, sink: str, saved: list[tuple[Pending, int]], done: list[tuple[str, int]]
     ) -> None:
@@ -261,9 +260,6 @@ class MemoryOutbox:
 
     async def save(self, sink: str, slot: Pending, *, held: int | None = None) -> None:
         self._set(self._s(sink), slot)
-
-    async def done(self, sink: str, key: str, *, held: int | None = None) -> None:
-        self._drop(self._s(sink), key)
 
     async def settle(
         self, sink: str, saved: list[tuple[Pending, int]], done: list[tuple[str, int]]

@@ -173,11 +173,6 @@ class RedisOutbox:
         await self._write(sink, {slot.key: slot}, before, held=held)
 
     @translated
-    async def done(self, sink: str, key: str, *, held: int | None = None) -> None:
-        before = {} if held is not None else await self._slots(sink, [key])
-        await self._write(sink, {}, before, gone=[key], held=held)
-
-    @translated
     async def settle(
         self, sink: str, saved: list[tuple[Pending, int]], done: list[tuple[str, int]]
     ) -> None:

@@ -4,8 +4,8 @@ The hot path makes short-lived container objects by the thousand a request (key 
 batch lists, events) and holds long-lived state that has no cycles (`correlate/state.py`).
 With CPython's default first threshold (700 allocations) those short-lived objects
 survive into the older generations in bulk, and each full collection walks the whole
-live heap. bench/README.md ("Garbage collection") has the measure: a 1,000,000-alert
-replay ran 13 % faster with these settings.
+live heap. bench/README.md ("Garbage collection") has the measures: one correlator's
+Kafka intake 1.14x with these settings, a 1,000,000-alert replay in 0.94x the time.
 """
 
 from __future__ import annotations

@@ -44,7 +44,7 @@ async def test_events_fold_per_incident_and_leave_in_due_order(box: Outbox) -> N
     await box.save("s", a)
     assert [s.key for s in await box.due("s", 150.0, 10)] == ["inc-b"]
     assert await box.next_due("s") == 100.0
-    await box.done("s", "inc-b")
+    await box.settle("s", [], [("inc-b", 1)])  # delivered: it held one event
     assert await box.next_due("s") == 160.0
     (later,) = await box.due("s", 200.0, 10)
     assert (later.attempts, [e.event for e in later.events]) == (1, ["resolved"])

@@ -208,7 +208,7 @@ async def test_the_outbox_is_bounded_by_incidents_and_orders_by_due_time() -> No
     later.next_at = 50.0
     await box.save("s", later)
     assert [s.key for s in await box.due("s", 20.0, 10)] == [f"inc-{i}" for i in range(1, 5)]
-    await box.done("s", "inc-1")
+    await box.settle("s", [], [("inc-1", 1)])  # delivered: it held one event
     assert await box.next_due("s") == 10.0 and (await box.stats("s"))[0] == 4
 
 
