@@ -246,7 +246,7 @@ class MemoryOutbox:
             entry = heapq.heappop(s.heap)
             if self._live(s, entry):
                 out[entry[2]] = s.slots[entry[2]]
-        # What was taken stays scheduled until it is saved or done; callers get copies,
+        # What was taken stays scheduled until it is saved or settled; callers get copies,
         # so the schedule changes only through `save`.
         for slot in out.values():
             heapq.heappush(s.heap, (slot.next_at, next(self._order), slot.key))
