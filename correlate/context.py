@@ -14,7 +14,8 @@ from correlate.state import State
 from correlate.timers import Timers
 
 if TYPE_CHECKING:
-    from correlate.engine import Counts, EngineConfig
+    from correlate.config import EngineConfig
+    from correlate.effects import Counts
     from correlate.incidents import IncidentBook
     from correlate.rulebook import LiveRule
 

@@ -33,20 +33,20 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from operator import attrgetter
 
-import msgspec
-
 from correlate.announce import Announcer
+from correlate.config import EngineConfig
 from correlate.context import Context
 from correlate.dedup import Admission, DedupTable
 from correlate.delta import Changes, StateDelta, build_delta
+from correlate.effects import Counts, Effects
 from correlate.incidents import IncidentBook
 from correlate.rulebook import LiveRule, Rulebook
 from correlate.state import IncidentState, State, Tracked, decode_state, encode_state
-from correlate.suppress import InhibitRule, Silence, active_silence
+from correlate.suppress import Silence, active_silence
 from correlate.timers import Timer
 from correlate.views import full_view, wire_alert
 from rules import Matcher, RuleSet
-from stormwatch.wire import Alert, Duration, Incident, IncidentEvent
+from stormwatch.wire import Alert, Incident, IncidentEvent
 
 __all__ = ["Counts", "Effects", "Engine", "EngineConfig"]
 
@@ -62,61 +62,6 @@ _Feeds = tuple[tuple[Callable[..., None], Callable[[dict[str, str], str], str], 
 _MatchCache = dict[tuple[str, ...], _Feeds]
 """(source, severity, the values of the labels the rules' matchers name) -> what the
 alert feeds."""
-
-
-class EngineConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, frozen=True):
-    """How the core treats time and memory; `correlate:` in the config file."""
-
-    resolve_timeout: Duration = Duration(300)
-    """A firing alert without `endsAt` resolves this long after its last arrival."""
-    allowed_lateness: Duration = Duration(600)
-    """How far behind the watermark an alert may arrive and still feed windows.
-    Prometheus alerts arrive after their rule's `for:` with `startsAt` at its start,
-    so this must exceed the longest `for:` in use."""
-    max_alerts_per_incident: int = 100
-    """Alerts listed on an incident; beyond it they are counted, not listed (storms)."""
-    update_interval: Duration = Duration(10)
-    """Least time between two `updated` events of one incident; opened and resolved
-    are sent at once. Alertmanager's `group_interval` plays the same part."""
-    duplicates_interval: Duration = Duration(300)
-    """Least time between two `updated` events whose only change is re-sent alerts
-    (their duplicate counts): Prometheus re-sends every alert each evaluation. Five
-    minutes, Alertmanager's default `group_interval`: the ticketing and paging sinks
-    drop such events, and at one a minute they were three quarters of all events
-    (bench/README.md, Kafka)."""
-    max_groups_per_rule: int = 50_000
-    """Live windows one rule may keep; alerts of new groups beyond it are counted, not kept."""
-    retention: Duration = Duration(900)
-    """How long resolved alerts and incidents are remembered (re-sends, explain)."""
-    inhibit: list[InhibitRule] = msgspec.field(default_factory=lambda: [InhibitRule()])
-    """Inhibit rules; the default holds back P2-P4 incidents of a service while a P1
-    incident of the same service is open. `inhibit: []` turns inhibition off."""
-
-
-class Counts(msgspec.Struct, kw_only=True):
-    """What one call did, for metrics and logs; the core itself never counts elsewhere."""
-
-    received: int = 0
-    new: int = 0
-    duplicates: int = 0
-    resolved: int = 0
-    expired: int = 0
-    stale: int = 0
-    unmatched: int = 0
-    silenced: int = 0
-    late: int = 0
-    duplicates_by_source: dict[str, int] = {}
-    late_by_rule: dict[str, int] = {}
-    capped_by_rule: dict[str, int] = {}
-    """Alerts that found their rule at `max_groups_per_rule` live windows, with no room for
-    a new group."""
-
-
-class Effects(msgspec.Struct, kw_only=True):
-    """Incident events in the order they happened, and the counts of the call."""
-
-    events: list[IncidentEvent]
-    counts: Counts
 
 
 def _order(a: Alert) -> tuple[float, float, str, str, float]:

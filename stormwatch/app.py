@@ -31,6 +31,7 @@ from ingest.limits import InflightBudget
 from rules import RuleSet, load_rules, rule_files
 from sinks.outbox import DeadLetter
 from stormwatch.archive import AlertArchive
+from stormwatch.compiled import compiled, stale
 from stormwatch.config import Config
 from stormwatch.control import Acknowledge, AddSilence, ExpireSilence, encode_control
 from stormwatch.delivery import Delivery, merge_health
@@ -72,7 +73,7 @@ class App:
         self.allow_empty_rules = allow_empty_rules
         # `_created` series double /metrics for nothing a dashboard uses.
         disable_created_metrics()  # type: ignore[no-untyped-call]
-        self.metrics = Metrics()
+        self.metrics = Metrics(core="compiled" if compiled() else "interpreted")
         self.rule_paths = config.rules or [DEFAULT_RULES]
         self.ruleset: RuleSet = load_rules(self.rule_paths, allow_empty=allow_empty_rules)
         self._check_rules(self.ruleset)
@@ -498,7 +499,11 @@ class App:
             rules=len(self.ruleset),
             sinks=list(self.sinks),
             state=self.config.state.backend,
+            core="compiled" if compiled() else "interpreted",
         )
+        edited = stale()
+        if edited:
+            log.warning("core_stale", edited=edited, rebuild="pip install -e .")
 
     async def stop(self) -> None:
         self.ready = False

@@ -53,7 +53,11 @@ class Metrics:
     """The daemon's collectors. Build one per App; pass it to each component."""
 
     def __init__(
-        self, registry: CollectorRegistry | None = None, *, version: str = "0.1.0"
+        self,
+        registry: CollectorRegistry | None = None,
+        *,
+        version: str = "0.1.0",
+        core: str = "interpreted",
     ) -> None:
         self.registry = registry if registry is not None else CollectorRegistry(auto_describe=True)
         r = self.registry
@@ -218,9 +222,13 @@ class Metrics:
             registry=r,
         )
         self.build_info = Gauge(
-            "stormwatch_build_info", "Build information.", ["version", "python"], registry=r
+            "stormwatch_build_info",
+            "Build information; core: whether the correlation core runs compiled (mypyc) or "
+            "interpreted.",
+            ["version", "python", "core"],
+            registry=r,
         )
-        self.build_info.labels(version, platform.python_version()).set(1)
+        self.build_info.labels(version, platform.python_version(), core).set(1)
         self.rules_reload_ok.set(1)
         for outcome in ("ok", "failed"):
             self.rules_reloads.labels(outcome)

@@ -20,6 +20,19 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 
 
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """An extension built before its source was edited would run the old code."""
+    from stormwatch.compiled import stale
+
+    edited = stale()
+    if edited:
+        pytest.exit(
+            f"edited after the core was compiled: {', '.join(edited)}; rebuild with "
+            "`pip install -e .` (or `STORMWATCH_PURE=1 pip install -e .` to run interpreted)",
+            returncode=4,
+        )
+
+
 def pick_free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
