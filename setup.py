@@ -7,7 +7,7 @@ any module left out of COMPILED still runs interpreted: the compiled modules are
 speed-up, never a different program (the tests run against whichever is installed).
 
 Modules that define msgspec Structs stay interpreted (mypyc cannot build Struct
-classes): correlate/state.py, config.py, effects.py, delta.py, suppress.py.
+classes): correlate/state.py, config.py, effects.py, deltatypes.py, suppress.py.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ COMPILED = [
     "correlate/classify.py",
     "correlate/context.py",
     "correlate/dedup.py",
+    "correlate/delta.py",
     "correlate/engine.py",
     "correlate/incidents.py",
     "correlate/match.py",

@@ -186,11 +186,10 @@ class Engine:
         self.rules = rules
         self._book = book
         self._live = book.live
-        # Bound methods: calling one is cheaper than calling an instance (asked per record).
-        self._feeds = _Memo(book.matcher.label_names, self._feeds_for).get
+        self._feeds = _Memo(book.matcher.label_names, self._feeds_for)
         self._beats = _Memo(
             book.heartbeats.label_names if book.heartbeats is not None else (), self._beats_for
-        ).get
+        )
         if old is not None:
             for lr in book.live.values():
                 lr.agg.schedule_from_state()
@@ -234,13 +233,11 @@ class Engine:
         timeout = self._dedup.resolve_timeout
         deadline_of, deadline = _NAN, 0.0  # one float per arrival, as DedupTable.deadline
         last_end = _NAN  # records of one request mostly share their endsAt: one float
-        merge = self._dedup.merge
-        expire_at = self.timers.expire_at
-        book = self.book
+        # Compiled (setup.py), a method called on its object is a direct C call, where
+        # one taken into a local first is a generic Python call: no bound-method locals.
+        dedup, timers, book = self._dedup, self.timers, self.book
         heartbeats = self._book.heartbeats is not None
-        beats_of = self._beats
         sources: list[str] = []  # of the re-sends, tallied once at the end
-        resent = sources.append
         for alert in _in_order(alerts):
             a = alert.received_at
             if a > state.clock:
@@ -262,7 +259,7 @@ class Engine:
                 same = len(ann) == kind.n_notes and kind.read_notes(ann) == t.notes
             except KeyError:
                 same = False
-            if (not same or alert.starts_at < t.starts_at) and merge(t, alert):
+            if (not same or alert.starts_at < t.starts_at) and dedup.merge(t, alert):
                 self.changes.tracked.add(fp)  # more than the heartbeat changed
             ends = alert.ends_at
             if ends is None:
@@ -274,14 +271,14 @@ class Engine:
             else:
                 last_end = ends
             if ends < t.ends_at:
-                expire_at(ends, fp)
+                timers.expire_at(ends, fp)
             t.ends_at = ends
             beat_marks.add(fp)
-            resent(alert.source)
+            sources.append(alert.source)
             if t.incidents:
                 book.saw_duplicate(t)
             if heartbeats and not t.muted:
-                for beat, gkey, via in beats_of(alert):
+                for beat, gkey, via in self._beats.get(alert):
                     beat(gkey(alert.labels, via), t)
         if sources:
             counts.duplicates += len(sources)
@@ -292,12 +289,13 @@ class Engine:
 
     def _advance(self, a: float) -> None:
         """Fire every timer due before arrival `a`, in order; the clock is then `a`."""
-        self._fire_all(self.timers.pop_before, a)
+        self._fire_all(a, until=False)
         self.state.clock = a
 
-    def _fire_all(self, pop: Callable[[float], tuple[float, int, str] | None], t: float) -> None:
-        state = self.state
-        while (entry := pop(t)) is not None:
+    def _fire_all(self, t: float, until: bool) -> None:
+        """Fire the timers due before `t` (`until`: at or before it), in order."""
+        state, timers = self.state, self.timers
+        while (entry := timers.pop_until(t) if until else timers.pop_before(t)) is not None:
             due = entry[0]
             if due > state.clock:
                 state.clock = due
@@ -334,7 +332,7 @@ class Engine:
             state.watermark = t
         if t > tracked.fed_at:
             tracked.fed_at = t
-        feeds = self._feeds(alert)
+        feeds = self._feeds.get(alert)
         if not feeds:
             counts.unmatched += 1
             return
@@ -372,7 +370,7 @@ class Engine:
         `now`. Call it only when no record stamped before `now` is still to come."""
         counts, events = self._begin(now)
         state = self.state
-        self._fire_all(self.timers.pop_until, now)
+        self._fire_all(now, until=True)
         if now > state.clock:
             state.clock = now
         if state.clock - state.last_gc >= _GC_EVERY:

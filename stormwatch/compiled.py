@@ -22,6 +22,7 @@ CORE_MODULES = (
     "correlate.classify",
     "correlate.context",
     "correlate.dedup",
+    "correlate.delta",
     "correlate.engine",
     "correlate.incidents",
     "correlate.match",
