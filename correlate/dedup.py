@@ -16,7 +16,7 @@ from enum import IntEnum
 from sys import intern
 
 from correlate.context import Context
-from correlate.state import Kind, Notes, Tracked
+from correlate.state import Kind, Notes, Stamp, Tracked
 from stormwatch.wire import Alert
 
 __all__ = ["Admission", "DedupTable"]
@@ -64,14 +64,18 @@ class DedupTable:
         self.ctx = ctx
         self.tracked = ctx.state.tracked
         self.resolve_timeout = float(ctx.config.resolve_timeout)
-        self._deadline_of, self._deadline = float("nan"), 0.0
+        # Stamps (correlate/state.py): the one float object each, shared by the alerts
+        # that store it.
+        self._deadline_of: Stamp = float("nan")
+        self._deadline: Stamp = 0.0
         """The last arrival `deadline` was asked for, and its answer."""
         self._gone: deque[tuple[float, str]] = deque()
         """(arrival clock it resolved at, fingerprint), in clock order: what `forget`
         looks at, oldest first, so forgetting costs O(1) per alert, not a scan."""
         self._kinds: dict[tuple[str, str, str, tuple[str, ...], tuple[str, ...]], Kind] = {}
         self._notes: dict[str, str] = {}
-        self._start = self._end = float("nan")
+        self._start: Stamp = float("nan")
+        self._end: Stamp = float("nan")
         """The last `startsAt` and `endsAt` kept: the alerts of one request mostly share
         them, and so share one float (24 bytes a live alert each otherwise)."""
 
@@ -134,23 +138,26 @@ class DedupTable:
             t.kind = self._kind((k.source, k.severity, k.generator_url, k.labels, names))
         t.notes = self.notes_of(ann)
 
-    def admit(self, alert: Alert, a: float) -> tuple[Admission, Tracked | None]:
+    def admit(self, alert: Alert, a: Stamp) -> tuple[Admission, Tracked | None]:
+        """`a`: the arrival clock, as the state holds it (a Stamp: stored as it is)."""
         fp = alert.fingerprint
+        record: Stamp = alert
         t = self.tracked.get(fp)
         if alert.status == "resolved":
             if t is None or t.status != "firing":
                 return Admission.STALE, t
-            end = alert.ends_at if alert.ends_at is not None else a
+            end: Stamp = record.ends_at if record.ends_at is not None else a
             t.status = "resolved"
             t.last_seen = a
-            t.resolved_at = t.ends_at = min(max(end, t.event_time), a)
+            held: Stamp = t
+            t.resolved_at = t.ends_at = min(max(end, held.event_time), a)
             _shed(t)
             self._gone.append((a, fp))
             if not notes_equal(alert.annotations, t.kind, t.notes):
                 self.take_notes(t, alert)
             self.ctx.changes.tracked.add(fp)
             return Admission.RESOLVED, t
-        ends_at = alert.ends_at if alert.ends_at is not None else self.deadline(a)
+        ends_at: Stamp = record.ends_at if record.ends_at is not None else self.deadline(a)
         if t is not None and t.status == "firing":
             t.last_seen = a
             t.duplicates += 1
@@ -162,7 +169,7 @@ class DedupTable:
             t.ends_at = ends_at
             self.ctx.changes.tracked.add(fp)
             return Admission.DUPLICATE, t
-        starts_at = alert.starts_at
+        starts_at: Stamp = record.starts_at
         if starts_at == self._start:
             starts_at = self._start
         else:
@@ -216,7 +223,7 @@ class DedupTable:
         self.ctx.changes.tracked.add(fp)
         return Admission.NEW, t
 
-    def deadline(self, a: float) -> float:
+    def deadline(self, a: Stamp) -> Stamp:
         """When an alert last seen at arrival `a` without `endsAt` resolves. The alerts of
         one request share an arrival, so they share one float for it (24 bytes a live
         alert otherwise)."""

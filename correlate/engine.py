@@ -41,7 +41,7 @@ from correlate.delta import Changes, StateDelta, build_delta
 from correlate.effects import Counts, Effects
 from correlate.incidents import IncidentBook
 from correlate.rulebook import LiveRule, Rulebook
-from correlate.state import IncidentState, State, Tracked, decode_state, encode_state
+from correlate.state import IncidentState, Stamp, State, Tracked, decode_state, encode_state
 from correlate.suppress import Silence, active_silence
 from correlate.timers import Timer
 from correlate.views import full_view, wire_alert
@@ -231,17 +231,21 @@ class Engine:
         tracked_by_fp = state.tracked
         beat_marks = self.changes.beats
         timeout = self._dedup.resolve_timeout
-        deadline_of, deadline = _NAN, 0.0  # one float per arrival, as DedupTable.deadline
-        last_end = _NAN  # records of one request mostly share their endsAt: one float
+        # Times stored per alert travel as the float objects they are (see Stamp): the
+        # state and the records are read through `Stamp` references.
+        boxed: Stamp = state
+        deadline_of: Stamp = _NAN  # one float per arrival, as DedupTable.deadline
+        deadline: Stamp = 0.0
+        last_end: Stamp = _NAN  # records of one request mostly share their endsAt: one float
         # Compiled (setup.py), a method called on its object is a direct C call, where
         # one taken into a local first is a generic Python call: no bound-method locals.
         dedup, timers, book = self._dedup, self.timers, self.book
         heartbeats = self._book.heartbeats is not None
         sources: list[str] = []  # of the re-sends, tallied once at the end
         for alert in _in_order(alerts):
-            a = alert.received_at
-            if a > state.clock:
-                self._advance(a)
+            arrival = alert.received_at
+            if arrival > state.clock:
+                self._advance(arrival)
             fp = alert.fingerprint
             t = tracked_by_fp.get(fp)
             if t is None or t.status != "firing" or alert.status != "firing":
@@ -249,7 +253,7 @@ class Engine:
                 continue
             # A re-send of a firing alert (80 % of what Prometheus sends): a heartbeat,
             # inlined, since it is most of the hot path (bench/test_bench_core.py).
-            a = state.clock
+            a: Stamp = boxed.clock
             t.last_seen = a
             t.duplicates += 1
             # Its annotations unchanged (notes_equal, inlined), its start no earlier:
@@ -261,7 +265,8 @@ class Engine:
                 same = False
             if (not same or alert.starts_at < t.starts_at) and dedup.merge(t, alert):
                 self.changes.tracked.add(fp)  # more than the heartbeat changed
-            ends = alert.ends_at
+            record: Stamp = alert
+            ends: Stamp = record.ends_at
             if ends is None:
                 if a != deadline_of:
                     deadline_of, deadline = a, a + timeout
@@ -303,7 +308,8 @@ class Engine:
 
     def _take(self, alert: Alert, counts: Counts) -> None:
         """A record that is not a re-send of a firing alert (`process` takes those)."""
-        admission, tracked = self._dedup.admit(alert, self.state.clock)
+        boxed: Stamp = self.state
+        admission, tracked = self._dedup.admit(alert, boxed.clock)
         if admission is Admission.RESOLVED:
             assert tracked is not None and tracked.resolved_at is not None
             counts.resolved += 1
@@ -322,9 +328,10 @@ class Engine:
                 tracked.muted = by
                 self._muted.setdefault(by, set()).add(alert.fingerprint)
                 return
-        self._feed(tracked, tracked.event_time, counts, alert)
+        held: Stamp = tracked
+        self._feed(tracked, held.event_time, counts, alert)
 
-    def _feed(self, tracked: Tracked, t: float, counts: Counts, alert: Alert) -> None:
+    def _feed(self, tracked: Tracked, t: Stamp, counts: Counts, alert: Alert) -> None:
         """A firing alert enters the rules at event time `t`; `alert` is its record (or
         one built from `tracked`: the same labels, source and severity)."""
         state = self.state

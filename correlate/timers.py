@@ -14,9 +14,11 @@ the state, never of the order entries were pushed.
 
 Alert expiries are most of the entries (one per live alert) and mostly share a due time
 (the arrival of their request plus `resolve_timeout`): they wait in one list per due
-time behind a single heap entry that sorts before every entry due then, and enter the
-heap only when it comes up. So a live alert costs a list slot until it nearly expires,
-not a heap tuple (bench/README.md, memory), and the firing order is unchanged.
+time behind a single heap entry that sorts before every entry due then. When it comes
+up, the list is sorted and handed out before anything else: every other entry due then
+has a greater kind, so the firing order is the heap's, without a push and a pop on the
+whole heap per alert (bench/README.md, "Compiled core"). So a live alert costs a list
+slot, not a heap tuple (bench/README.md, memory).
 """
 
 from __future__ import annotations
@@ -51,21 +53,38 @@ _EXPIRIES = -1
 
 
 class Timers:
-    __slots__ = ("_expiries", "_heap")
+    __slots__ = ("_expiries", "_heap", "_ready", "_ready_due")
 
     def __init__(self) -> None:
         self._heap: list[tuple[float, int, str]] = []
         self._expiries: dict[float, list[str]] = {}
-        """due -> fingerprints of the EXPIRE entries due then that are not in the heap yet."""
+        """due -> fingerprints of the EXPIRE entries due then that are not handed out yet."""
+        self._ready: list[str] = []
+        """The fingerprints of the expiries due at `_ready_due` being handed out, the next
+        one last (sorted in reverse: popped from the end)."""
+        self._ready_due = 0.0
 
     def __len__(self) -> int:
-        return len(self._heap) - len(self._expiries) + sum(map(len, self._expiries.values()))
+        held = sum(map(len, self._expiries.values()))
+        return len(self._heap) - len(self._expiries) + held + len(self._ready)
 
     def at(self, due: float, kind: Timer, key: str) -> None:
         heapq.heappush(self._heap, (due, kind, key))
 
     def expire_at(self, due: float, fp: str) -> None:
         """`at(due, Timer.EXPIRE, fp)`, held back in the list of its due time."""
+        if self._ready and due == self._ready_due:
+            # Its due time is being handed out: it takes its place by key, as in a heap.
+            ready = self._ready
+            lo, hi = 0, len(ready)
+            while lo < hi:
+                mid = (lo + hi) // 2
+                if ready[mid] > fp:
+                    lo = mid + 1
+                else:
+                    hi = mid
+            ready.insert(lo, fp)
+            return
         fps = self._expiries.get(due)
         if fps is None:
             self._expiries[due] = [fp]
@@ -74,34 +93,43 @@ class Timers:
             fps.append(fp)
 
     def _release(self, due: float) -> None:
-        """The expiries due at `due` enter the heap (their entry just came up)."""
-        heap, push, kind = self._heap, heapq.heappush, Timer.EXPIRE
-        for fp in self._expiries.pop(due):
-            push(heap, (due, kind, fp))
+        """The expiries due at `due` are next (their entry just came up)."""
+        fps = self._expiries.pop(due)
+        fps.sort(reverse=True)
+        self._ready, self._ready_due = fps, due
 
     def next_due(self) -> float | None:
+        if self._ready:
+            return self._ready_due
         return self._heap[0][0] if self._heap else None
 
     def pop_before(self, t: float) -> tuple[float, int, str] | None:
         """The earliest entry due strictly before `t`, removed; None if there is none."""
-        heap = self._heap
-        while heap and heap[0][0] < t:
-            entry = heapq.heappop(heap)
-            if entry[1] != _EXPIRIES:
-                return entry
-            self._release(entry[0])
-        return None
+        return self._pop(t, False)
 
     def pop_until(self, t: float) -> tuple[float, int, str] | None:
         """The earliest entry due at or before `t`, removed; None if there is none."""
+        return self._pop(t, True)
+
+    def _pop(self, t: float, until: bool) -> tuple[float, int, str] | None:
         heap = self._heap
-        while heap and heap[0][0] <= t:
+        while True:
+            if self._ready:
+                due = self._ready_due
+                if due < t or (until and due == t):
+                    return (due, Timer.EXPIRE, self._ready.pop())
+                return None
+            if not heap:
+                return None
+            due = heap[0][0]
+            if not (due < t or (until and due == t)):
+                return None
             entry = heapq.heappop(heap)
             if entry[1] != _EXPIRIES:
                 return entry
-            self._release(entry[0])
-        return None
+            self._release(due)
 
     def clear(self) -> None:
         self._heap.clear()
         self._expiries.clear()
+        self._ready = []

@@ -16,7 +16,7 @@ timespan 5m; Watchdog re-sent every 1m
 from __future__ import annotations
 
 from correlate.reasons import describe_group
-from correlate.state import Tracked, Window
+from correlate.state import Stamp, Tracked, Window
 from correlate.timers import Timer
 from correlate.windows.base import Aggregator, Hit
 
@@ -32,7 +32,7 @@ class Absence(Aggregator):
     def _key(self, gkey: str) -> str:
         return self.name + "\x1e" + gkey
 
-    def feed(self, gkey: str, tracked: Tracked, t: float, via: str) -> None:
+    def feed(self, gkey: str, tracked: Tracked, t: Stamp, via: str) -> None:
         self.heartbeat(gkey, tracked)
 
     def heartbeat(self, gkey: str, tracked: Tracked) -> None:

@@ -22,7 +22,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from correlate.reasons import describe_condition
-from correlate.state import RuleState, Tracked, Window
+from correlate.state import RuleState, Stamp, Tracked, Window
 from correlate.timers import Timer
 from stormwatch.wire import format_duration
 
@@ -38,7 +38,7 @@ Hit = tuple[int, int] | list[int]
 _SEP = "\x1f"
 
 
-def insert(w: Window, t: float, fp: str, value: str | None) -> bool:
+def insert(w: Window, t: Stamp, fp: str, value: str | None) -> bool:
     """Insert keeping time order (after equal times); True when it went at the end.
 
     Alerts mostly arrive in event-time order, so appending is the common case."""
@@ -121,8 +121,9 @@ class Aggregator:
 
     # -- arrivals -------------------------------------------------------------------------
 
-    def feed(self, gkey: str, tracked: Tracked, t: float, via: str) -> None:
-        """A new firing alert of group `gkey` at event time `t` (matched via rule `via`)."""
+    def feed(self, gkey: str, tracked: Tracked, t: Stamp, via: str) -> None:
+        """A new firing alert of group `gkey` at event time `t` (matched via rule `via`;
+        a Stamp, since windows store it)."""
         ctx = self.ctx
         if self.joins:
             inc = ctx.book.open_for(self.name, gkey)

@@ -34,7 +34,7 @@ from bisect import bisect_left, bisect_right
 from typing import TYPE_CHECKING
 
 from correlate.reasons import describe_group
-from correlate.state import Tracked, Window
+from correlate.state import Stamp, Tracked, Window
 from correlate.timers import Timer
 from correlate.windows.base import Aggregator, Hit, insert
 from rules.schema import Condition
@@ -129,7 +129,7 @@ class CountBelow(Aggregator):
             self.ctx.changes.rules.add(self.name)
             self.ctx.timers.at(due, Timer.BELOW, self._key(gkey))
 
-    def feed(self, gkey: str, tracked: Tracked, t: float, via: str) -> None:
+    def feed(self, gkey: str, tracked: Tracked, t: Stamp, via: str) -> None:
         ctx = self.ctx
         clock = ctx.state.clock
         if t + self.span <= clock:
