@@ -1,13 +1,15 @@
-"""Compiles the correlation core with mypyc (part of mypy) when the package is built.
+"""Compiles the correlation core and the Alertmanager normaliser with mypyc (part of
+mypy) when the package is built.
 
-The core is plain, fully typed Python; mypyc turns its modules into C extensions that
-run the same code 1.3-1.5x faster (bench/README.md, "Compiled core"). Everything else
+They are plain, fully typed Python; mypyc turns their modules into C extensions that
+run the same code 1.2-1.5x faster (bench/README.md, "Compiled core"). Everything else
 is pyproject.toml's. `STORMWATCH_PURE=1 pip install ...` builds without compiling, and
 any module left out of COMPILED still runs interpreted: the compiled modules are a
 speed-up, never a different program (the tests run against whichever is installed).
 
 Modules that define msgspec Structs stay interpreted (mypyc cannot build Struct
-classes): correlate/state.py, config.py, effects.py, deltatypes.py, suppress.py.
+classes): correlate/state.py, config.py, effects.py, deltatypes.py, suppress.py and
+ingest/normalize/amtypes.py.
 """
 
 from __future__ import annotations
@@ -35,6 +37,10 @@ COMPILED = [
     "correlate/windows/distinct.py",
     "correlate/windows/group.py",
     "correlate/windows/ordered.py",
+    "ingest/fingerprint.py",
+    "ingest/normalize/_common.py",
+    "ingest/normalize/alertmanager.py",
+    "ingest/normalize/severity.py",
 ]
 
 

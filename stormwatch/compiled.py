@@ -1,4 +1,4 @@
-"""Which of the core's modules run compiled (mypyc, setup.py), and which are stale.
+"""Which of the modules setup.py compiles (mypyc) run compiled, and which are stale.
 
 An editable install (`pip install -e .`) builds the extensions beside the sources; the
 interpreter then imports the extension, not the `.py` next to it. So a source edited
@@ -15,9 +15,9 @@ from collections.abc import Iterable
 from importlib.machinery import EXTENSION_SUFFIXES
 from types import ModuleType
 
-__all__ = ["CORE_MODULES", "compiled", "stale"]
+__all__ = ["MODULES", "compiled", "stale"]
 
-CORE_MODULES = (
+MODULES = (
     "correlate.announce",
     "correlate.classify",
     "correlate.context",
@@ -36,8 +36,13 @@ CORE_MODULES = (
     "correlate.windows.distinct",
     "correlate.windows.group",
     "correlate.windows.ordered",
+    "ingest.fingerprint",
+    "ingest.normalize._common",
+    "ingest.normalize.alertmanager",
+    "ingest.normalize.severity",
 )
-"""The modules setup.py compiles (tests/unit/test_compiled.py keeps the two lists equal)."""
+"""The modules setup.py compiles: the correlation core and the Alertmanager normaliser
+(tests/unit/test_compiled.py keeps the two lists equal)."""
 
 
 def _is_extension(path: str | None) -> bool:
@@ -45,17 +50,17 @@ def _is_extension(path: str | None) -> bool:
 
 
 def compiled() -> list[str]:
-    """The core modules imported from a compiled extension."""
+    """The modules of `MODULES` imported from a compiled extension."""
     return [
         name
-        for name in CORE_MODULES
+        for name in MODULES
         if _is_extension(getattr(importlib.import_module(name), "__file__", None))
     ]
 
 
 def stale(modules: Iterable[ModuleType] | None = None) -> list[str]:
     """Sources (paths) edited after the extension built from them: what runs is older.
-    `modules`: those to look at (the compiled core modules by default)."""
+    `modules`: those to look at (the compiled ones of `MODULES` by default)."""
     if modules is None:
         modules = [importlib.import_module(name) for name in compiled()]
     out = []

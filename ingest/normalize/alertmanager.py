@@ -14,9 +14,6 @@ One bad item rejects the whole body: nothing is half-accepted.
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Literal
-
 import msgspec
 
 from ingest.fingerprint import fingerprint_labels
@@ -28,38 +25,18 @@ from ingest.normalize._common import (
     event_times,
     times_pass,
 )
+from ingest.normalize.amtypes import PostableAlert, WebhookAlert, WebhookPayload
 from ingest.normalize.severity import normalize_severity
 from stormwatch.wire import Alert
 
-__all__ = ["normalize_alertmanager_v2", "normalize_alertmanager_webhook", "webhook_alert"]
+__all__ = [
+    "WebhookAlert",
+    "normalize_alertmanager_v2",
+    "normalize_alertmanager_webhook",
+    "webhook_alert",
+]
 
 SOURCE = "alertmanager"
-
-
-class PostableAlert(msgspec.Struct, rename="camel", gc=False):
-    labels: dict[str, str]
-    annotations: dict[str, str] = {}
-    starts_at: datetime | None = None
-    ends_at: datetime | None = None
-    generator_url: str = msgspec.field(default="", name="generatorURL")
-
-
-class WebhookAlert(msgspec.Struct, rename="camel", gc=False):
-    labels: dict[str, str]
-    status: Literal["firing", "resolved"] = "firing"
-    annotations: dict[str, str] = {}
-    starts_at: datetime | None = None
-    ends_at: datetime | None = None
-    generator_url: str = msgspec.field(default="", name="generatorURL")
-    fingerprint: str = ""
-
-
-class WebhookPayload(msgspec.Struct, rename="camel", gc=False):
-    alerts: list[WebhookAlert]
-    version: str = "4"
-    group_key: str = ""
-    status: str = ""
-    receiver: str = ""
 
 
 _v2 = msgspec.json.Decoder(list[PostableAlert])

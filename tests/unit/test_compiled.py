@@ -9,7 +9,7 @@ import types
 from importlib.machinery import EXTENSION_SUFFIXES
 from pathlib import Path
 
-from stormwatch.compiled import CORE_MODULES, compiled, stale
+from stormwatch.compiled import MODULES, compiled, stale
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -28,14 +28,14 @@ def _setup_compiled() -> list[str]:
 
 def test_setup_compiles_the_modules_the_staleness_check_watches() -> None:
     paths = _setup_compiled()
-    assert [p.removesuffix(".py").replace("/", ".") for p in paths] == list(CORE_MODULES)
+    assert [p.removesuffix(".py").replace("/", ".") for p in paths] == list(MODULES)
     for p in paths:
         assert (ROOT / p).is_file(), p
 
 
 def test_compiled_names_only_core_modules_loaded_from_extensions() -> None:
     names = compiled()
-    assert set(names) <= set(CORE_MODULES)
+    assert set(names) <= set(MODULES)
     import correlate.engine
 
     is_ext = str(correlate.engine.__file__).endswith(tuple(EXTENSION_SUFFIXES))
