@@ -14,7 +14,7 @@ that failed is retried merged with the next one, not by rewriting the whole stat
 from __future__ import annotations
 
 from correlate.deltatypes import RuleMeta, StateDelta
-from correlate.state import RuleState, State, Window
+from correlate.state import RuleState, Stamp, State, Window
 
 __all__ = [
     "Changes",
@@ -83,10 +83,12 @@ def build_delta(state: State, changes: Changes) -> StateDelta:
     delta.tracked = {fp: tracked.get(fp) for fp in tracked_keys}
     if not changes.full:
         whole = changes.tracked
+        # Read through a Stamp: the heartbeat's times as the objects the alerts share.
+        held: Stamp = tracked
         delta.beats = {
             fp: (t.last_seen, t.ends_at, t.duplicates)
             for fp in changes.beats
-            if fp not in whole and (t := tracked.get(fp)) is not None
+            if fp not in whole and (t := held.get(fp)) is not None
         }
     for rule, gkey in groups:
         rs = state.rules.get(rule)
@@ -118,7 +120,10 @@ def apply_delta(state: State, delta: StateDelta) -> None:
             state.tracked.pop(fp, None)
         else:
             state.tracked[fp] = t
-    for fp, (last_seen, ends_at, duplicates) in delta.beats.items():
+    # As Stamps, the times are set as the objects the delta holds: a replica that shares
+    # the engine's alerts (MemoryStore) would otherwise give each its own new floats.
+    beats: Stamp = delta.beats
+    for fp, (last_seen, ends_at, duplicates) in beats.items():
         beat = state.tracked.get(fp)
         if beat is not None:
             beat.last_seen, beat.ends_at, beat.duplicates = last_seen, ends_at, duplicates
