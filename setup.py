@@ -53,9 +53,7 @@ def _ext_modules() -> list[object]:
     # compiled ones import but do not use the types of (aiohttp, structlog, ... through
     # package __init__ files) are read silently, not type-checked.
     options = ["--follow-imports=silent"]
-    extensions = list(
-        mypycify([*options, *COMPILED], opt_level="3", group_name="stormwatch_core")
-    )
+    extensions = list(mypycify([*options, *COMPILED], opt_level="3", group_name="stormwatch_core"))
     for ext in extensions:
         # Without a C compiler the build goes on and the core runs interpreted.
         ext.optional = True
