@@ -34,6 +34,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from bench.calibrate import REFERENCE_US, label_hash_us
 from bench.procs import cpu_seconds, status_kib
 from tests.conftest import pick_free_port
 
@@ -533,12 +534,14 @@ def main() -> None:
     WORK.mkdir(parents=True, exist_ok=True)
     codes = checkouts(args.code)
     names = list(TARGETS) if args.target == "all" else [args.target]
+    speed = label_hash_us()
     print(
         f"# {time.strftime('%Y-%m-%d %H:%M')}, load average {os.getloadavg()[0]:.2f}, "
-        f"{os.cpu_count()} CPUs",
+        f"{os.cpu_count()} CPUs; label-set hash {speed:.3f} us ({REFERENCE_US} on "
+        f"PERF-NOTES' machine: this one runs {REFERENCE_US / speed:.2f}x, bench/calibrate.py)",
         flush=True,
     )
-    collected: list[dict[str, Any]] = []
+    collected: list[dict[str, Any]] = [{"label_hash_us": speed}]
     for name in names:
         fn, default_rounds = TARGETS[name]
         started = time.monotonic()
