@@ -141,7 +141,7 @@ class DedupTable:
     def admit(self, alert: Alert, a: Stamp) -> tuple[Admission, Tracked | None]:
         """`a`: the arrival clock, as the state holds it (a Stamp: stored as it is)."""
         fp = alert.fingerprint
-        record: Stamp = alert
+        record: Stamp = alert  # its times read as the objects it holds (see Stamp)
         t = self.tracked.get(fp)
         if alert.status == "resolved":
             if t is None or t.status != "firing":

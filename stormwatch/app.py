@@ -73,7 +73,9 @@ class App:
         self.allow_empty_rules = allow_empty_rules
         # `_created` series double /metrics for nothing a dashboard uses.
         disable_created_metrics()  # type: ignore[no-untyped-call]
-        self.metrics = Metrics(core="compiled" if compiled() else "interpreted")
+        self.core = "compiled" if compiled() else "interpreted"
+        """Whether the modules setup.py compiles run compiled (stormwatch/compiled.py)."""
+        self.metrics = Metrics(core=self.core)
         self.rule_paths = config.rules or [DEFAULT_RULES]
         self.ruleset: RuleSet = load_rules(self.rule_paths, allow_empty=allow_empty_rules)
         self._check_rules(self.ruleset)
@@ -499,7 +501,7 @@ class App:
             rules=len(self.ruleset),
             sinks=list(self.sinks),
             state=self.config.state.backend,
-            core="compiled" if compiled() else "interpreted",
+            core=self.core,
         )
         edited = stale()
         if edited:
