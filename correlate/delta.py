@@ -108,8 +108,11 @@ def build_delta(state: State, changes: Changes) -> StateDelta:
     return delta
 
 
-def apply_delta(state: State, delta: StateDelta) -> None:
-    """Replay `delta` onto `state` (what a store does when it loads)."""
+def apply_delta(state: State, delta: StateDelta, heartbeats: bool = True) -> None:
+    """Replay `delta` onto `state` (what a store does when it loads). `heartbeats`
+    False leaves out the re-sends' heartbeats, for a replica whose alerts are the
+    engine's own objects (MemoryStore): every alert changed otherwise is in the delta
+    whole, so the replica holds the object the engine writes its heartbeats into."""
     if delta.full:
         state.tracked, state.rules, state.incidents, state.open_by_group = {}, {}, {}, {}
     state.clock, state.watermark, state.last_gc = delta.clock, delta.watermark, delta.last_gc
@@ -122,7 +125,7 @@ def apply_delta(state: State, delta: StateDelta) -> None:
             state.tracked[fp] = t
     # As Stamps, the times are set as the objects the delta holds: a replica that shares
     # the engine's alerts (MemoryStore) would otherwise give each its own new floats.
-    beats: Stamp = delta.beats
+    beats: Stamp = delta.beats if heartbeats else {}
     for fp, (last_seen, ends_at, duplicates) in beats.items():
         beat = state.tracked.get(fp)
         if beat is not None:

@@ -16,17 +16,20 @@ from __future__ import annotations
 
 import msgspec
 
-from ingest.fingerprint import fingerprint_labels
+from ingest.fingerprint import fingerprint_json, fingerprint_labels
 from ingest.normalize._common import (
     arrival_limit,
     check_labels,
     decode,
     epoch,
+    epoch_text,
     event_times,
+    time_error,
     times_pass,
 )
 from ingest.normalize.amtypes import PostableAlert, WebhookAlert, WebhookPayload
 from ingest.normalize.severity import normalize_severity
+from stormwatch.errors import PayloadError
 from stormwatch.wire import Alert
 
 __all__ = [
@@ -40,6 +43,7 @@ SOURCE = "alertmanager"
 
 
 _v2 = msgspec.json.Decoder(list[PostableAlert])
+_labels = msgspec.json.Decoder(dict[str, str])
 _webhook = msgspec.json.Decoder(WebhookPayload)
 
 
@@ -50,11 +54,19 @@ def normalize_alertmanager_v2(body: bytes, received_at: float) -> list[Alert]:
     append = out.append
     limit = arrival_limit(received_at)
     for i, item in enumerate(items):
-        labels = item.labels
+        text = bytes(item.labels)
+        try:
+            labels = _labels.decode(text)
+        except (msgspec.ValidationError, msgspec.DecodeError):
+            raise _label_error(text, i) from None
         if not labels or "" in labels:
             check_labels(labels, SOURCE, f"$[{i}].labels")  # raises, naming the field
-        starts_at = epoch(item.starts_at, None)
-        ends_at = epoch(item.ends_at, None)
+        try:
+            starts_at = epoch_text(item.starts_at)
+            ends_at = epoch_text(item.ends_at)
+        except msgspec.ValidationError:
+            times = {"startsAt": item.starts_at, "endsAt": item.ends_at}
+            raise time_error(times, SOURCE, f"$[{i}]") from None
         # event_times (and the item's path it needs) only to derive a missing start or
         # to name what is wrong: building that path per alert was a tenth of this route.
         if starts_at is None or not times_pass(starts_at, ends_at, limit):
@@ -64,7 +76,7 @@ def normalize_alertmanager_v2(body: bytes, received_at: float) -> list[Alert]:
         append(
             Alert(
                 source=SOURCE,
-                fingerprint=fingerprint_labels(labels),
+                fingerprint=fingerprint_json(text, labels),
                 status="resolved" if ends_at is not None and ends_at <= received_at else "firing",
                 labels=labels,
                 severity=normalize_severity(labels.get("severity")),
@@ -76,6 +88,17 @@ def normalize_alertmanager_v2(body: bytes, received_at: float) -> list[Alert]:
             )
         )
     return out
+
+
+def _label_error(text: bytes, i: int) -> PayloadError:
+    """What is wrong with item `i`'s labels, named from the body's root."""
+    try:
+        decode(_labels, text, SOURCE)
+    except PayloadError as err:
+        if err.field:
+            err.field = f"$[{i}].labels" + err.field.removeprefix("$")
+        return err
+    return PayloadError("invalid labels", source=SOURCE, field=f"$[{i}].labels")
 
 
 def webhook_alert(

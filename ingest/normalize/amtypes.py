@@ -13,10 +13,14 @@ __all__ = ["PostableAlert", "WebhookAlert", "WebhookPayload"]
 
 
 class PostableAlert(msgspec.Struct, rename="camel", gc=False):
-    labels: dict[str, str]
+    """The labels stay JSON text, the fingerprint cache's key (`fingerprint_json`), and
+    are decoded from it; the times stay text: `_common.epoch_text` parses each distinct
+    one once."""
+
+    labels: msgspec.Raw
     annotations: dict[str, str] = {}
-    starts_at: datetime | None = None
-    ends_at: datetime | None = None
+    starts_at: str | None = None
+    ends_at: str | None = None
     generator_url: str = msgspec.field(default="", name="generatorURL")
 
 

@@ -117,6 +117,12 @@ def test_generic_accepts_epoch_and_rfc3339() -> None:
             "invalid_payload",
             "$[1].startsAt",
         ),
+        (
+            b'[{"labels": {"a": "b"}, "startsAt": "2026-08-20T10:00:00Z", "endsAt": "soon"}]',
+            "invalid_payload",
+            "$[0].endsAt",
+        ),
+        (b'[{"labels": {"a": "b"}, "endsAt": 5}]', "invalid_payload", "$[0].endsAt"),
     ],
 )
 def test_alertmanager_v2_errors_name_the_field(body: bytes, reason: str, field: str) -> None:
