@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import Protocol
 
@@ -94,6 +95,57 @@ class _Request:
         self.done = done
 
 
+def _settle(waiter: asyncio.Future[None]) -> None:
+    if not waiter.done():
+        waiter.set_result(None)
+
+
+class _Inbox:
+    """The correlator's queue of requests, bounded, with one waiter (the correlator).
+
+    Not an `asyncio.Queue` waited on under `asyncio.timeout`: that pair cost about a
+    twentieth of the HTTP route at a million re-sends (a Timeout, a getter future and
+    its bookkeeping for every batch, bench/README.md); here a wait is one future and
+    one timer."""
+
+    __slots__ = ("_items", "_waiter", "maxsize")
+
+    def __init__(self, maxsize: int) -> None:
+        self._items: deque[_Request] = deque()
+        self._waiter: asyncio.Future[None] | None = None
+        self.maxsize = maxsize
+
+    def qsize(self) -> int:
+        return len(self._items)
+
+    def empty(self) -> bool:
+        return not self._items
+
+    def full(self) -> bool:
+        return len(self._items) >= self.maxsize
+
+    def put_nowait(self, request: _Request) -> None:
+        self._items.append(request)
+        if self._waiter is not None:
+            _settle(self._waiter)
+
+    def get_nowait(self) -> _Request:
+        return self._items.popleft()
+
+    async def wait(self, timeout: float) -> None:
+        """Until a request is queued or `timeout` seconds have passed."""
+        if self._items:
+            return
+        loop = asyncio.get_running_loop()
+        waiter = self._waiter = loop.create_future()
+        timer = loop.call_later(timeout, _settle, waiter)
+        try:
+            await waiter
+        finally:
+            timer.cancel()
+            self._waiter = None
+
+
 class Pipeline:
     def __init__(
         self,
@@ -117,7 +169,7 @@ class Pipeline:
         self.outage = StoreOutage()
         """The current store outage, logged once each way."""
         self._metrics = metrics
-        self._queue: asyncio.Queue[_Request] = asyncio.Queue(maxsize=capacity)
+        self._queue = _Inbox(capacity)
         self._max_batch = max_batch_alerts
         self._max_queued = max_queued_alerts
         self.queued_alerts = 0
@@ -197,14 +249,9 @@ class Pipeline:
             else:
                 wait = next_tick - wall()
                 if wait > 0:
-                    # asyncio.timeout, not wait_for: on Python 3.11 wait_for swallows a
-                    # cancellation that lands as its timeout fires (stop would hang).
-                    try:
-                        async with asyncio.timeout(wait):
-                            first = await self._queue.get()
-                        requests = self._take(first)
-                    except TimeoutError:
-                        pass
+                    await self._queue.wait(wait)
+                    if not self._queue.empty():
+                        requests = self._take(self._queue.get_nowait())
             await self._step(requests)
             if wall() >= next_tick:
                 self.update_gauges()

@@ -158,22 +158,32 @@ async def test_silence_over_http_mutes_matching_alerts(client: Client) -> None:
     assert no_end[0] == 400 and no_end[1]["field"] == "$.ends_at"
 
 
+async def _until(predicate: Any, timeout: float = 5.0) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not predicate():
+        assert asyncio.get_running_loop().time() < deadline, "condition not reached in time"
+        await asyncio.sleep(0.01)
+
+
 async def test_full_queue_answers_429_and_loses_nothing_accepted(client: Client) -> None:
     pipeline = client.app.pipeline
     await pipeline.lock.acquire()  # the correlator is busy: requests pile up
     try:
-        pipeline._queue = asyncio.Queue(maxsize=2)
-        first = [
+        pipeline._queue.maxsize = 2
+        taken = asyncio.ensure_future(client.post("/api/v2/alerts", alerts("burst", "q0")))
+        # the correlator took it and waits for the lock; the queue is empty again
+        await _until(lambda: pipeline.queued_alerts == 1 and pipeline.pending == 0)
+        queued = [
             asyncio.ensure_future(client.post("/api/v2/alerts", alerts("burst", f"q{i}")))
-            for i in range(3)
+            for i in (1, 2)
         ]
-        await asyncio.sleep(0.2)
+        await _until(lambda: pipeline.pending == 2)
         status, body = await client.post("/api/v2/alerts", alerts("burst", "overflow"))
         assert status == 429 and body["error"] == "overloaded"
     finally:
         pipeline.lock.release()
-    results = await asyncio.gather(*first)
-    assert sorted(r[0] for r in results).count(200) >= 2
+    results = await asyncio.gather(taken, *queued)
+    assert [r[0] for r in results] == [200, 200, 200]
 
 
 async def test_restart_with_the_same_store_keeps_windows_and_incidents(tmp_path: Path) -> None:
