@@ -14,6 +14,8 @@ whether its inhibitor resolved or de-escalated, or it escalated itself.
 
 from __future__ import annotations
 
+from typing import Final
+
 from correlate.context import Context
 from correlate.reasons import resolve_reason
 from correlate.rulebook import LiveRule
@@ -25,7 +27,7 @@ from stormwatch.wire import IncidentChanges, IncidentEvent, IncidentEventKind
 
 __all__ = ["Announcer"]
 
-_SUMMARY_ONLY = frozenset(("duplicates", "repeat_interval", "acknowledged"))
+_SUMMARY_ONLY: Final = frozenset(("duplicates", "repeat_interval", "acknowledged"))
 """Reasons that change no alert and no count: the stored classification still holds."""
 
 

@@ -32,6 +32,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable, Sequence
 from operator import attrgetter
+from typing import Final
 
 from correlate.announce import Announcer
 from correlate.config import EngineConfig
@@ -51,12 +52,12 @@ from stormwatch.wire import Alert, Incident, IncidentEvent
 __all__ = ["Counts", "Effects", "Engine", "EngineConfig"]
 
 _SEP = "\x1e"
-_NAN = float("nan")
-_GC_EVERY = 60.0
+_NAN: Final = float("nan")
+_GC_EVERY: Final = 60.0
 """Seconds of arrival clock between sweeps of forgotten state (unobservable in events)."""
 _SWEEP_EVERY = 600.0
 """Seconds of arrival clock between sweeps of every window for idle groups' old events."""
-_MATCH_CACHE_MAX = 50_000
+_MATCH_CACHE_MAX: Final = 50_000
 _Feeds = tuple[tuple[Callable[..., None], Callable[[dict[str, str], str], str], str], ...]
 """(an aggregator's feed or heartbeat, its group-key function, the rule matched via)."""
 _MatchCache = dict[tuple[str, ...], _Feeds]
@@ -68,8 +69,8 @@ def _order(a: Alert) -> tuple[float, float, str, str, float]:
     return (a.received_at, a.starts_at, a.fingerprint, a.status, a.ends_at or 0.0)
 
 
-_full_order = attrgetter("received_at", "starts_at", "fingerprint", "status", "ends_at")
-_instant_order = attrgetter("starts_at", "fingerprint", "status", "ends_at")
+_full_order: Final = attrgetter("received_at", "starts_at", "fingerprint", "status", "ends_at")
+_instant_order: Final = attrgetter("starts_at", "fingerprint", "status", "ends_at")
 
 
 def _in_order(alerts: Sequence[Alert]) -> Sequence[Alert]:

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import heapq
 from enum import IntEnum
+from typing import Final
 
 __all__ = ["Timer", "Timers"]
 
@@ -48,7 +49,7 @@ class Timer(IntEnum):
     GC = 9
 
 
-_EXPIRIES = -1
+_EXPIRIES: Final = -1
 """The kind of the heap entry standing for the expiries due at its time."""
 
 

@@ -9,17 +9,18 @@ alert keeps its identity when it passes through both.
 from __future__ import annotations
 
 from sys import intern
+from typing import Final
 
 from fnv_c import fnv1a_64
 
 __all__ = ["fingerprint_json", "fingerprint_labels"]
 
-_SEP = b"\xff"
-_EMPTY = "{:016x}".format(fnv1a_64(b""))
+_SEP: Final = b"\xff"
+_EMPTY: Final = "{:016x}".format(fnv1a_64(b""))
 
 
-_CACHE_MAX = 1_000_000
-_cache: dict[tuple[str, ...], dict[tuple[str, ...], str]] = {}
+_CACHE_MAX: Final = 1_000_000
+_cache: Final[dict[tuple[str, ...], dict[tuple[str, ...], str]]] = {}
 """label names in arrival order -> (their values -> fingerprint)."""
 _size = 0
 
@@ -67,7 +68,7 @@ def fingerprint_labels(labels: dict[str, str]) -> str:
     return fp
 
 
-_by_json: dict[bytes, str] = {}
+_by_json: Final[dict[bytes, str]] = {}
 """A label set's JSON text, as it arrived -> its fingerprint."""
 
 

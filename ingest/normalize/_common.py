@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 import re
 from datetime import UTC, datetime
-from typing import Any, TypeVar
+from typing import Any, Final, TypeVar
 
 import msgspec
 
@@ -30,12 +30,12 @@ __all__ = [
 
 T = TypeVar("T")
 
-ZERO_TIME = -62135596800.0
+ZERO_TIME: Final = -62135596800.0
 """Go's zero time (0001-01-01T00:00:00Z) as epoch seconds: Alertmanager's "unset"."""
 MAX_LABEL_VALUE = 1024
 """Characters kept of a label value built from a vendor's field (a path, a user name);
 longer free text belongs in annotations."""
-MAX_AHEAD_S = 86400.0
+MAX_AHEAD_S: Final = 86400.0
 """How far ahead of its arrival an alert's time may lie: clocks drift by seconds, not by
 a day; a time beyond it is a bug upstream, and would pin windows and resolve deadlines."""
 
@@ -89,8 +89,8 @@ def epoch(value: datetime | None, default: float | None) -> float | None:
     return default if ts <= ZERO_TIME + 1 else ts
 
 
-_EPOCHS_MAX = 10_000
-_epochs: dict[str, float] = {}
+_EPOCHS_MAX: Final = 10_000
+_epochs: Final[dict[str, float]] = {}
 """RFC 3339 text -> epoch seconds. Prometheus sends one `endsAt` for every alert of a rule's
 evaluation and the same `startsAt` on every re-send of an alert, so most texts were seen
 moments ago: a hit costs a dict lookup where decoding a datetime and taking its timestamp

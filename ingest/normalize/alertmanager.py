@@ -14,6 +14,8 @@ One bad item rejects the whole body: nothing is half-accepted.
 
 from __future__ import annotations
 
+from typing import Final
+
 import msgspec
 
 from ingest.fingerprint import fingerprint_json, fingerprint_labels
@@ -39,12 +41,17 @@ __all__ = [
     "webhook_alert",
 ]
 
-SOURCE = "alertmanager"
+SOURCE: Final = "alertmanager"
 
 
-_v2 = msgspec.json.Decoder(list[PostableAlert])
-_labels = msgspec.json.Decoder(dict[str, str])
-_webhook = msgspec.json.Decoder(WebhookPayload)
+_v2: Final = msgspec.json.Decoder(list[PostableAlert])
+_labels: Final = msgspec.json.Decoder(dict[str, str])
+_webhook: Final = msgspec.json.Decoder(WebhookPayload)
+_decode_labels: Final = _labels.decode
+_Alert: Final = Alert
+"""Compiled (setup.py), a class from an interpreted module is looked up in this module's
+globals, and a method by name, on every call: as Final names they are C statics, with
+no lookup per alert."""
 
 
 def normalize_alertmanager_v2(body: bytes, received_at: float) -> list[Alert]:
@@ -56,7 +63,7 @@ def normalize_alertmanager_v2(body: bytes, received_at: float) -> list[Alert]:
     for i, item in enumerate(items):
         text = bytes(item.labels)
         try:
-            labels = _labels.decode(text)
+            labels = _decode_labels(text)
         except (msgspec.ValidationError, msgspec.DecodeError):
             raise _label_error(text, i) from None
         if not labels or "" in labels:
@@ -74,7 +81,7 @@ def normalize_alertmanager_v2(body: bytes, received_at: float) -> list[Alert]:
                 starts_at, ends_at, received_at, source=SOURCE, at=f"$[{i}]"
             )
         append(
-            Alert(
+            _Alert(
                 source=SOURCE,
                 fingerprint=fingerprint_json(text, labels),
                 status="resolved" if ends_at is not None and ends_at <= received_at else "firing",

@@ -18,7 +18,7 @@ nobody graded is still an alert, and `warning` is what most senders mean by defa
 
 from __future__ import annotations
 
-from typing import Literal, TypeAlias
+from typing import Final, Literal, TypeAlias
 
 __all__ = ["DEFAULT_SEVERITY", "SEVERITIES", "AlertSeverity", "normalize_severity"]
 
@@ -66,7 +66,9 @@ _NAMES: dict[AlertSeverity, tuple[str, ...]] = {
         "not classified",
     ),
 }
-_TABLE: dict[str, AlertSeverity] = {name: sev for sev, names in _NAMES.items() for name in names}
+_TABLE: Final[dict[str, AlertSeverity]] = {
+    name: sev for sev, names in _NAMES.items() for name in names
+}
 
 
 def normalize_severity(value: object, default: AlertSeverity = DEFAULT_SEVERITY) -> AlertSeverity:
