@@ -93,7 +93,7 @@ class Announcer:
         if kind == "updated":
             severity, priority = inc.severity, inc.priority
             if reclassified:
-                refresh(state, inc, lr)
+                refresh(state, inc, lr, members)  # walking a 100-alert listing once, not twice
             tracked = state.tracked
             changes = IncidentChanges(
                 alerts_added=[alert_view(tracked[fp]) for fp in inc.added if fp in tracked],
@@ -104,7 +104,7 @@ class Announcer:
             )
             view = compact_view(inc, lr)
         else:
-            view = full_view(state, inc, lr, stored=True)
+            view = full_view(state, inc, lr, stored=True, members=members)
         inc.sequence += 1
         inc.last_event_at = state.clock
         inc.duplicates_sent = duplicates

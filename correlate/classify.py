@@ -8,6 +8,7 @@ matrix (1 = highest) when a case sets them, else it mirrors the severity.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Final
 
 from correlate.state import Tracked
 from rules import Matcher, Rule, parse_matchers
@@ -17,7 +18,7 @@ from stormwatch.wire import Severity
 __all__ = ["Classification", "Classifier", "itil_priority"]
 
 # Normalised alert severities (Alert.severity, Kind.severity), most severe first; unknown values rank lowest.
-_ALERT_SEVERITY_RANK = {
+_ALERT_SEVERITY_RANK: Final = {
     "critical": 0,
     "page": 0,
     "high": 1,
@@ -30,7 +31,7 @@ _ALERT_SEVERITY_RANK = {
     "info": 4,
     "none": 5,
 }
-_SEVERITY_PRIORITY: dict[str, int] = {"P1": 1, "P2": 2, "P3": 3, "P4": 4}
+_SEVERITY_PRIORITY: Final[dict[str, int]] = {"P1": 1, "P2": 2, "P3": 3, "P4": 4}
 
 
 def itil_priority(impact: int, urgency: int) -> int:

@@ -11,15 +11,20 @@ its start and that arrival), or when its `ends_at` (its `endsAt`, or arrival +
 
 from __future__ import annotations
 
+import sys
 from collections import deque
 from enum import IntEnum
-from sys import intern
+from typing import Final
 
 from correlate.context import Context
 from correlate.state import Kind, Notes, Stamp, Tracked
 from stormwatch.wire import Alert
 
 __all__ = ["Admission", "DedupTable"]
+
+_intern: Final = sys.intern
+"""Compiled (setup.py), a function imported by name is looked up in the module's
+globals at every call; a Final name is a C static."""
 
 
 class Admission(IntEnum):
@@ -33,9 +38,9 @@ class Admission(IntEnum):
     """Arrived resolved, but was not firing: nothing to do."""
 
 
-_KINDS_MAX = 10_000
+_KINDS_MAX: Final = 10_000
 """Distinct `Kind`s kept for sharing; dropped whole when full (only sharing is lost)."""
-_NOTES_MAX = 10_000
+_NOTES_MAX: Final = 10_000
 """Annotation values kept for sharing, likewise. Not `sys.intern`: most annotation
 values are unique to their alert (a summary naming its instance), and the interpreter's
 table of interned strings would hold an entry for each (about 30 bytes a live alert)."""
@@ -87,7 +92,7 @@ class DedupTable:
             # them as taking the alert in would have (the key is the fingerprint too).
             t.fingerprint = fp
             t.kind = self.kind(t.kind)
-            t.values = tuple(map(intern, t.values))
+            t.values = tuple(map(_intern, t.values))
             t.notes = self.notes_of(t.annotations)
             if t.status == "firing":
                 timers.expire_at(t.ends_at, fp)
@@ -107,11 +112,11 @@ class DedupTable:
                 self._kinds.clear()
             source, severity, url, labels, notes = key
             shared = self._kinds[key] = Kind(
-                source=intern(source),
-                severity=intern(severity),
-                generator_url=intern(url),
-                labels=tuple(map(intern, labels)),
-                notes=tuple(map(intern, notes)),
+                source=_intern(source),
+                severity=_intern(severity),
+                generator_url=_intern(url),
+                labels=tuple(map(_intern, labels)),
+                notes=tuple(map(_intern, notes)),
             )
         return shared
 
@@ -179,8 +184,8 @@ class DedupTable:
         else:
             self._end = ends_at
         event_time = starts_at if starts_at < a else a
-        # The fingerprint cache (ingest/fingerprint.py) interned the label values: the
-        # table shares those strings with it.
+        # Interned: alerts of a fleet share most label values (service, cluster, ...),
+        # and so one string each.
         labels = alert.labels
         kind = self._kind(
             (
@@ -191,7 +196,7 @@ class DedupTable:
                 tuple(alert.annotations),
             )
         )
-        values = tuple(map(intern, labels.values()))
+        values = tuple(map(_intern, labels.values()))
         notes = self.notes_of(alert.annotations)
         if t is None:
             t = Tracked(

@@ -13,6 +13,8 @@ that failed is retried merged with the next one, not by rewriting the whole stat
 
 from __future__ import annotations
 
+from typing import Final
+
 from correlate.deltatypes import RuleMeta, StateDelta
 from correlate.state import RuleState, Stamp, State, Window
 
@@ -26,7 +28,7 @@ __all__ = [
     "window_key",
 ]
 
-_SEP = "\x1e"
+_SEP: Final = "\x1e"
 
 
 def window_key(rule: str, gkey: str) -> str:

@@ -51,11 +51,11 @@ from stormwatch.wire import Alert, Incident, IncidentEvent
 
 __all__ = ["Counts", "Effects", "Engine", "EngineConfig"]
 
-_SEP = "\x1e"
+_SEP: Final = "\x1e"
 _NAN: Final = float("nan")
 _GC_EVERY: Final = 60.0
 """Seconds of arrival clock between sweeps of forgotten state (unobservable in events)."""
-_SWEEP_EVERY = 600.0
+_SWEEP_EVERY: Final = 600.0
 """Seconds of arrival clock between sweeps of every window for idle groups' old events."""
 _MATCH_CACHE_MAX: Final = 50_000
 _Feeds = tuple[tuple[Callable[..., None], Callable[[dict[str, str], str], str], str], ...]

@@ -16,9 +16,10 @@ dirty and queues one FLUSH, so a storm of changes costs one `updated` event per
 
 from __future__ import annotations
 
+import bisect
 import hashlib
-from bisect import bisect_right
 from collections import deque
+from typing import Final
 
 from correlate.announce import Announcer
 from correlate.context import Context
@@ -29,13 +30,17 @@ from stormwatch.wire import TimelineEntry, format_duration
 
 __all__ = ["ALERT_ENTRIES_UP_TO", "TIMELINE_LIMIT", "IncidentBook", "incident_key"]
 
-TIMELINE_LIMIT = 50
+_bisect_right: Final = bisect.bisect_right
+"""Compiled (setup.py), a function imported by name is looked up in the module's
+globals at every call; a Final name is a C static."""
+
+TIMELINE_LIMIT: Final = 50
 """Timeline entries kept per incident; older ones are counted in `timeline_dropped`."""
-ALERT_ENTRIES_UP_TO = 10
+ALERT_ENTRIES_UP_TO: Final = 10
 """Incidents with more alerts than this stop logging each alert added or resolved."""
 
-_SEP = "\x1e"
-_SHARED_MAX = 10_000
+_SEP: Final = "\x1e"
+_SHARED_MAX: Final = 10_000
 """Distinct `Tracked.incidents` tuples kept for sharing; dropped whole when full."""
 
 
@@ -347,7 +352,7 @@ class IncidentBook:
         the count only falls when an arrival leaves that span, so that is when to look."""
         span, cond = lr.resolve_timespan, lr.resolve_condition
         assert cond is not None
-        gone = bisect_right(inc.arrivals, due - span)
+        gone = _bisect_right(inc.arrivals, due - span)
         if gone:
             del inc.arrivals[:gone]
             self.ctx.changes.incidents.add(inc.key)

@@ -9,7 +9,7 @@ and its `Aggregator` (one class per correlation type, correlate/windows/). Each 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Literal, TypeAlias
+from typing import TYPE_CHECKING, Final, Literal, TypeAlias
 
 from correlate.classify import Classifier
 from correlate.match import RuleMatcher
@@ -52,7 +52,7 @@ if TYPE_CHECKING:
 __all__ = ["Kind", "LiveRule", "Rulebook"]
 
 Kind: TypeAlias = Literal["count", "value", "temporal", "ordered", "absence", "group"]
-_SEP = "\x1f"
+_SEP: Final = "\x1f"
 
 
 def _always(_: float) -> bool:

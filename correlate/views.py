@@ -95,19 +95,24 @@ def wire_alert(t: Tracked) -> Alert:
 
 
 def classify(
-    state: State, inc: IncidentState, lr: LiveRule
+    state: State, inc: IncidentState, lr: LiveRule, alerts: list[Tracked] | None = None
 ) -> tuple[dict[str, str], Classification]:
-    """The incident's labels (group + shared by its listed alerts) and classification."""
-    alerts = listed(state, inc)
+    """The incident's labels (group + shared by its listed alerts) and classification;
+    `alerts`: its listed alerts, when the caller has them already."""
+    if alerts is None:
+        alerts = listed(state, inc)
     common = common_labels(alerts)
     labels = {**common, **inc.group}
     return labels, lr.classifier.classify(alerts, inc.alert_count, common)
 
 
-def refresh(state: State, inc: IncidentState, lr: LiveRule) -> None:
+def refresh(
+    state: State, inc: IncidentState, lr: LiveRule, alerts: list[Tracked] | None = None
+) -> None:
     """Store the current labels, classification and title on the incident (the
-    announcer calls it when it sends an event whose alerts changed)."""
-    labels, c = classify(state, inc, lr)
+    announcer calls it when it sends an event whose alerts changed); `alerts` as for
+    `classify`."""
+    labels, c = classify(state, inc, lr, alerts)
     inc.labels = labels
     inc.severity, inc.category, inc.priority = c.severity, c.category, c.priority
     inc.title = _title(inc, lr, labels)
@@ -155,11 +160,18 @@ def _summary(inc: IncidentState, lr: LiveRule, labels: Mapping[str, str]) -> dic
     }
 
 
-def full_view(state: State, inc: IncidentState, lr: LiveRule, *, stored: bool) -> Incident:
+def full_view(
+    state: State,
+    inc: IncidentState,
+    lr: LiveRule,
+    *,
+    stored: bool,
+    members: list[Tracked] | None = None,
+) -> Incident:
     """The incident with its listed alerts and timeline. `stored`: use the classification
     the last event stored (what an event carries) rather than classifying afresh (what
-    a reader asking now should see)."""
-    alerts = [alert_view(t) for t in listed(state, inc)]
+    a reader asking now should see); `members`: its listed alerts, if the caller has them."""
+    alerts = [alert_view(t) for t in (listed(state, inc) if members is None else members)]
     if stored:
         severity, category, priority, title = inc.severity, inc.category, inc.priority, inc.title
         labels: Mapping[str, str] = inc.labels

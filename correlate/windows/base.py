@@ -17,9 +17,9 @@ else -> into the group's window (sorted by event time) -> does a window hold now
 
 from __future__ import annotations
 
-from bisect import bisect_left, bisect_right
+import bisect
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Final
 
 from correlate.reasons import describe_condition
 from correlate.state import RuleState, Stamp, Tracked, Window
@@ -32,10 +32,15 @@ if TYPE_CHECKING:
 
 __all__ = ["Aggregator", "Hit", "evict_before", "evict_through", "insert", "remove"]
 
+_bisect_left: Final = bisect.bisect_left
+_bisect_right: Final = bisect.bisect_right
+"""Compiled (setup.py), a function imported by name is looked up in the module's
+globals at every call; a Final name is a C static."""
+
 Hit = tuple[int, int] | list[int]
 """Which events of a window make an incident: a `[start, stop)` slice, or indices."""
 
-_SEP = "\x1f"
+_SEP: Final = "\x1f"
 
 
 def insert(w: Window, t: Stamp, fp: str, value: str | None) -> bool:
@@ -49,7 +54,7 @@ def insert(w: Window, t: Stamp, fp: str, value: str | None) -> bool:
         if value is not None:
             w.values.append(value)
         return True
-    i = bisect_right(times, t)
+    i = _bisect_right(times, t)
     times.insert(i, t)
     w.fps.insert(i, fp)
     if value is not None:
@@ -72,12 +77,12 @@ def remove(w: Window, hit: Hit) -> None:
 
 def evict_before(w: Window, cutoff: float) -> int:
     """Drop events older than `cutoff`; returns how many."""
-    return _evict(w, bisect_left(w.times, cutoff))
+    return _evict(w, _bisect_left(w.times, cutoff))
 
 
 def evict_through(w: Window, t: float) -> int:
     """Drop events at or before `t`; returns how many."""
-    return _evict(w, bisect_right(w.times, t))
+    return _evict(w, _bisect_right(w.times, t))
 
 
 def _evict(w: Window, n: int) -> int:

@@ -30,8 +30,8 @@ timespan 60s, condition lt 2, one alert at 0s and one at 30s
 
 from __future__ import annotations
 
-from bisect import bisect_left, bisect_right
-from typing import TYPE_CHECKING
+import bisect
+from typing import TYPE_CHECKING, Final
 
 from correlate.reasons import describe_group
 from correlate.state import Stamp, Tracked, Window
@@ -44,6 +44,11 @@ if TYPE_CHECKING:
     from correlate.rulebook import LiveRule
 
 __all__ = ["CountBelow", "EventCount", "fires_on_arrival"]
+
+_bisect_left: Final = bisect.bisect_left
+_bisect_right: Final = bisect.bisect_right
+"""Compiled (setup.py), a function imported by name is looked up in the module's
+globals at every call; a Final name is a C static."""
 
 
 def fires_on_arrival(condition: Condition) -> bool:
@@ -63,11 +68,11 @@ class EventCount(Aggregator):
     def hit(self, gkey: str, w: Window, t: float, in_order: bool) -> Hit | None:
         times, span, holds = w.times, self.span, self.holds
         if in_order:
-            lo = bisect_left(times, t - span)
+            lo = _bisect_left(times, t - span)
             return (lo, len(times)) if holds(len(times) - lo) else None
-        i, n = bisect_left(times, t - span), len(times)
+        i, n = _bisect_left(times, t - span), len(times)
         while i < n and times[i] <= t:
-            stop = bisect_right(times, times[i] + span)
+            stop = _bisect_right(times, times[i] + span)
             if holds(stop - i):
                 return i, stop
             i += 1
@@ -100,7 +105,7 @@ class CountBelow(Aggregator):
         its event gone and the next due time is strictly later (no float rounding can
         make a timer fire again at the same instant)."""
         times, span = w.times, self.span
-        i, n = bisect_right(times, clock - span), len(times)
+        i, n = _bisect_right(times, clock - span), len(times)
         while i < n and times[i] + span <= clock:
             i += 1
         while i > 0 and times[i - 1] + span > clock:

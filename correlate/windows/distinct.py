@@ -20,8 +20,8 @@ next in-order alert rebuilds it.
 
 from __future__ import annotations
 
-from bisect import bisect_left, bisect_right
-from typing import TYPE_CHECKING
+import bisect
+from typing import TYPE_CHECKING, Final
 
 from correlate.reasons import describe_group
 from correlate.state import Tracked, Window
@@ -32,6 +32,11 @@ if TYPE_CHECKING:
     from correlate.rulebook import LiveRule
 
 __all__ = ["Distinct", "Temporal", "ValueCount"]
+
+_bisect_left: Final = bisect.bisect_left
+_bisect_right: Final = bisect.bisect_right
+"""Compiled (setup.py), a function imported by name is looked up in the module's
+globals at every call; a Final name is a C static."""
 
 
 class _Run:
@@ -68,9 +73,9 @@ class Distinct(Aggregator):
         n = len(times)
         if not in_order:
             self._runs.pop(gkey, None)
-            i = bisect_left(times, t - span)
+            i = _bisect_left(times, t - span)
             while i < n and times[i] <= t:
-                stop = bisect_right(times, times[i] + span)
+                stop = _bisect_right(times, times[i] + span)
                 if self.holds(len(set(values[i:stop]))):
                     return i, stop
                 i += 1
@@ -78,7 +83,7 @@ class Distinct(Aggregator):
         run = self._runs.get(gkey)
         cutoff = t - span
         if run is None:
-            lo = bisect_left(times, cutoff)
+            lo = _bisect_left(times, cutoff)
             counts: dict[str, int] = {}
             for v in values[lo:]:
                 counts[v] = counts.get(v, 0) + 1

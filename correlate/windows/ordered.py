@@ -17,13 +17,18 @@ possible first step, O(window); these windows hold a handful of security events.
 
 from __future__ import annotations
 
-from bisect import bisect_left
+import bisect
+from typing import Final
 
 from correlate.reasons import describe_group
 from correlate.state import Tracked, Window
 from correlate.windows.base import Aggregator, Hit
 
 __all__ = ["TemporalOrdered", "ordered_hit"]
+
+_bisect_left: Final = bisect.bisect_left
+"""Compiled (setup.py), a function imported by name is looked up in the module's
+globals at every call; a Final name is a C static."""
 
 
 def ordered_hit(
@@ -34,7 +39,7 @@ def ordered_hit(
     if not steps:
         return None
     n = len(times)
-    for i in range(bisect_left(times, t - span), n):
+    for i in range(_bisect_left(times, t - span), n):
         first = times[i]
         if first > t:
             break

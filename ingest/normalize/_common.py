@@ -32,7 +32,7 @@ T = TypeVar("T")
 
 ZERO_TIME: Final = -62135596800.0
 """Go's zero time (0001-01-01T00:00:00Z) as epoch seconds: Alertmanager's "unset"."""
-MAX_LABEL_VALUE = 1024
+MAX_LABEL_VALUE: Final = 1024
 """Characters kept of a label value built from a vendor's field (a path, a user name);
 longer free text belongs in annotations."""
 MAX_AHEAD_S: Final = 86400.0
@@ -147,7 +147,7 @@ def vendor_fingerprint(key: str, vendor_id: str, labels: dict[str, str]) -> str:
     return fingerprint_labels({key: vendor_id}) if vendor_id else fingerprint_labels(labels)
 
 
-_MS_FROM = 1e11
+_MS_FROM: Final = 1e11
 """An epoch above this is milliseconds: as seconds it would be the year 5138."""
 
 
