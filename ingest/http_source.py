@@ -226,10 +226,11 @@ class HttpSource:
             if ticket is not None:
                 ticket.release()
         firing = sum(1 for a in alerts if a.status == "firing")
+        firing_count, resolved_count = m.received(source)
         if firing:
-            m.alerts_received.labels(source, "firing").inc(firing)
+            firing_count.inc(firing)
         if len(alerts) - firing:
-            m.alerts_received.labels(source, "resolved").inc(len(alerts) - firing)
+            resolved_count.inc(len(alerts) - firing)
         return web.Response(body=b"{}", content_type="application/json")
 
     async def _reject(

@@ -175,10 +175,11 @@ class KafkaSource:
                 )
             return []
         firing = sum(1 for a in alerts if a.status == "firing")
+        firing_count, resolved_count = self._metrics.received(self.name)
         if firing:
-            self._metrics.alerts_received.labels(self.name, "firing").inc(firing)
+            firing_count.inc(firing)
         if len(alerts) - firing:
-            self._metrics.alerts_received.labels(self.name, "resolved").inc(len(alerts) - firing)
+            resolved_count.inc(len(alerts) - firing)
         return alerts
 
     async def _submit_until_taken(

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import platform
 from collections.abc import Iterable
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
@@ -61,6 +62,7 @@ class Metrics:
     ) -> None:
         self.registry = registry if registry is not None else CollectorRegistry(auto_describe=True)
         r = self.registry
+        self._received: dict[str, tuple[Any, Any]] = {}
         self.alerts_received = Counter(
             "stormwatch_alerts_received",
             "Alerts taken in, by source and status.",
@@ -237,6 +239,18 @@ class Metrics:
                 h.labels(severity)
         for status in ("500", "503"):
             self.http_server_errors.labels(status)
+
+    def received(self, source: str) -> tuple[Any, Any]:
+        """A source's (firing, resolved) counters of `alerts_received`, found once:
+        `labels()` takes a lock and builds its key on every call, twice a request."""
+        pair = self._received.get(source)
+        if pair is None:
+            series = self.alerts_received
+            pair = self._received[source] = (
+                series.labels(source, "firing"),
+                series.labels(source, "resolved"),
+            )
+        return pair
 
     def init_source(self, source: str) -> None:
         """Create a source's series at zero."""

@@ -156,6 +156,23 @@ async def test_chunked_body_over_the_limit_is_413(setup: Any) -> None:
     assert recorder.batches == []
 
 
+async def test_a_chunked_body_over_the_limit_sent_whole_is_413(setup: Any) -> None:
+    # All of it in one write: the server has the whole body before the handler reads it.
+    client, recorder, _ = setup
+    reader, writer = await asyncio.open_connection(client.server.host, client.server.port)
+    chunk = b"x" * 512
+    body = b"".join(b"%x\r\n%s\r\n" % (len(chunk), chunk) for _ in range(4)) + b"0\r\n\r\n"
+    writer.write(
+        b"POST /api/v2/alerts HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        b"Transfer-Encoding: chunked\r\n\r\n" + body
+    )
+    await writer.drain()
+    status = await reader.readline()
+    writer.close()
+    assert status.split()[1] == b"413"
+    assert recorder.batches == []
+
+
 @pytest.mark.parametrize("coding", ["gzip", "x-gzip", "deflate", "deflate-raw", "identity"])
 async def test_compressed_bodies_are_decoded(setup: Any, coding: str) -> None:
     client, recorder, _ = setup
