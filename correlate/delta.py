@@ -62,8 +62,9 @@ class Changes:
         self.opens.clear()
 
 
-def build_delta(state: State, changes: Changes) -> StateDelta:
-    """The current values of everything `changes` marked (everything, if full)."""
+def build_delta(state: State, changes: Changes, heartbeats: bool = True) -> StateDelta:
+    """The current values of everything `changes` marked (everything, if full);
+    `heartbeats` False leaves the re-sends' heartbeats out (for a store that keeps none)."""
     if changes.full:
         tracked_keys: set[str] | list[str] = list(state.tracked)
         groups = [(r, g) for r, rs in state.rules.items() for g in rs.groups]
@@ -83,7 +84,7 @@ def build_delta(state: State, changes: Changes) -> StateDelta:
         delta.silences = list(state.silences)
     tracked = state.tracked
     delta.tracked = {fp: tracked.get(fp) for fp in tracked_keys}
-    if not changes.full:
+    if heartbeats and not changes.full:
         whole = changes.tracked
         # Read through a Stamp: the heartbeat's times as the objects the alerts share.
         held: Stamp = tracked

@@ -571,9 +571,10 @@ class Engine:
                 out[inc.rule] = out.get(inc.rule, 0) + 1
         return out
 
-    def take_delta(self) -> StateDelta:
-        """Everything changed since the last call, to persist; then starts afresh."""
-        delta = build_delta(self.state, self.changes)
+    def take_delta(self, heartbeats: bool = True) -> StateDelta:
+        """Everything changed since the last call, to persist; then starts afresh.
+        `heartbeats` False: without the re-sends' heartbeats (`build_delta`)."""
+        delta = build_delta(self.state, self.changes, heartbeats)
         self.changes.clear()
         return delta
 

@@ -108,6 +108,7 @@ class App:
             tick_interval=config.tick_interval,
             clock=clock,
             archive=self.archive,
+            heartbeats=self.store.heartbeats,
         )
         self.kafka_source = (
             KafkaSource(config.ingest.kafka, self.metrics) if config.ingest.kafka else None

@@ -159,8 +159,11 @@ class Pipeline:
         tick_interval: float = 1.0,
         clock: Callable[[], float] = time.time,
         archive: Archive | None = None,
+        heartbeats: bool = True,
     ) -> None:
         self.engine = engine
+        self._heartbeats = heartbeats
+        """Whether the store keeps deltas' heartbeats (`Store.heartbeats`)."""
         self._commit = commit
         self._backlog: list[IncidentEvent] | None = None
         """Events of a batch whose commit failed: committed first, before anything new."""
@@ -325,7 +328,7 @@ class Pipeline:
             await self._commit_events(self._backlog or [])
 
     async def _commit_events(self, events: list[IncidentEvent]) -> None:
-        delta = self.engine.take_delta()
+        delta = self.engine.take_delta(self._heartbeats)
         if self._unsaved is not None:
             delta = merge(self._unsaved, delta)
         try:
@@ -335,7 +338,7 @@ class Pipeline:
                 # What the store held is gone: write the whole state from memory.
                 log.warning("store_reset", error=str(err))
                 self.engine.changes.full = True
-                delta = merge(delta, self.engine.take_delta())
+                delta = merge(delta, self.engine.take_delta(self._heartbeats))
                 await self._commit(events, delta)
         except BaseException as err:
             # Kept, so neither the state nor an incident event is lost: the next commit

@@ -19,6 +19,9 @@ __all__ = ["MemoryStore", "Store"]
 class Store(Protocol):
     durable: bool
     """True when saved state outlives the process (the pipeline then saves per batch)."""
+    heartbeats: bool
+    """Whether it stores a delta's heartbeats (`StateDelta.beats`); the pipeline builds
+    none for a store that does not (MemoryStore: its alerts are the engine's own)."""
 
     async def load(self, shard: str) -> State | None:
         """The shard's saved state, or None for a fresh start."""

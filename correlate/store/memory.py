@@ -18,6 +18,7 @@ __all__ = ["MemoryStore"]
 
 class MemoryStore:
     durable = False
+    heartbeats = False
 
     def __init__(self) -> None:
         self._states: dict[str, State] = {}

@@ -61,6 +61,7 @@ def _write(pipe: Any, key: str, values: dict[str, Any], encode: bool = True) -> 
 
 class RedisStore:
     durable = True
+    heartbeats = True
 
     def __init__(self, url: str, *, prefix: str = "stormwatch") -> None:
         self.discarded_version: str | None = None
