@@ -40,6 +40,7 @@ import asyncio
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable
+from itertools import chain
 from typing import Protocol
 
 import msgspec
@@ -270,7 +271,11 @@ class Pipeline:
                 if self._backlog is not None:
                     await self._commit_events(self._backlog)
                 events: list[IncidentEvent] = []
-                alerts = [a for r in requests for a in r.alerts]
+                alerts = (
+                    requests[0].alerts
+                    if len(requests) == 1
+                    else list(chain.from_iterable(r.alerts for r in requests))
+                )
                 # Read `now` and look at the queue with no await between: a request not
                 # yet queued is stamped after `now`.
                 now = self.stamp()
