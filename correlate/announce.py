@@ -19,16 +19,25 @@ from typing import Final
 from correlate.context import Context
 from correlate.reasons import resolve_reason
 from correlate.rulebook import LiveRule
-from correlate.state import IncidentState
+from correlate.state import IncidentState, Tracked
 from correlate.suppress import InhibitIndex
 from correlate.timers import Timer
-from correlate.views import alert_view, compact_view, full_view, listed, refresh
+from correlate.views import (
+    alert_view,
+    common_labels,
+    compact_view,
+    full_view,
+    listed,
+    narrowed_common,
+    refresh,
+)
 from stormwatch.wire import IncidentChanges, IncidentEvent, IncidentEventKind
 
 __all__ = ["Announcer"]
 
 _SUMMARY_ONLY: Final = frozenset(("duplicates", "repeat_interval", "acknowledged"))
 """Reasons that change no alert and no count: the stored classification still holds."""
+_COMMONS_MAX: Final = 10_000
 
 
 class Announcer:
@@ -38,6 +47,10 @@ class Announcer:
         """The current call's events, in the order they happened."""
         self._index_of = InhibitIndex(ctx.config.inhibit)
         """Open, announced incidents that could inhibit others, and those held back."""
+        self._commons: dict[str, tuple[list[Tracked], dict[str, str]]] = {}
+        """Incident key -> (its listed alerts at its last classification, the labels they
+        share): derived, not stored; an update that only lists more alerts narrows it
+        (`narrowed_common`). Dropped whole when full, and per incident when it resolves."""
 
     def rebuild(self) -> None:
         """Derive the indexes from the state (construction, restore)."""
@@ -49,8 +62,20 @@ class Announcer:
 
     # -- what the incident book reports ---------------------------------------------------
 
+    def _common(self, inc: IncidentState, members: list[Tracked]) -> dict[str, str]:
+        """The labels `members` (the incident's listed alerts) share."""
+        known = self._commons.get(inc.key)
+        common = narrowed_common(known[0], known[1], members) if known is not None else None
+        if common is None:
+            common = common_labels(members)
+        if len(self._commons) >= _COMMONS_MAX:
+            self._commons.clear()
+        self._commons[inc.key] = (members, common)
+        return common
+
     def opened(self, inc: IncidentState, lr: LiveRule) -> None:
-        refresh(self.ctx.state, inc, lr)
+        members = listed(self.ctx.state, inc)
+        refresh(self.ctx.state, inc, lr, members, self._common(inc, members))
         by = self._inhibited(inc)
         if by is not None:
             self._hold(inc, by, inc.opened_at)
@@ -59,6 +84,7 @@ class Announcer:
 
     def resolved(self, inc: IncidentState, lr: LiveRule) -> None:
         self._index_of.release(inc.key)
+        self._commons.pop(inc.key, None)
         if inc.announced:
             refresh(self.ctx.state, inc, lr)
             at = inc.resolved_at if inc.resolved_at is not None else self.ctx.state.clock
@@ -93,7 +119,8 @@ class Announcer:
         if kind == "updated":
             severity, priority = inc.severity, inc.priority
             if reclassified:
-                refresh(state, inc, lr, members)  # walking a 100-alert listing once, not twice
+                # the listing walked once, not twice; its shared labels narrowed if it grew
+                refresh(state, inc, lr, members, self._common(inc, members))
             tracked = state.tracked
             changes = IncidentChanges(
                 alerts_added=[alert_view(tracked[fp]) for fp in inc.added if fp in tracked],

@@ -29,6 +29,7 @@ __all__ = [
     "compact_view",
     "full_view",
     "listed",
+    "narrowed_common",
     "refresh",
     "render_template",
     "wire_alert",
@@ -63,6 +64,27 @@ def common_labels(alerts: Sequence[Tracked]) -> dict[str, str]:
     return {k: v for k, v in zip(names, alerts[0].values, strict=True) if (k, v) in common}
 
 
+def narrowed_common(
+    previous: list[Tracked], common: dict[str, str], alerts: list[Tracked]
+) -> dict[str, str] | None:
+    """`common_labels(alerts)`, given `common == common_labels(previous)`, when `alerts`
+    begins with `previous` (the same objects): `common` less what the alerts after them
+    do not share, in the same order. None when `alerts` does not begin so. An update
+    that lists more alerts then costs its new alerts, not the whole listing again."""
+    n = len(previous)
+    if n == 0 or len(alerts) < n:
+        return None
+    for before, now in zip(previous, alerts, strict=False):
+        if before is not now:
+            return None
+    for t in alerts[n:]:
+        if not common:
+            break
+        labels = dict(zip(t.kind.labels, t.values, strict=True))
+        common = {k: v for k, v in common.items() if labels.get(k) == v}
+    return common
+
+
 def listed(state: State, inc: IncidentState) -> list[Tracked]:
     tracked = state.tracked
     return [t for fp in inc.exemplars if (t := tracked.get(fp)) is not None]
@@ -95,24 +117,34 @@ def wire_alert(t: Tracked) -> Alert:
 
 
 def classify(
-    state: State, inc: IncidentState, lr: LiveRule, alerts: list[Tracked] | None = None
+    state: State,
+    inc: IncidentState,
+    lr: LiveRule,
+    alerts: list[Tracked] | None = None,
+    common: dict[str, str] | None = None,
 ) -> tuple[dict[str, str], Classification]:
     """The incident's labels (group + shared by its listed alerts) and classification;
-    `alerts`: its listed alerts, when the caller has them already."""
+    `alerts`: its listed alerts, and `common` the labels they share, when the caller
+    has them already."""
     if alerts is None:
         alerts = listed(state, inc)
-    common = common_labels(alerts)
+    if common is None:
+        common = common_labels(alerts)
     labels = {**common, **inc.group}
     return labels, lr.classifier.classify(alerts, inc.alert_count, common)
 
 
 def refresh(
-    state: State, inc: IncidentState, lr: LiveRule, alerts: list[Tracked] | None = None
+    state: State,
+    inc: IncidentState,
+    lr: LiveRule,
+    alerts: list[Tracked] | None = None,
+    common: dict[str, str] | None = None,
 ) -> None:
     """Store the current labels, classification and title on the incident (the
-    announcer calls it when it sends an event whose alerts changed); `alerts` as for
-    `classify`."""
-    labels, c = classify(state, inc, lr, alerts)
+    announcer calls it when it sends an event whose alerts changed); `alerts` and
+    `common` as for `classify`."""
+    labels, c = classify(state, inc, lr, alerts, common)
     inc.labels = labels
     inc.severity, inc.category, inc.priority = c.severity, c.category, c.priority
     inc.title = _title(inc, lr, labels)
