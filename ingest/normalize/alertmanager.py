@@ -56,7 +56,13 @@ no lookup per alert."""
 
 def normalize_alertmanager_v2(body: bytes, received_at: float) -> list[Alert]:
     """An Alertmanager v2 API body -> alerts. Raises PayloadError."""
-    items = decode(_v2, body, SOURCE)
+    try:
+        items = decode(_v2, body, SOURCE)
+    except PayloadError as err:
+        if err.field.endswith((".startsAt", ".endsAt")) and err.message.startswith("Expected"):
+            # The times are decoded as text (parsed later): say what the text must be.
+            err.message = err.message.replace("`str | null`", "an RFC 3339 time or null")
+        raise
     out: list[Alert] = []
     append = out.append
     limit = arrival_limit(received_at)

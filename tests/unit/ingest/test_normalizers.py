@@ -103,6 +103,13 @@ def test_generic_accepts_epoch_and_rfc3339() -> None:
     ]
 
 
+def test_a_time_of_the_wrong_type_is_asked_for_as_rfc_3339() -> None:
+    with pytest.raises(PayloadError) as info:
+        normalize_alertmanager_v2(b'[{"labels": {"a": "b"}, "endsAt": 1234}]', NOW)
+    assert info.value.field == "$[0].endsAt"
+    assert info.value.message == "Expected an RFC 3339 time or null, got `int`"
+
+
 @pytest.mark.parametrize(
     ("body", "reason", "field"),
     [
