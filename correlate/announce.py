@@ -100,6 +100,7 @@ class Announcer:
             return
         refresh(self.ctx.state, inc, lr)
         inc.dirty.clear()
+        self.ctx.idle_duplicates.discard(inc.key)
         by = self._inhibited(inc)
         if by is None:
             self._announce_held(inc, lr, due)
@@ -136,6 +137,7 @@ class Announcer:
         inc.last_event_at = state.clock
         inc.duplicates_sent = duplicates
         inc.dirty.clear()
+        self.ctx.idle_duplicates.discard(inc.key)
         inc.added.clear()
         inc.resolved_fps.clear()
         self.ctx.changes.incidents.add(inc.key)

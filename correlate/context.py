@@ -23,7 +23,17 @@ __all__ = ["Context"]
 
 
 class Context:
-    __slots__ = ("book", "changes", "config", "counts", "live", "now", "state", "timers")
+    __slots__ = (
+        "book",
+        "changes",
+        "config",
+        "counts",
+        "idle_duplicates",
+        "live",
+        "now",
+        "state",
+        "timers",
+    )
 
     def __init__(self, state: State, config: EngineConfig, changes: Changes) -> None:
         self.state = state
@@ -36,3 +46,8 @@ class Context:
         self.book: IncidentBook
         self.live: dict[str, LiveRule] = {}
         """Every rule an incident may name: the loaded ones and those a reload retired."""
+        self.idle_duplicates: set[str] = set()
+        """Keys of open incidents a member's re-send changes nothing in: "duplicates" is
+        in their next update already and their rule has no `resolve.quiet`. Derived, not
+        stored; a key leaves when its incident's update goes out or it resolves, and all
+        leave on a reload (`IncidentBook.saw_duplicate` skips them: most re-sends)."""

@@ -199,6 +199,7 @@ class Engine:
         retired = dict(self.ctx.live)
         retired.update(book.live)
         self.ctx.live = retired  # incidents of a removed rule still need their rule
+        self.ctx.idle_duplicates.clear()  # a rule's `resolve.quiet` may have changed
         self.state.rules = book.states
         # Only rule state changed: the windows of rules dropped or restarted go, those of
         # the others stay as stored (a reload rewrites rule state, not the shard).

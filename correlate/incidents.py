@@ -232,9 +232,11 @@ class IncidentBook:
         to rules with `resolve.quiet`, the `duplicates` reason once per update; a store
         then rewrites a big incident once per update, not once per batch of re-sends
         (the Redis load test in bench/README.md)."""
-        incidents, live = self.state.incidents, self.ctx.live
+        incidents, live, idle = self.state.incidents, self.ctx.live, self.ctx.idle_duplicates
         stale = False
         for key in tracked.incidents:
+            if key in idle:
+                continue
             inc = incidents.get(key)
             if inc is None or inc.status != "open":
                 stale = True
@@ -242,6 +244,9 @@ class IncidentBook:
             if live[inc.rule].quiet is not None:
                 inc.last_activity = self.state.clock
                 self.ctx.changes.incidents.add(key)
+            elif "duplicates" in inc.dirty:
+                idle.add(key)
+                continue
             if "duplicates" not in inc.dirty:
                 self.touch(inc, "duplicates")
         if stale:
@@ -283,6 +288,7 @@ class IncidentBook:
             return
         changes = self.ctx.changes
         changes.incidents.add(inc.key)
+        self.ctx.idle_duplicates.discard(inc.key)
         inc.status = "resolved"
         inc.resolved_at = at
         self.log(inc, at, "resolved", why)
