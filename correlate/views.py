@@ -80,7 +80,7 @@ def narrowed_common(
     for t in alerts[n:]:
         if not common:
             break
-        labels = dict(zip(t.kind.labels, t.values, strict=True))
+        labels = t.labels
         common = {k: v for k, v in common.items() if labels.get(k) == v}
     return common
 

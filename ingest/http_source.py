@@ -225,12 +225,7 @@ class HttpSource:
         finally:
             if ticket is not None:
                 ticket.release()
-        firing = sum(1 for a in alerts if a.status == "firing")
-        firing_count, resolved_count = m.received(source)
-        if firing:
-            firing_count.inc(firing)
-        if len(alerts) - firing:
-            resolved_count.inc(len(alerts) - firing)
+        m.count_received(source, alerts)
         return web.Response(body=b"{}", content_type="application/json")
 
     async def _reject(

@@ -174,12 +174,7 @@ class KafkaSource:
                     headers=[("error", err.message.encode()[:500])],
                 )
             return []
-        firing = sum(1 for a in alerts if a.status == "firing")
-        firing_count, resolved_count = self._metrics.received(self.name)
-        if firing:
-            firing_count.inc(firing)
-        if len(alerts) - firing:
-            resolved_count.inc(len(alerts) - firing)
+        self._metrics.count_received(self.name, alerts)
         return alerts
 
     async def _submit_until_taken(

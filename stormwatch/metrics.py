@@ -8,10 +8,12 @@ from a fingerprint or an incident key. Known label combinations are created up f
 from __future__ import annotations
 
 import platform
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+from stormwatch.wire import Alert
 
 __all__ = [
     "BREAKER_STATES",
@@ -240,9 +242,10 @@ class Metrics:
         for status in ("500", "503"):
             self.http_server_errors.labels(status)
 
-    def received(self, source: str) -> tuple[Any, Any]:
-        """A source's (firing, resolved) counters of `alerts_received`, found once:
-        `labels()` takes a lock and builds its key on every call, twice a request."""
+    def count_received(self, source: str, alerts: Sequence[Alert]) -> None:
+        """Count a batch taken in from `source` in `alerts_received`, by status. The
+        source's two series are found once: `labels()` takes a lock and builds its key
+        on every call, twice a request."""
         pair = self._received.get(source)
         if pair is None:
             series = self.alerts_received
@@ -250,7 +253,11 @@ class Metrics:
                 series.labels(source, "firing"),
                 series.labels(source, "resolved"),
             )
-        return pair
+        firing = sum(1 for a in alerts if a.status == "firing")
+        if firing:
+            pair[0].inc(firing)
+        if len(alerts) - firing:
+            pair[1].inc(len(alerts) - firing)
 
     def init_source(self, source: str) -> None:
         """Create a source's series at zero."""
