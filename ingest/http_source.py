@@ -225,7 +225,7 @@ class HttpSource:
         finally:
             if ticket is not None:
                 ticket.release()
-        m.count_received(source, alerts)
+        m.count_received(source, [a.status for a in alerts])
         return web.Response(body=b"{}", content_type="application/json")
 
     async def _reject(

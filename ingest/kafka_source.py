@@ -174,7 +174,7 @@ class KafkaSource:
                     headers=[("error", err.message.encode()[:500])],
                 )
             return []
-        self._metrics.count_received(self.name, alerts)
+        self._metrics.count_received(self.name, [a.status for a in alerts])
         return alerts
 
     async def _submit_until_taken(

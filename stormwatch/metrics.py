@@ -13,8 +13,6 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
-from stormwatch.wire import Alert
-
 __all__ = [
     "BREAKER_STATES",
     "DEAD_LETTER_REASONS",
@@ -242,10 +240,10 @@ class Metrics:
         for status in ("500", "503"):
             self.http_server_errors.labels(status)
 
-    def count_received(self, source: str, alerts: Sequence[Alert]) -> None:
-        """Count a batch taken in from `source` in `alerts_received`, by status. The
-        source's two series are found once: `labels()` takes a lock and builds its key
-        on every call, twice a request."""
+    def count_received(self, source: str, statuses: Sequence[str]) -> None:
+        """Count a batch taken in from `source` (its alerts' statuses) in
+        `alerts_received`. The source's two series are found once: `labels()` takes a
+        lock and builds its key on every call, twice a request."""
         pair = self._received.get(source)
         if pair is None:
             series = self.alerts_received
@@ -253,11 +251,11 @@ class Metrics:
                 series.labels(source, "firing"),
                 series.labels(source, "resolved"),
             )
-        firing = sum(1 for a in alerts if a.status == "firing")
+        firing = statuses.count("firing")
         if firing:
             pair[0].inc(firing)
-        if len(alerts) - firing:
-            pair[1].inc(len(alerts) - firing)
+        if len(statuses) - firing:
+            pair[1].inc(len(statuses) - firing)
 
     def init_source(self, source: str) -> None:
         """Create a source's series at zero."""
