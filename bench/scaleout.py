@@ -386,7 +386,9 @@ async def scaleout(
             if killed_at is None and done >= total / 3:
                 procs[1].send_signal(signal.SIGKILL)
                 killed_at = done
-            elif killed_at is not None and done >= 2 * total / 3:
+            elif killed_at is not None and done >= 2 * total / 3 and done > killed_at:
+                # Past the kill, too: fast correlators can pass both thresholds between
+                # two looks, and a join at the kill's own point would be no late join.
                 shared.start(shared.config(bootstrap, redis_url, topic, hook, 3))
                 joined_at = done
             if time.monotonic() - started > limit:
