@@ -1,8 +1,15 @@
-"""`RedisStore`: a shard's state in Redis hashes, one MULTI/EXEC per batch.
+"""`RedisStore`: a shard's state in Redis hashes, one round trip per batch.
 
-Each batch's `StateDelta` becomes HSETs and HDELs on the shard's hashes (keys.py) in one
-transaction, so Redis holds either all of a batch or none of it. Load reads the hashes
-back into a `State`. Values are msgspec JSON.
+Each batch's `StateDelta` becomes HSETs and HDELs on the shard's hashes (keys.py), sent
+as one MessagePack list of commands to a Lua script (`_COMMIT`) that checks the writer
+mark and the fence and then runs them: one round trip and one atomic step, where a
+WATCH, an HGET and a MULTI/EXEC took three (bench/README.md, "One round trip a
+commit"). The script writes meta, with the new writer mark, last, so a commit that
+fails half way (an out-of-memory refusal) leaves our previous mark in place; the retry
+is that delta merged with later ones, a superset, and every write in it is idempotent.
+A full write (rare: the first save, or after a reset) replaces the shard in one
+MULTI/EXEC instead: it can hold every alert of the shard, more than a script should
+carry. Load reads the hashes back into a `State`. Values are msgspec JSON.
 
 **Writer mark.** A delta is only right on top of what this process saved last. Every
 commit writes `writer` = "<run id>:<commit number>" into the shard's meta, and a delta
@@ -15,8 +22,9 @@ shard adopts the mark it finds, so a replica that takes a shard over (or a resta
 process) goes on with deltas on top of what it loaded.
 
 **Fence.** With a `ShardFence` (partitioned mode, correlate/store/fence.py) the same
-transaction also WATCHes the shard's owner and stores the partition's next offset; a
-commit by a replica that no longer owns the shard raises `Fenced` and writes nothing.
+atomic step also checks the shard's owner (the script reads it; a full write WATCHes
+it) and stores the partition's next offset; a commit by a replica that no longer owns
+the shard raises `Fenced` and writes nothing.
 
 Every Redis or socket error is raised as `StoreUnavailable`.
 """
@@ -28,6 +36,7 @@ from typing import Any
 
 import msgspec
 import redis.asyncio as aioredis
+from redis.commands.core import AsyncScript
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError, ResponseError, WatchError
 
@@ -48,6 +57,34 @@ _rule = msgspec.json.Decoder(RuleMeta)
 _incident = msgspec.json.Decoder(IncidentState)
 _silences = msgspec.json.Decoder(list[Silence])
 _SEP = "\x1e"
+_pack = msgspec.msgpack.Encoder()
+_CHUNK = 1000
+"""Fields per HSET or HDEL in the script: Lua's `unpack` takes at most 8000 values."""
+
+# KEYS: meta, owner, then the keys the commands name by index. ARGV[1]: MessagePack
+# (strings only: Redis's cmsgpack knows no bin type) of
+# [marks a delta may go on top of, whether an absent mark is one, fence token or "",
+#  commands as [name, key index, args...]]. Returns 1, -1 (not as we saved it: nothing
+# written) or -2 (fenced: nothing written).
+_COMMIT = """
+local p = cmsgpack.unpack(ARGV[1])
+if p[3] ~= '' and redis.call('HGET', KEYS[2], 'token') ~= p[3] then
+  return -2
+end
+local found = redis.call('HGET', KEYS[1], 'writer')
+local ok = (not found) and p[2]
+if found then
+  for _, m in ipairs(p[1]) do
+    if m == found then ok = true break end
+  end
+end
+if not ok then return -1 end
+for _, c in ipairs(p[4]) do
+  c[2] = KEYS[c[2]]
+  redis.call(unpack(c))
+end
+return 1
+"""
 
 
 def _write(pipe: Any, key: str, values: dict[str, Any], encode: bool = True) -> None:
@@ -57,6 +94,68 @@ def _write(pipe: Any, key: str, values: dict[str, Any], encode: bool = True) -> 
         pipe.hset(key, mapping=sets)
     if dels:
         pipe.hdel(key, *dels)
+
+
+def _meta(delta: StateDelta, mark: bytes) -> dict[Any, Any]:
+    meta: dict[Any, Any] = {
+        "version": str(STATE_VERSION),
+        "clock": repr(delta.clock),
+        "watermark": repr(delta.watermark),
+        "last_gc": repr(delta.last_gc),
+        "writer": mark,
+    }
+    if delta.silences is not None:
+        meta["silences"] = _enc.encode(delta.silences)
+    return meta
+
+
+def _hash_ops(
+    ops: list[list[Any]], index: int, values: dict[str, Any], encode: bool = True
+) -> None:
+    sets: list[Any] = []
+    dels = []
+    for k, v in values.items():
+        if v is None:
+            dels.append(k)
+        else:
+            sets.append(k)
+            sets.append(_enc.encode(v).decode() if encode else v)
+    for i in range(0, len(sets), 2 * _CHUNK):
+        ops.append(["HSET", index, *sets[i : i + 2 * _CHUNK]])
+    for i in range(0, len(dels), _CHUNK):
+        ops.append(["HDEL", index, *dels[i : i + _CHUNK]])
+
+
+def _delta_ops(
+    keys: ShardKeys,
+    delta: StateDelta,
+    mark: bytes,
+    outbox: dict[str, list[bytes]] | None,
+    fence: ShardFence | None,
+) -> tuple[list[str], list[list[Any]]]:
+    """The script's KEYS and commands for one delta; meta, with the new mark, last."""
+    names = [keys.meta, keys.owner, keys.tracked, keys.beats, keys.windows, keys.rules]
+    names += [keys.incidents, keys.open, keys.offset]
+    ops: list[list[Any]] = []
+    for key, values in (outbox or {}).items():
+        names.append(key)
+        for i in range(0, len(values), _CHUNK):
+            ops.append(["RPUSH", len(names), *[v.decode() for v in values[i : i + _CHUNK]]])
+    if fence is not None and fence.next_offset is not None:
+        ops.append(["SET", 9, str(fence.next_offset)])
+    _hash_ops(ops, 3, delta.tracked)
+    fps = list(delta.tracked)  # a whole entry supersedes the alert's heartbeat
+    for i in range(0, len(fps), _CHUNK):
+        ops.append(["HDEL", 4, *fps[i : i + _CHUNK]])
+    _hash_ops(ops, 4, {fp: _enc.encode(b).decode() for fp, b in delta.beats.items()}, encode=False)
+    _hash_ops(ops, 5, delta.windows)
+    _hash_ops(ops, 6, delta.rules)
+    _hash_ops(ops, 7, delta.incidents)
+    _hash_ops(ops, 8, delta.open, encode=False)
+    meta = [x for kv in _meta(delta, mark).items() for x in kv]
+    meta = [x.decode() if isinstance(x, bytes) else x for x in meta]
+    ops.append(["HSET", 1, *meta])
+    return names, ops
 
 
 class RedisStore:
@@ -74,7 +173,8 @@ class RedisStore:
         self._marks: dict[str, bytes | None] = {}
         """Per shard: the writer mark of the last write we made or loaded."""
         self._in_doubt: dict[str, set[bytes]] = {}
-        """Per shard: marks of commits whose EXEC was sent but whose answer was lost."""
+        """Per shard: marks of commits that were sent but whose answer was lost."""
+        self._script: AsyncScript | None = None
 
     @property
     def client(self) -> aioredis.Redis:
@@ -115,50 +215,28 @@ class RedisStore:
         keys = ShardKeys(self.prefix, shard)
         self._commits += 1
         mark = f"{self._run}:{self._commits}".encode()
-        sent = False
+        # In doubt from the moment anything is sent; a mark that never landed is
+        # harmless there, as no shard can ever hold it.
+        sent = True
         try:
-            async with self._client.pipeline(transaction=True) as pipe:
-                if not delta.full:
-                    await pipe.watch(keys.meta)
-                    found = await pipe.hget(keys.meta, "writer")
-                    if found != self._marks.get(shard) and found not in self._in_doubt.get(
-                        shard, ()
-                    ):
-                        await pipe.unwatch()  # type: ignore[no-untyped-call]
-                        msg = f"shard {shard} in Redis at {self.url} is not as we saved it"
-                        raise StoreReset(msg, retry_after_s=0)
-                if fence is not None:
-                    await fence.guard(pipe)  # WATCHes the owner too, then opens the MULTI
-                elif not delta.full:
-                    pipe.multi()  # type: ignore[no-untyped-call]
-                for key, values in (outbox or {}).items():
-                    if values:
-                        pipe.rpush(key, *values)
-                if delta.full:
-                    pipe.delete(*keys.all())
-                meta: dict[Any, Any] = {
-                    "version": str(STATE_VERSION),
-                    "clock": repr(delta.clock),
-                    "watermark": repr(delta.watermark),
-                    "last_gc": repr(delta.last_gc),
-                    "writer": mark,
-                }
-                if delta.silences is not None:
-                    meta["silences"] = _enc.encode(delta.silences)
-                pipe.hset(keys.meta, mapping=meta)
-                _write(pipe, keys.tracked, delta.tracked)
-                if delta.tracked and not delta.full:
-                    pipe.hdel(keys.beats, *delta.tracked)  # the whole entry supersedes them
-                if delta.beats:
-                    pipe.hset(
-                        keys.beats, mapping={fp: _enc.encode(b) for fp, b in delta.beats.items()}
-                    )
-                _write(pipe, keys.windows, delta.windows)
-                _write(pipe, keys.rules, delta.rules)
-                _write(pipe, keys.incidents, delta.incidents)
-                _write(pipe, keys.open, delta.open, encode=False)
-                sent = True
-                await pipe.execute()
+            if delta.full:
+                await self._write_whole(keys, delta, outbox, fence, mark)
+            else:
+                script = self._script
+                if script is None:
+                    script = self._script = self._client.register_script(_COMMIT)
+                known = self._marks.get(shard)
+                allowed = [*self._in_doubt.get(shard, ()), *([known] if known else [])]
+                names, ops = _delta_ops(keys, delta, mark, outbox, fence)
+                token = fence.token if fence is not None else ""
+                marks = [m.decode() for m in allowed]
+                payload = _pack.encode([marks, known is None, token, ops])
+                answer = await script(keys=names, args=[payload])
+                if answer == -2:
+                    raise Fenced(f"shard {shard} was claimed by another replica")
+                if answer == -1:
+                    msg = f"shard {shard} in Redis at {self.url} is not as we saved it"
+                    raise StoreReset(msg, retry_after_s=0)
         except WatchError as err:
             lost = err.__context__
             if isinstance(lost, (RedisError, OSError)):  # the connection died mid-WATCH
@@ -168,14 +246,13 @@ class RedisStore:
                 raise StoreUnavailable(msg) from lost
             if fence is not None and not await fence.owned():
                 raise Fenced(f"shard {shard} was claimed by another replica") from err
-            # Meta changed between the check and the write: someone else wrote it.
             msg = f"shard {shard} in Redis at {self.url} changed under the commit"
             raise StoreReset(msg, retry_after_s=0) from err
         except (RedisError, OSError) as err:
             if sent and not isinstance(err, ResponseError):
-                # The answer was lost, not the transaction refused: it may have landed
-                # (Redis stopping after EXEC; a watched pipeline reports that as a
-                # WatchError, above). The caller retries this delta merged with what
+                # The answer was lost, not the commit refused: it may have landed
+                # (Redis stopping after running it; a watched pipeline reports that as
+                # a WatchError, above). The caller retries this delta merged with what
                 # came after, a superset of it, so a later delta may go on top of this
                 # mark as well as on top of the last one we know landed.
                 self._in_doubt.setdefault(shard, set()).add(mark)
@@ -183,6 +260,32 @@ class RedisStore:
             raise StoreUnavailable(msg) from err
         self._marks[shard] = mark
         self._in_doubt.pop(shard, None)
+
+    async def _write_whole(
+        self,
+        keys: ShardKeys,
+        delta: StateDelta,
+        outbox: dict[str, list[bytes]] | None,
+        fence: ShardFence | None,
+        mark: bytes,
+    ) -> None:
+        """Replace the shard with a full delta in one MULTI/EXEC (no mark to check)."""
+        async with self._client.pipeline(transaction=True) as pipe:
+            if fence is not None:
+                await fence.guard(pipe)  # WATCHes the owner too, then opens the MULTI
+            for key, values in (outbox or {}).items():
+                if values:
+                    pipe.rpush(key, *values)
+            pipe.delete(*keys.all())
+            pipe.hset(keys.meta, mapping=_meta(delta, mark))
+            _write(pipe, keys.tracked, delta.tracked)
+            if delta.beats:
+                pipe.hset(keys.beats, mapping={fp: _enc.encode(b) for fp, b in delta.beats.items()})
+            _write(pipe, keys.windows, delta.windows)
+            _write(pipe, keys.rules, delta.rules)
+            _write(pipe, keys.incidents, delta.incidents)
+            _write(pipe, keys.open, delta.open, encode=False)
+            await pipe.execute()
 
     async def load(self, shard: str) -> State | None:
         keys = ShardKeys(self.prefix, shard)

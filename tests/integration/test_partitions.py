@@ -57,7 +57,8 @@ async def test_a_later_claim_fences_the_earlier_owner_and_a_stale_claim_is_refus
 
 
 class _ClaimedMidCommit(ShardFence):
-    """Lets a rival claim the shard after the owner check and before EXEC."""
+    """Lets a rival claim the shard after the owner check and before EXEC (a whole
+    write's MULTI/EXEC; a delta's script checks and writes in one atomic step)."""
 
     rival: ShardFence
 
@@ -66,7 +67,7 @@ class _ClaimedMidCommit(ShardFence):
         await self.rival.claim()
 
 
-async def test_a_claim_between_the_owner_check_and_exec_aborts_the_commit(
+async def test_a_claim_between_the_owner_check_and_exec_aborts_a_whole_write(
     redis_url: str, redis_prefix: str
 ) -> None:
     store = RedisStore(redis_url, prefix=redis_prefix)
@@ -75,8 +76,9 @@ async def test_a_claim_between_the_owner_check_and_exec_aborts_the_commit(
     owner.rival = ShardFence(rival_client, redis_prefix, "t.1", group="g", generation=2)
     await owner.claim()
     owner.next_offset = 7
+    whole = StateDelta(full=True, clock=5.0, watermark=5.0, last_gc=0.0)
     with pytest.raises(Fenced):
-        await store.commit("t.1", _delta(5.0), fence=owner)
+        await store.commit("t.1", whole, fence=owner)
     assert await owner.stored_offset() is None
     assert not await store.client.exists(ShardKeys(redis_prefix, "t.1").meta)
     await rival_client.aclose()

@@ -126,10 +126,12 @@ async def test_a_delta_is_refused_on_a_shard_that_is_not_as_we_saved_it(
     await raw.hset(f"{redis_prefix}:0:meta", "writer", b"older")
     eng.process([alert("C", t=3.0)], 3.0)
     delta = eng.take_delta()
+    inbox = f"{redis_prefix}:outbox:test"
     with pytest.raises(StoreReset):
-        await store.commit("0", delta)
+        await store.commit("0", delta, {inbox: [b'{"event": "opened"}']})
     loaded = await store.load("0")
     assert loaded is not None and len(loaded.tracked) == 2  # nothing of it was written
+    assert not await raw.exists(inbox)  # nor the outbox entries that came with it
     await raw.aclose()
     await store.close()
 
