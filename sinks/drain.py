@@ -168,7 +168,13 @@ class OutboxDrain:
         # write-ahead in one write, no ref read again after a delivery.
         todo: list[tuple[Pending, RemoteRef | None, int]] = []
         done: list[tuple[str, int]] = []
+        marks: dict[str, RemoteRef] | None = None
         if self._refs_alone:
+            # ...and its refs written for the round in one write, before the slots are
+            # dropped: a drain that dies between a delivery and that write sends the
+            # round's events again under the same Idempotency-Key (key:sequence), as
+            # it does its in-flight event; a file sink skips them by its file's tail.
+            marks = {}
             ahead: list[tuple[Pending, int]] = []
             refs = await self.refs.get_many([slot.key for slot in slots])
             for slot, ref in zip(slots, refs, strict=True):
@@ -187,20 +193,30 @@ class OutboxDrain:
             todo = [(slot, None, len(slot.events)) for slot in slots]
         try:
             for slot, known, held in todo:
-                left = await self._deliver(slot, known, held)
+                left = await self._deliver(slot, known, held, marks)
                 if left is not None:
                     done.append((slot.key, left))
                 if self._blocked_until(self._clock()) is not None:
                     break
         finally:
+            if marks:
+                await self.refs.put_many(marks)
             await self.outbox.settle(self.name, [], done)
 
-    async def _deliver(self, slot: Pending, ref: RemoteRef | None, held: int) -> int | None:
+    async def _deliver(
+        self,
+        slot: Pending,
+        ref: RemoteRef | None,
+        held: int,
+        marks: dict[str, RemoteRef] | None = None,
+    ) -> int | None:
         """Deliver a slot's events in order. `ref`: the sink's ref, when only this drain
         writes it (else it is read here, and again after each delivery, since the sink
         may have written it). `held`: the events the stored slot holds (only this drain
-        writes it). Returns what the stored slot holds once every event is delivered,
-        None if it failed (the slot is saved for a retry, or dead-lettered)."""
+        writes it). `marks`: where the refs go after each delivery, for the caller to
+        write, instead of one write each. Returns what the stored slot holds once every
+        event is delivered, None if it failed (the slot is saved for a retry, or
+        dead-lettered)."""
         key, m = slot.key, self._metrics
         reread = ref is None
         known = ref if ref is not None else await self.refs.get(key)
@@ -244,7 +260,10 @@ class OutboxDrain:
             done: dict[str, object] = {"sequence": event.sequence}
             if event.event == "resolved" and known.state != "resolved":
                 done["state"] = "resolved"
-            known = await self.refs.mark(key, known, **done)
+            if marks is None:
+                known = await self.refs.mark(key, known, **done)
+            else:
+                known = marks[key] = self.refs.marked(known, **done)
             events.pop(0)
         return held
 

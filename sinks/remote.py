@@ -50,6 +50,7 @@ class RemoteStore(Protocol):
     async def get(self, sink: str, key: str) -> RemoteRef | None: ...
     async def get_many(self, sink: str, keys: list[str]) -> list[RemoteRef | None]: ...
     async def put(self, sink: str, key: str, ref: RemoteRef) -> None: ...
+    async def put_many(self, sink: str, refs: dict[str, RemoteRef]) -> None: ...
 
 
 _dec = msgspec.json.Decoder(RemoteRef)
@@ -89,6 +90,10 @@ class MemoryRemoteStore:
             for k in [k for k, (until, _) in self._refs.items() if until < now]:
                 del self._refs[k]
 
+    async def put_many(self, sink: str, refs: dict[str, RemoteRef]) -> None:
+        for key, ref in refs.items():
+            await self.put(sink, key, ref)
+
 
 class RedisRemoteStore:
     def __init__(self, client: aioredis.Redis, *, prefix: str = "stormwatch") -> None:
@@ -109,9 +114,17 @@ class RedisRemoteStore:
 
     @translated
     async def put(self, sink: str, key: str, ref: RemoteRef) -> None:
-        await self._client.set(
-            remote_key(self.prefix, sink, key), _enc.encode(ref), ex=REMOTE_TTL_S
-        )
+        await self._client.set(remote_key(self.prefix, sink, key), _enc.encode(ref), ex=ttl_of(ref))
+
+    @translated
+    async def put_many(self, sink: str, refs: dict[str, RemoteRef]) -> None:
+        """Every ref in one round trip (a drain's round, for a sink that keeps none)."""
+        if not refs:
+            return
+        async with self._client.pipeline(transaction=False) as pipe:
+            for key, ref in refs.items():
+                pipe.set(remote_key(self.prefix, sink, key), _enc.encode(ref), ex=ttl_of(ref))
+            await pipe.execute()
 
 
 class Refs:
@@ -132,10 +145,18 @@ class Refs:
     async def put(self, key: str, ref: RemoteRef) -> None:
         await self.store.put(self.sink, key, ref)
 
+    async def put_many(self, refs: dict[str, RemoteRef]) -> None:
+        await self.store.put_many(self.sink, refs)
+
     async def mark(self, key: str, ref: RemoteRef, **changes: object) -> RemoteRef:
         """Change fields (stamping `since` when `state` or `pending` change) and save."""
-        if "state" in changes or "pending" in changes:
-            changes.setdefault("since", time.time())
-        new = msgspec.structs.replace(ref, **changes)
+        new = self.marked(ref, **changes)
         await self.put(key, new)
         return new
+
+    @staticmethod
+    def marked(ref: RemoteRef, **changes: object) -> RemoteRef:
+        """`ref` with fields changed, `since` stamped when `state` or `pending` change."""
+        if "state" in changes or "pending" in changes:
+            changes.setdefault("since", time.time())
+        return msgspec.structs.replace(ref, **changes)

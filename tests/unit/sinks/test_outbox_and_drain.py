@@ -233,3 +233,33 @@ async def test_a_delivered_slot_leaves_nothing_counted_in_the_outbox() -> None:
     await run_until(drain, clock, clock.now + 1)
     assert sorted(sink.got) == [("inc-1", "opened", 1), ("inc-2", "updated", 2)]
     assert await box.stats("s") == (0, 0, None)
+
+
+class RefsAlone(Scripted):
+    """A sink that keeps no refs (as file, webhook and kafka): the drain writes them,
+    once a round; `refuse` fails that incident's first delivery."""
+
+    keeps_refs = False
+    refuse = "inc-b"
+
+    async def deliver(self, event: IncidentEvent) -> Receipt:
+        if event.incident.key == self.refuse:
+            self.refuse = ""
+            raise RetryableSinkError("webhook: HTTP 503", sink="s", status=503)
+        return await super().deliver(event)
+
+
+async def test_a_round_marks_what_it_delivered_even_when_one_of_its_slots_fails() -> None:
+    clock, sink = Clock(), RefsAlone()
+    drain, box, _ = drain_for(sink, clock)
+    await box.put("s", [incident_event("opened", 1, key=k) for k in ("inc-a", "inc-b", "inc-c")])
+    assert await drain.step() is False  # one round: inc-b failed, the others went
+    assert sorted(sink.got) == [("inc-a", "opened", 1), ("inc-c", "opened", 1)]
+    assert [(await drain.refs.get(k)).sequence for k in ("inc-a", "inc-b", "inc-c")] == [1, 0, 1]
+    await box.put("s", [incident_event("updated", 1, key="inc-a")])  # a redelivery
+    await run_until(drain, clock, clock.now + 5)
+    assert sorted(sink.got) == [
+        ("inc-a", "opened", 1),
+        ("inc-b", "opened", 1),
+        ("inc-c", "opened", 1),
+    ]
