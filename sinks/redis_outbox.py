@@ -8,6 +8,13 @@ MULTI/EXEC with the LTRIM that takes it off the inbox: a crash between the two l
 the events in the inbox, to be absorbed again (folding is idempotent: a repeated
 sequence changes nothing). Keys: sinks/keys.py. Redis errors are raised as
 `StoreUnavailable` (sinks/redis_errors.py).
+
+**Slot cache.** Since the drain is the only writer of its sink's slots, the outbox keeps
+each slot it wrote or read, decoded, and reads Redis only for the others: a round no
+longer fetches and decodes again the slots its absorb just wrote (two decodes of every
+event, where one is left; bench/README.md, "The drain"). A write that fails, or whose
+answer is lost, empties the sink's cache, and a new owner of a shard starts with an
+empty one (`Delivery.for_shard`), so the cache never holds what Redis does not.
 """
 
 from __future__ import annotations
@@ -31,6 +38,8 @@ _entry = msgspec.json.Decoder(OutboxEntry)
 _pending = msgspec.json.Decoder(Pending)
 _dead = msgspec.json.Decoder(DeadLetter)
 _enc = msgspec.json.Encoder()
+CACHE_LIMIT = 20_000
+"""Slots cached per sink; the least recently written go first, and are read back."""
 
 
 class OutboxFence(Protocol):
@@ -59,6 +68,7 @@ class RedisOutbox:
         self.dead_letter_capacity = dead_letter_capacity
         self.dropped: dict[str, int] = {}
         self._keys: dict[str, SinkKeys] = {}
+        self._cache: dict[str, dict[str, Pending]] = {}
 
     @property
     def client(self) -> aioredis.Redis:
@@ -88,12 +98,29 @@ class RedisOutbox:
     ) -> None:
         into.setdefault(self.inbox_key(sink), []).extend(self.encode(e) for e in events)
 
+    def _remember(self, sink: str, slots: dict[str, Pending], gone: list[str]) -> None:
+        cache = self._cache.setdefault(sink, {})
+        for key in gone:
+            cache.pop(key, None)
+        for key, slot in slots.items():
+            cache.pop(key, None)  # re-inserted last: the dict is in write order
+            cache[key] = slot
+        while len(cache) > CACHE_LIMIT:
+            del cache[next(iter(cache))]
+
     @translated
     async def _slots(self, sink: str, keys: list[str]) -> dict[str, Pending]:
+        """The stored slots of `keys` that exist, in the order of `keys`."""
         if not keys:
             return {}
-        raw = await self._client.hmget(self.keys(sink).pending, keys)
-        return {k: _pending.decode(v) for k, v in zip(keys, raw, strict=True) if v is not None}
+        cache = self._cache.get(sink, {})
+        missing = [k for k in keys if k not in cache]
+        if missing:
+            raw = await self._client.hmget(self.keys(sink).pending, missing)
+            read = {k: _pending.decode(v) for k, v in zip(missing, raw, strict=True) if v}
+            self._remember(sink, read, [])
+            cache = self._cache[sink]
+        return {k: cache[k] for k in keys if k in cache}
 
     @translated
     async def _write(
@@ -133,7 +160,12 @@ class RedisOutbox:
             if dead:
                 pipe.rpush(k.dead, *dead)
                 pipe.ltrim(k.dead, -self.dead_letter_capacity, -1)
-            await pipe.execute()
+            try:
+                await pipe.execute()
+            except BaseException:
+                self._cache.pop(sink, None)  # it may or may not have landed
+                raise
+        self._remember(sink, slots, gone or [])
 
     @translated
     async def absorb(self, sink: str, now: float, limit: int = 1000) -> tuple[int, int]:
@@ -158,7 +190,8 @@ class RedisOutbox:
         slots = await self._slots(
             sink, [k.decode() if isinstance(k, bytes) else str(k) for k in keys]
         )
-        return list(slots.values())
+        # Copies, as the memory outbox gives: a caller may change one before saving it.
+        return [msgspec.structs.replace(slot) for slot in slots.values()]
 
     @translated
     async def next_due(self, sink: str) -> float | None:

@@ -238,3 +238,32 @@ async def test_a_drain_killed_before_its_round_ends_sends_nothing_twice_after(
         pass
     assert sorted(cut.got + rest.got) == [(f"inc-{i}", 2) for i in range(4)]
     assert await box.stats("s") == (0, 0, None)
+
+
+async def test_a_write_that_fails_half_way_leaves_no_cached_slot_unlike_redis(
+    redis_url: str, redis_prefix: str
+) -> None:
+    """MULTI/EXEC does not roll back: a command that fails leaves the others applied.
+    The Redis outbox caches the slots it writes, so after such a write it must read
+    them from Redis again rather than serve what it meant to write."""
+    import redis.asyncio as aioredis
+
+    from sinks.keys import SinkKeys
+    from stormwatch.errors import StoreUnavailable
+
+    client = aioredis.from_url(redis_url)
+    box = RedisOutbox(client, prefix=redis_prefix)
+    await box.put("s", [incident_event("opened", 1, key="inc-a")])
+    await box.absorb("s", 1.0)
+    age = SinkKeys(redis_prefix, "s", None).age
+    await client.delete(age)
+    await client.set(age, "not a sorted set")  # the next ZADD on it fails
+    await box.put("s", [incident_event("updated", 2, key="inc-a")])
+    with pytest.raises(StoreUnavailable):
+        await box.absorb("s", 2.0)  # its HSET of the folded slot landed, its ZADD not
+    await client.delete(age)
+    other = RedisOutbox(client, prefix=redis_prefix)  # no cache: what Redis holds
+    slot = await box.slot("s", "inc-a")
+    assert slot is not None and slot == await other.slot("s", "inc-a")
+    assert [e.sequence for e in slot.events] == [2]
+    await client.aclose()
