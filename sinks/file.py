@@ -5,7 +5,8 @@ The line is the `IncidentEvent` itself: `{"event", "at", "reason", "sequence",
 no line that was acknowledged.
 
 A crash can also come after a line is written and before the outbox hears of it; the
-drain then delivers that event again after the restart. So on opening the file the sink
+drain then delivers that event again after the restart (every event of the drain's
+round: it marks a round's deliveries in one write, sinks/drain.py). So on opening the file the sink
 reads its tail (`TAIL_BYTES`) and skips any event whose incident already has a line of
 that sequence or a later one (what the drain would skip had it heard). A torn last line
 (the crash came mid-write) is cut off: its event is delivered again, whole. The same
@@ -45,9 +46,10 @@ class FileSinkConfig(
 
 
 _encoder = msgspec.json.Encoder()
-TAIL_BYTES = 1 << 20
-"""How much of an existing file is read on start: far more than the one line per crash
-a drain can have written unacknowledged (it delivers one event at a time)."""
+TAIL_BYTES = 8 << 20
+"""How much of an existing file is read on start: more than the lines a crash can leave
+written and unacknowledged, one round of the drain (50 incidents, a few KiB each; an
+incident of 100 alerts is about 45 KiB)."""
 RECENT = 100_000
 """Incidents whose last written sequence is remembered (a few MiB); a repeat comes
 within seconds of its first delivery, long before this many others are written."""
