@@ -4,7 +4,7 @@
 submit(alerts) ──► stamp ──► queue (bounded) ──► correlator: engine.process(batch, now)
    │ full: Overloaded -> 429                        │  tick(now) when the queue is empty
    │ (requests, and alerts: `max_queued_alerts`)    │
-   │                                                └─► commit(events, engine.take_delta())
+   │                                                └─► commit(events, delta), a task:
    └── returns once its batch is processed and committed      state + outbox, together
 ```
 
@@ -24,22 +24,34 @@ archive of the stamped alerts replays to the same incidents (`ingest.archive`).
 empty at the moment `now` is read: a request stamped later has a later stamp than `now`,
 so no timer ever fires ahead of a record that arrived before it was due.
 
-**Store outages.** A commit that fails (`StoreUnavailable`) keeps its delta and events;
-the next commit retries them merged with whatever changed since (`delta.merge`), and
-nothing new is correlated before it succeeds, so the engine never runs more than one
-batch ahead of what is stored. While the store is down `submit` refuses at once (503
-over HTTP, a paused partition on Kafka) and the correlator retries once per tick, so
-the outage ends by itself; it is logged once when it starts (`store_unavailable`) and
-once when it ends (`store_recovered`, with its duration). A store that no longer holds
-what we saved (`StoreReset`: Redis restarted empty) gets the whole state at once.
+**Commits.** A batch's delta is taken as soon as it is correlated, and its commit runs
+as a task while the correlator takes the next batch (bench/README.md, "One round trip
+a commit": the daemon waited on Redis an eighth of the time). The next batch's commit
+starts only once that one is done, so commits are one at a time and in order, and each
+request is answered once its own batch is stored: an acknowledged batch survives.
+
+**Store outages.** A commit that fails (`StoreUnavailable`) keeps its delta and events
+and answers its senders with the error; the next commit retries them merged with
+whatever changed since (`delta.merge`), and nothing new is correlated before it
+succeeds, so the engine never runs more than two batches ahead of what is stored (the
+one whose commit failed and the one correlated meanwhile). While
+the store is down `submit` refuses at once (503 over HTTP, a paused partition on Kafka)
+and the correlator retries once per tick, so the outage ends by itself; it is logged
+once when it starts (`store_unavailable`) and once when it ends (`store_recovered`,
+with its duration). A store that no longer holds what we saved (`StoreReset`: Redis
+restarted empty) gets the whole state with the next commit, which carries the refused
+batch's events and answers its senders: the whole state is taken then, never while
+the batch after it is correlated and not committed, so no incident is stored without
+its events.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from itertools import chain
 from typing import Protocol
 
@@ -96,6 +108,15 @@ class _Request:
         self.done = done
 
 
+def _answer(requests: list[_Request], err: Exception | None) -> None:
+    for r in requests:
+        if not r.done.done():
+            if err is None:
+                r.done.set_result(None)
+            else:
+                r.done.set_exception(err)
+
+
 def _settle(waiter: asyncio.Future[None]) -> None:
     if not waiter.done():
         waiter.set_result(None)
@@ -132,6 +153,11 @@ class _Inbox:
 
     def get_nowait(self) -> _Request:
         return self._items.popleft()
+
+    def wake(self) -> None:
+        """End the correlator's wait now (a commit left work for the next step)."""
+        if self._waiter is not None:
+            _settle(self._waiter)
 
     async def wait(self, timeout: float) -> None:
         """Until a request is queued or `timeout` seconds have passed."""
@@ -170,6 +196,12 @@ class Pipeline:
         """Events of a batch whose commit failed: committed first, before anything new."""
         self._unsaved: StateDelta | None = None
         """The delta of that commit, merged into the next one."""
+        self._inflight: asyncio.Task[None] | None = None
+        """The last batch's commit, running while the next batch is correlated."""
+        self._carried: list[tuple[list[_Request], list[Alert]]] = []
+        """Requests (and their alerts, for the archive) of a commit the store refused as
+        a delta (StoreReset): answered by the next commit, which writes the whole state
+        with their events."""
         self.outage = StoreOutage()
         """The current store outage, logged once each way."""
         self._metrics = metrics
@@ -233,6 +265,10 @@ class Pipeline:
         """Process what is queued now (shutdown: stop accepting, then finish in-flight)."""
         while not self._queue.empty():
             await self._step(self._take(self._queue.get_nowait()))
+        async with self.lock:
+            await self._settle_inflight()
+            if self._carried:
+                await self._commit_events(self._backlog or [])
 
     def _take(self, first: _Request) -> list[_Request]:
         requests, n = [first], len(first.alerts)
@@ -263,12 +299,15 @@ class Pipeline:
 
     async def _step(self, requests: list[_Request]) -> None:
         self._metrics.queue_batches.set(self._queue.qsize())
+        started = time.perf_counter()
+        alerts: list[Alert] = []
+        unsent: list[IncidentEvent] | None = None  # this batch's, while no commit holds them
         try:
             async with self.lock:
-                started = time.perf_counter()
                 # A failed commit is retried before anything new is correlated, so the
-                # engine never runs more than one batch ahead of what is stored.
+                # engine never runs more than two batches ahead of what is stored.
                 if self._backlog is not None:
+                    await self._settle_inflight()
                     await self._commit_events(self._backlog)
                 events: list[IncidentEvent] = []
                 alerts = (
@@ -287,27 +326,95 @@ class Pipeline:
                     effects = self.engine.tick(now)
                     self._observe(effects)
                     events.extend(effects.events)
-                # Committed before any sender hears 200: an acknowledged batch survives.
-                await self._commit_events(events)
-                if self._archive is not None and alerts:
-                    self._archive.write(alerts)
-                if requests:
-                    self._metrics.batch_seconds.observe(time.perf_counter() - started)
+                # Correlated while the last batch's commit ran; committed after it, in
+                # order, and before any sender hears 200: an acknowledged batch survives.
+                unsent = events
+                await self._settle_inflight()
+                unsent = None
+                if self._backlog is not None:
+                    # That commit failed: this batch goes with it, now, as one.
+                    await self._commit_events([*self._backlog, *events])
+                else:
+                    delta = self.engine.take_delta(self._heartbeats)
+                    self._inflight = asyncio.create_task(
+                        self._commit_batch(events, delta, requests, alerts, started)
+                    )
+                    return
         except asyncio.CancelledError:
-            for r in requests:
-                if not r.done.done():
-                    r.done.set_exception(Overloaded("shutting down", retry_after_s=5))
+            if unsent:
+                # Stopped while waiting for the last commit: the changes stay in the
+                # engine for the next one (`save`), and so must these events.
+                self._backlog = [*(self._backlog or []), *unsent]
+            _answer(requests, Overloaded("shutting down", retry_after_s=5))
             raise
         except Exception as err:
             if not isinstance(err, StoreUnavailable):  # an outage is logged once, not per batch
                 log.exception("batch_failed", alerts=sum(len(r.alerts) for r in requests))
-            for r in requests:
-                if not r.done.done():
-                    r.done.set_exception(err)
+            _answer(requests, err)
             return
-        for r in requests:
-            if not r.done.done():
-                r.done.set_result(None)
+        self._done(requests, alerts, started)
+
+    async def _commit_batch(
+        self,
+        events: list[IncidentEvent],
+        delta: StateDelta,
+        requests: list[_Request],
+        alerts: list[Alert],
+        started: float,
+    ) -> None:
+        """One batch's commit, as a task: answers its requests once it is stored."""
+        try:
+            await self._commit(events, delta)
+        except StoreReset as err:
+            # Not written whole here: the next batch may be correlated already, and a
+            # whole state taken now would hold its changes without its events. The next
+            # commit (the next step's, or `drain`'s) writes the whole state with the
+            # events of both, and answers these requests.
+            log.warning("store_reset", error=str(err))
+            self.engine.changes.full = True
+            self._keep(delta, events)
+            self._carried.append((requests, alerts))
+            self._queue.wake()
+            return
+        except BaseException as err:
+            self._keep(delta, events)
+            if isinstance(err, StoreUnavailable):
+                self.outage.failed(err)
+            else:
+                log.exception("batch_failed", alerts=len(alerts))
+            _answer(requests, err if isinstance(err, Exception) else Overloaded("shutting down"))
+            if not isinstance(err, Exception):
+                raise
+            return
+        self.outage.ok()
+        self._done(requests, alerts, started)
+
+    def _keep(self, delta: StateDelta, events: list[IncidentEvent]) -> None:
+        """Keep a commit that did not land for the next one, ahead of anything kept
+        since (a step stopped while waiting for it keeps its events too)."""
+        self._unsaved = delta if self._unsaved is None else merge(delta, self._unsaved)
+        self._backlog = [*events, *(self._backlog or [])]
+
+    def _done(self, requests: list[_Request], alerts: list[Alert], started: float) -> None:
+        if self._archive is not None and alerts:
+            self._archive.write(alerts)
+        if requests:
+            self._metrics.batch_seconds.observe(time.perf_counter() - started)
+        _answer(requests, None)
+
+    @contextlib.asynccontextmanager
+    async def settled(self) -> AsyncIterator[None]:
+        """The lock, with the last batch's commit done: the store holds what the engine
+        holds (a query comparing the two, a test)."""
+        async with self.lock:
+            await self._settle_inflight()
+            yield
+
+    async def _settle_inflight(self) -> None:
+        """Wait for the last batch's commit (it answers its own requests)."""
+        task, self._inflight = self._inflight, None
+        if task is not None:
+            await asyncio.shield(task)
 
     def update_gauges(self) -> None:
         for rule, n in self.engine.open_by_rule().items():
@@ -319,6 +426,7 @@ class Pipeline:
         """Run an action on the engine (a silence, an acknowledgement) at the pipeline's
         clock, under the lock, and commit what it changed and emitted like a batch."""
         async with self.lock:
+            await self._settle_inflight()
             if self._backlog is not None:
                 await self._commit_events(self._backlog)
             effects = action(self.engine, self.stamp())
@@ -330,6 +438,7 @@ class Pipeline:
     async def save(self) -> None:
         """Commit what is left (shutdown, after the last batch)."""
         async with self.lock:
+            await self._settle_inflight()
             await self._commit_events(self._backlog or [])
 
     async def _commit_events(self, events: list[IncidentEvent]) -> None:
@@ -351,9 +460,17 @@ class Pipeline:
             self._unsaved, self._backlog = delta, events
             if isinstance(err, StoreUnavailable):
                 self.outage.failed(err)
+            carried, self._carried = self._carried, []
+            for requests, _ in carried:
+                _answer(requests, err if isinstance(err, Exception) else Overloaded("shutdown"))
             raise
         self._unsaved = self._backlog = None
         self.outage.ok()
+        carried, self._carried = self._carried, []
+        for requests, alerts in carried:
+            if self._archive is not None and alerts:
+                self._archive.write(alerts)
+            _answer(requests, None)
 
     def _observe(self, effects: Effects) -> None:
         m, c = self._metrics, effects.counts

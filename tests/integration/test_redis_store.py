@@ -127,7 +127,7 @@ async def test_redis_down_mid_run_is_503_until_a_retry_saves_what_failed(
             await asyncio.sleep(0.05)
         assert status == 200 and (await c.get("/readyz"))[0] == 200
         # Under the correlator's lock: no tick is between its engine step and its commit.
-        async with app.pipeline.lock:
+        async with app.pipeline.settled():
             loaded = await good.load("0")
             assert loaded is not None and _same_state(loaded, app.engine.state)
     await bad.close()

@@ -99,7 +99,7 @@ async def test_a_failed_commit_is_retried_as_its_delta_merged_not_the_whole_stat
             ]
             assert not retried.full and list(retried.tracked) == late
             # Under the correlator's lock: no tick is between its engine step and its commit.
-            async with app.pipeline.lock:
+            async with app.pipeline.settled():
                 loaded = await store.load("0")
                 assert loaded is not None and _same_state(loaded, app.engine.state)
     assert len(events(logs, "store_unavailable")) == 1
@@ -160,7 +160,7 @@ async def test_redis_restarted_under_a_running_daemon_loses_nothing(
                 assert (await c.get("/readyz"))[0] == 200
                 await c.opened(1)
                 # Under the correlator's lock: no tick is between its engine step and its commit.
-                async with app.pipeline.lock:
+                async with app.pipeline.settled():
                     store = RedisStore(server.url, prefix="outage")
                     loaded = await store.load("0")
                     await store.close()
