@@ -26,7 +26,7 @@ class SinkKeys:
         if shard is not None:
             prefix = f"{prefix}:{shard}"
         self.inbox = f"{prefix}:outbox:{sink}"
-        """List of OutboxEntry: appended in the batch's MULTI/EXEC, taken from the head by
+        """List of OutboxEntry: appended in the batch's commit, taken from the head by
         the sink's drain. No TTL: an entry leaves when absorbed into `pending`."""
         self.pending = f"{prefix}:outbox:{sink}:pending"
         """Hash incident key -> Pending. No TTL: a slot leaves when delivered or dead."""

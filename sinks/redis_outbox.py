@@ -1,6 +1,6 @@
 """`RedisOutbox`: each sink's inbox, pending slots and dead letters in Redis.
 
-The commit appends a batch's events to the sink's inbox list in the same MULTI/EXEC as
+The commit appends a batch's events to the sink's inbox list in the same atomic step as
 the batch's state (`inbox_key`), so after a crash Redis holds a batch's state and its
 incident events together or neither. The sink's drain, the only writer of everything
 else, folds the inbox's head into the `pending` hash and its two sorted sets in one

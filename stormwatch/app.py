@@ -187,7 +187,7 @@ class App:
     async def _commit(self, events: list[IncidentEvent], delta: StateDelta) -> None:
         """Store a batch's state and queue its events on every sink's outbox, together.
 
-        With Redis both go in one MULTI/EXEC; in memory the order is outbox, then state.
+        With Redis both go in one atomic step (correlate/store/redis.py); in memory the order is outbox, then state.
         An outbox never refuses here: backpressure happens before a batch is taken in
         (`submit`), so nothing acknowledged is dropped or dead-lettered.
         """

@@ -18,7 +18,7 @@ the topic from the start, or any number of replicas handing partitions around, g
 the same incidents (the engine is batch-invariant, tests/property).
 
 **Exactly once into the state.** A shard's commit writes its state delta, its outbox
-entries and the partition's next offset in one MULTI/EXEC, fenced by the owner token of
+entries and the partition's next offset in one atomic step, fenced by the owner token of
 this assignment (correlate/store/fence.py). On assignment the new owner claims, loads
 and seeks to the stored offset: a replica killed mid-batch loses nothing, and the new
 owner re-reads exactly the messages whose effects were never committed. Kafka's own

@@ -4,11 +4,13 @@ A correlator that is assigned a partition **claims** its shard before loading it
 script writes `{prefix}:{shard}:owner` = (consumer group, generation, a token of this
 assignment), unless the stored claim is from a later generation of the same group (a
 replica whose assignment callback ran late must not take the shard back). Every commit
-then WATCHes the owner key, reads it, and writes the state delta, the outbox entries and
-the partition's next offset in one MULTI/EXEC (`RedisStore.commit(fence=...)`):
+then reads the owner's token and writes the state delta, the outbox entries and the
+partition's next offset in one atomic step (`RedisStore.commit(fence=...)`: the commit
+script for a delta; for a whole write, WATCH on the owner key and MULTI/EXEC):
 
-- another replica's claim at any time before EXEC makes the commit fail (`Fenced`):
-  the read sees another token, or EXEC aborts because the WATCHed key changed;
+- another replica's claim at any time before that step makes the commit fail
+  (`Fenced`): the script reads another token, or EXEC aborts because the WATCHed key
+  changed;
 - the new owner claims before it loads, so what it loads is everything any earlier
   owner committed, and the stored offset is exactly where that state stops: it seeks
   there and re-reads only what was never committed.
