@@ -134,27 +134,31 @@ def _delta_ops(
     fence: ShardFence | None,
 ) -> tuple[list[str], list[list[Any]]]:
     """The script's KEYS and commands for one delta; meta, with the new mark, last."""
-    names = [keys.meta, keys.owner, keys.tracked, keys.beats, keys.windows, keys.rules]
-    names += [keys.incidents, keys.open, keys.offset]
+    names = [keys.meta, keys.owner]  # the script reads these two by position
     ops: list[list[Any]] = []
-    for key, values in (outbox or {}).items():
+
+    def index(key: str) -> int:
         names.append(key)
+        return len(names)  # Lua's KEYS count from 1
+
+    for key, values in (outbox or {}).items():
+        at = index(key)
         for i in range(0, len(values), _CHUNK):
-            ops.append(["RPUSH", len(names), *[v.decode() for v in values[i : i + _CHUNK]]])
+            ops.append(["RPUSH", at, *[v.decode() for v in values[i : i + _CHUNK]]])
     if fence is not None and fence.next_offset is not None:
-        ops.append(["SET", 9, str(fence.next_offset)])
-    _hash_ops(ops, 3, delta.tracked)
+        ops.append(["SET", index(keys.offset), str(fence.next_offset)])
+    _hash_ops(ops, index(keys.tracked), delta.tracked)
+    beats = index(keys.beats)
     fps = list(delta.tracked)  # a whole entry supersedes the alert's heartbeat
     for i in range(0, len(fps), _CHUNK):
-        ops.append(["HDEL", 4, *fps[i : i + _CHUNK]])
-    _hash_ops(ops, 4, {fp: _enc.encode(b).decode() for fp, b in delta.beats.items()}, encode=False)
-    _hash_ops(ops, 5, delta.windows)
-    _hash_ops(ops, 6, delta.rules)
-    _hash_ops(ops, 7, delta.incidents)
-    _hash_ops(ops, 8, delta.open, encode=False)
+        ops.append(["HDEL", beats, *fps[i : i + _CHUNK]])
+    _hash_ops(ops, beats, delta.beats)
+    _hash_ops(ops, index(keys.windows), delta.windows)
+    _hash_ops(ops, index(keys.rules), delta.rules)
+    _hash_ops(ops, index(keys.incidents), delta.incidents)
+    _hash_ops(ops, index(keys.open), delta.open, encode=False)
     meta = [x for kv in _meta(delta, mark).items() for x in kv]
-    meta = [x.decode() if isinstance(x, bytes) else x for x in meta]
-    ops.append(["HSET", 1, *meta])
+    ops.append(["HSET", 1, *[x.decode() if isinstance(x, bytes) else x for x in meta]])
     return names, ops
 
 
@@ -215,9 +219,6 @@ class RedisStore:
         keys = ShardKeys(self.prefix, shard)
         self._commits += 1
         mark = f"{self._run}:{self._commits}".encode()
-        # In doubt from the moment anything is sent; a mark that never landed is
-        # harmless there, as no shard can ever hold it.
-        sent = True
         try:
             if delta.full:
                 await self._write_whole(keys, delta, outbox, fence, mark)
@@ -226,10 +227,11 @@ class RedisStore:
                 if script is None:
                     script = self._script = self._client.register_script(_COMMIT)
                 known = self._marks.get(shard)
-                allowed = [*self._in_doubt.get(shard, ()), *([known] if known else [])]
+                marks = [m.decode() for m in self._in_doubt.get(shard, ())]
+                if known:
+                    marks.append(known.decode())
                 names, ops = _delta_ops(keys, delta, mark, outbox, fence)
                 token = fence.token if fence is not None else ""
-                marks = [m.decode() for m in allowed]
                 payload = _pack.encode([marks, known is None, token, ops])
                 answer = await script(keys=names, args=[payload])
                 if answer == -2:
@@ -240,8 +242,9 @@ class RedisStore:
         except WatchError as err:
             lost = err.__context__
             if isinstance(lost, (RedisError, OSError)):  # the connection died mid-WATCH
-                if sent:
-                    self._in_doubt.setdefault(shard, set()).add(mark)
+                # In doubt from the moment anything is sent; a mark that never landed
+                # is harmless there, as no shard can ever hold it.
+                self._in_doubt.setdefault(shard, set()).add(mark)
                 msg = f"cannot save shard {shard} to Redis at {self.url}: {lost}"
                 raise StoreUnavailable(msg) from lost
             if fence is not None and not await fence.owned():
@@ -249,7 +252,7 @@ class RedisStore:
             msg = f"shard {shard} in Redis at {self.url} changed under the commit"
             raise StoreReset(msg, retry_after_s=0) from err
         except (RedisError, OSError) as err:
-            if sent and not isinstance(err, ResponseError):
+            if not isinstance(err, ResponseError):
                 # The answer was lost, not the commit refused: it may have landed
                 # (Redis stopping after running it; a watched pipeline reports that as
                 # a WatchError, above). The caller retries this delta merged with what
