@@ -6,10 +6,11 @@ no line that was acknowledged.
 
 A crash can also come after a line is written and before the outbox hears of it; the
 drain then delivers that event again after the restart (every event of the drain's
-round: it marks a round's deliveries in one write, sinks/drain.py). So on opening the file the sink
-reads its tail (`TAIL_BYTES`) and skips any event whose incident already has a line of
-that sequence or a later one (what the drain would skip had it heard). A torn last line
-(the crash came mid-write) is cut off: its event is delivered again, whole. The same
+round: it marks a round's deliveries in one write, sinks/drain.py). So on opening the
+file the sink reads its tail (`TAIL_BYTES`) and skips any event whose incident already
+has a line of that sequence or a later one (what the drain would skip had it heard). A
+torn last line (the crash came mid-write) is cut off: its event is delivered again,
+whole. The same
 holds while it runs: an outbox in Redis that went away between the write and the
 outbox's acknowledgement has the drain deliver the event again, so the sink keeps the
 last sequence written of the `RECENT` incidents it wrote last.

@@ -108,7 +108,10 @@ class _Request:
         self.done = done
 
 
-def _answer(requests: list[_Request], err: Exception | None) -> None:
+def _answer(requests: list[_Request], err: BaseException | None) -> None:
+    """Settle each request: done, or failed with `err` (a cancellation is a shutdown)."""
+    if err is not None and not isinstance(err, Exception):
+        err = Overloaded("shutting down", retry_after_s=5)
     for r in requests:
         if not r.done.done():
             if err is None:
@@ -198,10 +201,10 @@ class Pipeline:
         """The delta of that commit, merged into the next one."""
         self._inflight: asyncio.Task[None] | None = None
         """The last batch's commit, running while the next batch is correlated."""
-        self._carried: list[tuple[list[_Request], list[Alert]]] = []
-        """Requests (and their alerts, for the archive) of a commit the store refused as
-        a delta (StoreReset): answered by the next commit, which writes the whole state
-        with their events."""
+        self._carried: list[tuple[list[_Request], list[Alert], float]] = []
+        """Batches (requests, alerts, start) of a commit the store refused as a delta
+        (StoreReset): answered by the next commit, which writes the whole state with
+        their events."""
         self.outage = StoreOutage()
         """The current store outage, logged once each way."""
         self._metrics = metrics
@@ -345,7 +348,7 @@ class Pipeline:
                 # Stopped while waiting for the last commit: the changes stay in the
                 # engine for the next one (`save`), and so must these events.
                 self._backlog = [*(self._backlog or []), *unsent]
-            _answer(requests, Overloaded("shutting down", retry_after_s=5))
+            _answer(requests, asyncio.CancelledError())
             raise
         except Exception as err:
             if not isinstance(err, StoreUnavailable):  # an outage is logged once, not per batch
@@ -373,7 +376,7 @@ class Pipeline:
             log.warning("store_reset", error=str(err))
             self.engine.changes.full = True
             self._keep(delta, events)
-            self._carried.append((requests, alerts))
+            self._carried.append((requests, alerts, started))
             self._queue.wake()
             return
         except BaseException as err:
@@ -382,7 +385,7 @@ class Pipeline:
                 self.outage.failed(err)
             else:
                 log.exception("batch_failed", alerts=len(alerts))
-            _answer(requests, err if isinstance(err, Exception) else Overloaded("shutting down"))
+            _answer(requests, err)
             if not isinstance(err, Exception):
                 raise
             return
@@ -461,16 +464,14 @@ class Pipeline:
             if isinstance(err, StoreUnavailable):
                 self.outage.failed(err)
             carried, self._carried = self._carried, []
-            for requests, _ in carried:
-                _answer(requests, err if isinstance(err, Exception) else Overloaded("shutdown"))
+            for requests, _, _ in carried:
+                _answer(requests, err)
             raise
         self._unsaved = self._backlog = None
         self.outage.ok()
         carried, self._carried = self._carried, []
-        for requests, alerts in carried:
-            if self._archive is not None and alerts:
-                self._archive.write(alerts)
-            _answer(requests, None)
+        for batch in carried:
+            self._done(*batch)
 
     def _observe(self, effects: Effects) -> None:
         m, c = self._metrics, effects.counts
